@@ -1,0 +1,57 @@
+# `make run`: fresh machine to the running demo tenant.  `make test`: the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test install services static migrate demo lint browser bench clean-services
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+# Embedded PostgreSQL (pgvector) and Redis under var/ unless DATABASE_URL / REDIS_URL are set.
+services: install
+	$(PY) -m config.devservices up
+
+static: services
+	$(PY) manage.py compilemessages --ignore '.venv' --ignore 'node_modules' -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
+
+migrate: services
+	$(PY) manage.py migrate_schemas -v 0
+
+demo: migrate
+	$(PY) manage.py demo_setup
+
+run: static demo
+	honcho start -f Procfile -p 8000
+
+# Debian's chromium drives the browser tests (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	ruff check .
+	mypy .
+
+test: static browser lint
+	$(PY) manage.py makemigrations --check --dry-run -v 1
+	$(PY) -m pytest
+
+bench: static
+	@for f in bench/*.py; do $(PY) $$f || exit 1; done
+
+bench-%: static
+	$(PY) bench/$*.py
+
+clean-services:
+	$(PY) -m config.devservices down

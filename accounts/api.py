@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiToken, Membership
+from accounts.selectors import api_tokens_of, members_of
+from accounts.services import api_token_create, api_token_revoke
+
+
+class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    name = serializers.CharField()
+    role = serializers.CharField()
+    tenant = serializers.CharField()
+
+
+class MemberSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    email = serializers.EmailField(source="user.email", read_only=True)
+    name = serializers.CharField(source="user.name", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "name", "role", "created_at"]
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    key = serializers.CharField(read_only=True, help_text="Shown only in the response that creates the token.")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "key"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "key"]
+
+
+class MeView(APIView):
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        user = request.user
+        data = {
+            "id": user.pk,
+            "email": user.email,  # type: ignore[union-attr]
+            "name": getattr(user, "name", ""),
+            "role": request.membership.role,  # type: ignore[attr-defined]
+            "tenant": request.tenant.slug,  # type: ignore[attr-defined]
+        }
+        return Response(MeSerializer(data).data)
+
+
+class MemberViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    serializer_class = MemberSerializer
+
+    def get_queryset(self) -> QuerySet[Membership]:
+        return members_of(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet  # type: ignore[type-arg]
+):
+    """Your own API tokens in this workspace. DELETE revokes."""
+
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        return api_tokens_of(user=self.request.user, tenant=self.request.tenant)  # type: ignore[arg-type, attr-defined]
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, raw = api_token_create(user=request.user, tenant=request.tenant, name=serializer.validated_data["name"])  # type: ignore[arg-type, attr-defined]
+        body = dict(ApiTokenSerializer(token).data, key=raw)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: ApiToken) -> None:
+        api_token_revoke(token=instance)

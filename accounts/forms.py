@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import authenticate, password_validation
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Role, User
+from accounts.services import login_throttle_blocked, login_throttle_failed, login_throttle_reset
+from tenants.services import slug_validate
+
+
+def client_ip(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR", "-"))
+
+
+class LoginForm(forms.Form):
+    """Email and password, throttled per email and per address."""
+
+    email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        self.request = request
+        self.user: User | None = None
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        email, password = data.get("email", ""), data.get("password", "")
+        if not email or not password:
+            return data
+        ip = client_ip(self.request)
+        if login_throttle_blocked(email=email, ip=ip):
+            raise ValidationError(_("Too many failed attempts. Wait a few minutes and try again."), code="throttled")
+        user = authenticate(self.request, username=email.lower(), password=password)
+        if user is None:
+            login_throttle_failed(email=email, ip=ip)
+            raise ValidationError(_("Email or password is incorrect."), code="invalid_login")
+        login_throttle_reset(email=email, ip=ip)
+        self.user = user  # type: ignore[assignment]
+        return data
+
+
+class SignupForm(forms.Form):
+    company_name = forms.CharField(label=_("Business name"), max_length=120)
+    slug = forms.CharField(
+        label=_("Subdomain"), max_length=40, help_text=_("Lowercase letters, digits and hyphens.")
+    )
+    name = forms.CharField(label=_("Your name"), max_length=150)
+    email = forms.EmailField(label=_("Email"))
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args: Any, user: User | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.existing_user = user if user is not None and user.is_authenticated else None
+        if self.existing_user is not None:
+            # Signed in already (e.g. with Google): the account exists, only the workspace is new.
+            for field in ("name", "email", "password"):
+                del self.fields[field]
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"].strip().lower()
+        slug_validate(slug)
+        return slug
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        password_validation.validate_password(password, User(email=self.data.get("email", "")))
+        return str(password)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("Email"))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.AGENT)
+
+
+class AcceptInviteForm(forms.Form):
+    name = forms.CharField(label=_("Your name"), max_length=150)
+    password = forms.CharField(label=_("Choose a password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        password_validation.validate_password(password)
+        return str(password)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=80)
+
+
+class TenantSettingsForm(forms.Form):
+    name = forms.CharField(label=_("Business name"), max_length=120)
+    language = forms.ChoiceField(label=_("Default language"), choices=[("pt-br", "Português (Brasil)"), ("en", "English")])
+    timezone = forms.ChoiceField(label=_("Timezone"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        import zoneinfo
+
+        zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith("Etc/"))
+        self.fields["timezone"].choices = [(z, z.replace("_", " ")) for z in zones]

@@ -1,0 +1,234 @@
+"""Writes on accounts: signup, invitations, API tokens, the login hand-off, login throttling."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import ApiToken, Invitation, Membership, Role, User
+from tenants.models import Tenant
+from tenants.services import tenant_create, tenant_url
+
+HANDOFF_SALT = "accounts.handoff"
+
+
+def _sha256(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+# --- users and workspaces -------------------------------------------------------------------
+
+
+def user_create(*, email: str, password: str | None, name: str = "") -> User:
+    return User.objects.create_user(email=email, password=password, name=name)
+
+
+def membership_ensure(*, user: User, tenant: Tenant, role: str) -> Membership:
+    membership, created = Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def workspace_signup(
+    *,
+    company_name: str,
+    slug: str,
+    email: str,
+    password: str | None,
+    name: str = "",
+    language: str = "pt-br",
+    existing_user: User | None = None,
+) -> tuple[Tenant, User]:
+    """A new business signs up: tenant (schema + domain) and its owner. Raises ValidationError."""
+    email = email.strip().lower()
+    if existing_user is None and User.objects.filter(email=email).exists():
+        raise ValidationError(_("An account with this email already exists. Sign in to create a workspace."))
+    tenant = tenant_create(name=company_name, slug=slug, language=language)
+    user = existing_user or user_create(email=email, password=password, name=name)
+    membership_ensure(user=user, tenant=tenant, role=Role.OWNER)
+    return tenant, user
+
+
+# --- invitations ----------------------------------------------------------------------------
+
+
+def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User) -> tuple[Invitation, str]:
+    """Make an invitation and email its link. Returns the invitation and the raw token."""
+    email = email.strip().lower()
+    if Membership.objects.filter(tenant=tenant, user__email=email).exists():
+        raise ValidationError(_("This person is already a member."))
+    raw = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        tenant=tenant,
+        email=email,
+        role=role,
+        token_hash=_sha256(raw),
+        invited_by=invited_by,
+        expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
+    )
+    link = tenant_url(tenant, f"/invite/{raw}/")
+    context = {"tenant": tenant, "link": link, "invited_by": invited_by, "days": settings.INVITATION_MAX_AGE_DAYS}
+    send_mail(
+        subject=_("You are invited to %(tenant)s") % {"tenant": tenant.name},
+        message=render_to_string("accounts/email/invitation.txt", context),
+        from_email=None,
+        recipient_list=[email],
+    )
+    return invitation, raw
+
+
+def invitation_by_token(*, tenant: Tenant, raw_token: str) -> Invitation | None:
+    invitation = Invitation.objects.filter(tenant=tenant, token_hash=_sha256(raw_token)).first()
+    return invitation if invitation and invitation.is_usable else None
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    if user.email.lower() != invitation.email.lower():
+        raise ValidationError(_("This invitation was sent to another email address."))
+    updated = Invitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
+        accepted_at=timezone.now()
+    )
+    if updated != 1:
+        raise ValidationError(_("This invitation has already been used."))
+    return membership_ensure(user=user, tenant=invitation.tenant, role=invitation.role)
+
+
+def invitation_revoke(*, invitation: Invitation) -> None:
+    Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
+
+
+def membership_remove(*, membership: Membership) -> None:
+    if membership.role == Role.OWNER and not Membership.objects.filter(
+        tenant=membership.tenant, role=Role.OWNER
+    ).exclude(pk=membership.pk).exists():
+        raise ValidationError(_("A workspace needs at least one owner."))
+    ApiToken.objects.filter(user=membership.user, tenant=membership.tenant, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
+    membership.delete()
+
+
+def membership_set_role(*, membership: Membership, role: str) -> None:
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        if not Membership.objects.filter(tenant=membership.tenant, role=Role.OWNER).exclude(pk=membership.pk).exists():
+            raise ValidationError(_("A workspace needs at least one owner."))
+    membership.role = role
+    membership.save(update_fields=["role"])
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+
+def api_token_create(*, user: User, tenant: Tenant, name: str) -> tuple[ApiToken, str]:
+    """Returns the token row and the raw key, which is shown once and never stored."""
+    for _attempt in range(5):
+        prefix = secrets.token_hex(4)
+        raw = f"cp_{prefix}_{secrets.token_urlsafe(32)}"
+        try:
+            with transaction.atomic():
+                token = ApiToken.objects.create(
+                    user=user, tenant=tenant, name=name, prefix=prefix, token_hash=_sha256(raw)
+                )
+            return token, raw
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not allocate a unique token prefix")
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_token_authenticate(*, raw: str, tenant: Tenant) -> ApiToken | None:
+    """The live token this key names in this tenant, or None. Records when it was last used."""
+    parts = raw.split("_")
+    if len(parts) < 3 or parts[0] != "cp":
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(prefix=parts[1], tenant=tenant, revoked_at=None, user__is_active=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.token_hash, _sha256(raw)):
+        return None
+    if not Membership.objects.filter(user=token.user, tenant=tenant).exists():
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)  # at most one write a minute
+        token.last_used_at = now
+    return token
+
+
+# --- the login hand-off from the main domain to a tenant domain ------------------------------
+
+
+def handoff_token_make(*, user: User, tenant: Tenant) -> str:
+    """A signed, one-time token valid for HANDOFF_MAX_AGE_S that logs `user` in on `tenant`."""
+    payload = {"u": user.pk, "t": tenant.schema_name, "n": secrets.token_urlsafe(12)}
+    return signing.dumps(payload, salt=HANDOFF_SALT, compress=True)
+
+
+def handoff_token_consume(*, token: str, tenant: Tenant) -> User | None:
+    try:
+        payload = signing.loads(token, salt=HANDOFF_SALT, max_age=settings.HANDOFF_MAX_AGE_S)
+    except signing.BadSignature:
+        return None
+    if payload.get("t") != tenant.schema_name:
+        return None
+    # One use only: the nonce is remembered for as long as the token could be valid.
+    if not cache.add(f"handoff:{payload['n']}", 1, timeout=settings.HANDOFF_MAX_AGE_S + 5):
+        return None
+    user = User.objects.filter(pk=payload.get("u"), is_active=True).first()
+    if user is None or not Membership.objects.filter(user=user, tenant=tenant).exists():
+        return None
+    return user
+
+
+# --- login throttling -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrottleKeys:
+    email: str
+    ip: str
+
+    @classmethod
+    def of(cls, *, email: str, ip: str) -> ThrottleKeys:
+        return cls(f"login-fail:e:{_sha256(email.strip().lower())}", f"login-fail:ip:{ip}")
+
+
+def login_throttle_blocked(*, email: str, ip: str) -> bool:
+    keys = ThrottleKeys.of(email=email, ip=ip)
+    limit = settings.LOGIN_THROTTLE_ATTEMPTS
+    return int(cache.get(keys.email, 0)) >= limit or int(cache.get(keys.ip, 0)) >= limit * 4
+
+
+def login_throttle_failed(*, email: str, ip: str) -> None:
+    keys = ThrottleKeys.of(email=email, ip=ip)
+    for key in (keys.email, keys.ip):
+        if not cache.add(key, 1, timeout=settings.LOGIN_THROTTLE_WINDOW_S):
+            cache.incr(key)
+
+
+def login_throttle_reset(*, email: str, ip: str) -> None:
+    cache.delete(ThrottleKeys.of(email=email, ip=ip).email)

@@ -1,0 +1,251 @@
+"""Staff-facing pages on a tenant domain: login, hand-off, invitations, team, API tokens, settings."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import manager_required, member_required
+from accounts.forms import AcceptInviteForm, ApiTokenForm, InviteForm, LoginForm, RoleForm, TenantSettingsForm
+from accounts.middleware import SESSION_TENANT_KEY
+from accounts.models import Invitation, Membership, User
+from accounts.selectors import api_tokens_of, invitations_pending, members_of, membership_get
+from accounts.services import (
+    api_token_create,
+    api_token_revoke,
+    handoff_token_consume,
+    invitation_accept,
+    invitation_by_token,
+    invitation_create,
+    invitation_revoke,
+    membership_remove,
+    membership_set_role,
+    user_create,
+)
+from tenants.services import public_url, tenant_update_settings
+
+
+def social_providers() -> list[str]:
+    return sorted(settings.SOCIALACCOUNT_PROVIDERS)
+
+
+def tenant_login(request: HttpRequest, user: User) -> None:
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[SESSION_TENANT_KEY] = request.tenant.schema_name  # type: ignore[attr-defined]
+
+
+def _safe_next(request: HttpRequest, default: str = "/") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or default
+    return target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else default
+
+
+def login_view(request: HttpRequest) -> HttpResponse:
+    if getattr(request, "membership", None) is not None:
+        return redirect(_safe_next(request))
+    form = LoginForm(request, data=request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        assert form.user is not None
+        if membership_get(user=form.user, tenant=request.tenant) is None:  # type: ignore[attr-defined]
+            form.add_error(None, _("This account is not a member of this workspace."))
+        else:
+            tenant_login(request, form.user)
+            return redirect(_safe_next(request))
+    return render(
+        request,
+        "accounts/login.html",
+        {"form": form, "next": _safe_next(request, ""), "providers": social_providers()},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, _("You have signed out."))
+    return redirect("login")
+
+
+def handoff_finish(request: HttpRequest) -> HttpResponse:
+    """Arrival on the tenant domain from the main domain (signup, OAuth, workspace chooser)."""
+    user = handoff_token_consume(token=request.GET.get("token", ""), tenant=request.tenant)  # type: ignore[attr-defined]
+    if user is None:
+        messages.error(request, _("That sign-in link has expired or was already used. Please sign in again."))
+        return redirect("login")
+    tenant_login(request, user)
+    return redirect("home")
+
+
+def social_start(request: HttpRequest, provider: str) -> HttpResponse:
+    """OAuth always runs on the main domain (one redirect URI); it hands the user back here."""
+    if provider not in settings.SOCIALACCOUNT_PROVIDERS:
+        raise Http404
+    query = urlencode({"tenant": request.tenant.slug})  # type: ignore[attr-defined]
+    return redirect(public_url(f"/auth/social/{provider}/?{query}"))
+
+
+def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = invitation_by_token(tenant=request.tenant, raw_token=token)  # type: ignore[attr-defined]
+    if invitation is None:
+        return render(request, "accounts/invite_invalid.html", status=404)
+    existing = User.objects.filter(email=invitation.email).first()
+    if existing is not None:
+        return _accept_as_existing_user(request, invitation, existing)
+    form = AcceptInviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = user_create(email=invitation.email, password=form.cleaned_data["password"], name=form.cleaned_data["name"])
+        invitation_accept(invitation=invitation, user=user)
+        tenant_login(request, user)
+        messages.success(request, _("Welcome to %(tenant)s!") % {"tenant": invitation.tenant.name})
+        return redirect("home")
+    return render(request, "accounts/invite_accept.html", {"form": form, "invitation": invitation})
+
+
+def _accept_as_existing_user(request: HttpRequest, invitation: Invitation, user: User) -> HttpResponse:
+    form = LoginForm(request, data=request.POST or None, initial={"email": user.email})
+    if request.method == "POST" and form.is_valid():
+        assert form.user is not None
+        try:
+            invitation_accept(invitation=invitation, user=form.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            tenant_login(request, form.user)
+            messages.success(request, _("Welcome to %(tenant)s!") % {"tenant": invitation.tenant.name})
+            return redirect("home")
+    return render(request, "accounts/invite_login.html", {"form": form, "invitation": invitation})
+
+
+class TenantPasswordResetForm(PasswordResetForm):
+    """Only members of the tenant the request is for get a reset email from it."""
+
+    tenant_id: int | None = None
+
+    def get_users(self, email: str):  # type: ignore[no-untyped-def]
+        users = super().get_users(email)
+        return (u for u in users if Membership.objects.filter(user=u, tenant_id=self.tenant_id).exists())
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = TenantPasswordResetForm
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    success_url = reverse_lazy("password_reset_done")
+
+    def get_form(self, form_class=None):  # type: ignore[no-untyped-def]
+        form = super().get_form(form_class)
+        form.tenant_id = self.request.tenant.pk  # type: ignore[attr-defined]
+        return form
+
+
+@member_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/home.html", {"member_count": members_of(tenant=request.tenant).count()})  # type: ignore[attr-defined]
+
+
+@member_required
+def team(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    can_manage = request.membership.is_manager  # type: ignore[attr-defined]
+    form = InviteForm(request.POST or None)
+    if request.method == "POST":
+        if not can_manage:
+            return render(request, "403.html", status=403)
+        if form.is_valid():
+            try:
+                invitation_create(tenant=tenant, email=form.cleaned_data["email"], role=form.cleaned_data["role"], invited_by=request.user)  # type: ignore[arg-type]
+            except ValidationError as exc:
+                form.add_error("email", exc)
+            else:
+                messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
+                return redirect("team")
+    context = {
+        "form": form,
+        "members": members_of(tenant=tenant),
+        "invitations": invitations_pending(tenant=tenant),
+        "can_manage": can_manage,
+        "role_form": RoleForm(),
+    }
+    return render(request, "accounts/team.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@manager_required
+def team_invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    invitation = get_object_or_404(Invitation, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
+    invitation_revoke(invitation=invitation)
+    messages.success(request, _("Invitation revoked."))
+    return redirect("team")
+
+
+@require_POST
+@manager_required
+def team_member_role(request: HttpRequest, pk: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        try:
+            membership_set_role(membership=membership, role=form.cleaned_data["role"])
+            messages.success(request, _("Role updated."))
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    return redirect("team")
+
+
+@require_POST
+@manager_required
+def team_member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
+    try:
+        membership_remove(membership=membership)
+        messages.success(request, _("%(email)s was removed.") % {"email": membership.user.email})
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("team")
+
+
+@member_required
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    tenant, user = request.tenant, request.user  # type: ignore[attr-defined]
+    form = ApiTokenForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        _token, new_key = api_token_create(user=user, tenant=tenant, name=form.cleaned_data["name"])  # type: ignore[arg-type]
+        form = ApiTokenForm()
+    context = {"form": form, "tokens": api_tokens_of(user=user, tenant=tenant), "new_key": new_key}  # type: ignore[arg-type]
+    return render(request, "accounts/api_tokens.html", context)
+
+
+@require_POST
+@member_required
+def api_token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(api_tokens_of(user=request.user, tenant=request.tenant), pk=pk)  # type: ignore[arg-type, attr-defined]
+    api_token_revoke(token=token)
+    messages.success(request, _("Token revoked."))
+    return redirect("api_tokens")
+
+
+@manager_required
+def tenant_settings(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    initial = {"name": tenant.name, "language": tenant.language, "timezone": tenant.timezone}
+    form = TenantSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        tenant_update_settings(
+            tenant=tenant, name=form.cleaned_data["name"], language=form.cleaned_data["language"], timezone_name=form.cleaned_data["timezone"]
+        )
+        messages.success(request, _("Settings saved."))
+        return redirect("tenant_settings")
+    return render(request, "accounts/settings.html", {"form": form})

@@ -1,0 +1,31 @@
+"""URLs of the main domain (BASE_DOMAIN): landing, signup, login hand-off, OAuth, superadmin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from django.views.i18n import set_language
+
+from accounts import public_views
+from core import pwa
+from core.health import health
+
+admin.site.site_header = "Superadmin"
+admin.site.site_title = "Superadmin"
+
+urlpatterns = [
+    path("", public_views.landing, name="landing"),
+    path("signup/", public_views.signup, name="signup"),
+    path("login/", public_views.public_login, name="public_login"),
+    path("logout/", public_views.public_logout, name="public_logout"),
+    path("workspaces/", public_views.workspaces, name="workspaces"),
+    path("auth/handoff/start/", public_views.handoff_start, name="handoff_start"),
+    path("auth/social/<str:provider>/", public_views.social_start, name="public_social_start"),
+    path("accounts/login/", RedirectView.as_view(pattern_name="public_login", query_string=True)),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("health", health, name="health"),
+    path("manifest.webmanifest", pwa.manifest, name="pwa_manifest"),
+    path("sw.js", pwa.service_worker, name="pwa_sw"),
+    path("offline/", pwa.offline, name="pwa_offline"),
+]

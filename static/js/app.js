@@ -1,0 +1,67 @@
+// Page shell behaviour: toasts, CSRF for htmx, the live socket, the service worker.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRFToken"] = csrfToken();
+  });
+
+  // Toasts: server messages are rendered into #toasts; scripts call window.toast(text, level).
+  window.toast = function (text, level) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const item = document.createElement("div");
+    item.className = "toast " + (level || "info");
+    item.setAttribute("role", "status");
+    const span = document.createElement("span");
+    span.textContent = text;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.setAttribute("aria-label", "close");
+    close.textContent = "×";
+    close.onclick = function () { item.remove(); };
+    item.append(span, close);
+    box.appendChild(item);
+    setTimeout(function () { item.remove(); }, 6000);
+  };
+  document.querySelectorAll("#toasts .toast").forEach(function (item) {
+    setTimeout(function () { item.remove(); }, 6000);
+  });
+
+  // Live socket: reconnects with backoff; each event is re-dispatched as a DOM event `live:<name>`.
+  function connectLive() {
+    const dot = document.getElementById("live-dot");
+    if (!document.body.dataset.live) return;
+    let attempt = 0;
+    function open() {
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      const socket = new WebSocket(scheme + location.host + "/ws/live/");
+      socket.onopen = function () { attempt = 0; if (dot) dot.classList.add("on"); };
+      socket.onmessage = function (msg) {
+        const data = JSON.parse(msg.data);
+        document.dispatchEvent(new CustomEvent("live:" + data.event, { detail: data.payload }));
+      };
+      socket.onclose = function (event) {
+        if (dot) dot.classList.remove("on");
+        if (event.code >= 4400 && event.code < 4500) return; // not allowed: do not hammer
+        attempt += 1;
+        setTimeout(open, Math.min(30000, 500 * 2 ** attempt));
+      };
+      window.liveSocket = socket;
+    }
+    open();
+  }
+
+  document.addEventListener("DOMContentLoaded", connectLive);
+
+  if ("serviceWorker" in navigator) {
+    window.addEventListener("load", function () {
+      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
+    });
+  }
+})();

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django_tenants.middleware.main import TenantMainMiddleware
+
+from tenants.models import Tenant
+from tenants.selectors import tenant_for_hostname
+
+ALWAYS_OPEN_PATHS = ("/health", "/static/", "/manifest.webmanifest", "/sw.js", "/offline/")
+
+
+class TenantMiddleware(TenantMainMiddleware):
+    """Routes a request to its tenant's schema; the main domain is the public schema."""
+
+    def get_tenant(self, domain_model: object, hostname: str) -> Tenant:
+        tenant = tenant_for_hostname(hostname)
+        if tenant is None:
+            raise domain_model.DoesNotExist  # type: ignore[attr-defined]
+        return tenant
+
+    def no_tenant_found(self, request: HttpRequest, hostname: str) -> HttpResponse:
+        return render(request, "tenants/not_found.html", {"hostname": hostname}, status=404)
+
+
+class TenantActiveMiddleware:
+    """A suspended tenant gets a clear page; an active one gets its language and timezone."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant: Tenant | None = getattr(request, "tenant", None)
+        if tenant is None or tenant.schema_name == "public":
+            return self.get_response(request)
+        if not tenant.is_active and not request.path.startswith(ALWAYS_OPEN_PATHS):
+            return render(request, "tenants/suspended.html", {"tenant": tenant}, status=403)
+        timezone.activate(ZoneInfo(tenant.timezone))
+        if not request.COOKIES.get("django_language"):
+            # The tenant's language is the default; a user's own choice (cookie) wins in LocaleMiddleware.
+            request.META["HTTP_ACCEPT_LANGUAGE"] = tenant.language
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
