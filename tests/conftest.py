@@ -1,0 +1,189 @@
+"""Test session: one test database, two tenants made once and shared, a live server, a real worker.
+
+Most tests use pytest-django's ``db`` (a transaction rolled back after each test) inside a tenant
+schema. Tests that cross a process boundary (live server, Celery worker, browser) write committed data
+with unique names instead, through ``committed``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from accounts.middleware import SESSION_TENANT_KEY
+from accounts.models import Role, User
+from emulators.oauth import OAuthEmulator
+from tenants.models import Tenant
+from tenants.services import tenant_create
+from tests import pytest_env
+from tests.support import make_member, wait_until
+
+BASE_DIR = Path(settings.BASE_DIR)
+ARTIFACTS = BASE_DIR / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def tenants(django_db_setup: Any, django_db_blocker: Any) -> tuple[Tenant, Tenant]:
+    """Two tenants, created once per session (schema creation is the slow part)."""
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        alpha = Tenant.objects.filter(slug="alpha").first() or tenant_create(name="Alpha Ltda", slug="alpha")
+        beta = Tenant.objects.filter(slug="beta").first() or tenant_create(name="Beta SA", slug="beta", language="en")
+        connection.set_schema_to_public()
+    return alpha, beta
+
+
+@pytest.fixture
+def tenant_a(tenants: tuple[Tenant, Tenant]) -> Tenant:
+    return tenants[0]
+
+
+@pytest.fixture
+def tenant_b(tenants: tuple[Tenant, Tenant]) -> Tenant:
+    return tenants[1]
+
+
+@pytest.fixture
+def in_tenant_a(db: Any, tenant_a: Tenant) -> Iterator[Tenant]:
+    connection.set_tenant(tenant_a)
+    yield tenant_a
+    connection.set_schema_to_public()
+
+
+def tenant_client(tenant: Tenant, user: User | None = None) -> Client:
+    client = Client(HTTP_HOST=f"{tenant.slug}.localhost")
+    if user is not None:
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        session = client.session
+        session[SESSION_TENANT_KEY] = tenant.schema_name
+        session.save()
+    return client
+
+
+@pytest.fixture
+def owner_a(db: Any, tenant_a: Tenant) -> User:
+    return make_member(tenant_a, f"owner-{uuid.uuid4().hex[:8]}@alpha.test", Role.OWNER)
+
+
+@pytest.fixture
+def agent_a(db: Any, tenant_a: Tenant) -> User:
+    return make_member(tenant_a, f"agent-{uuid.uuid4().hex[:8]}@alpha.test", Role.AGENT)
+
+
+@pytest.fixture
+def committed(django_db_blocker: Any) -> Iterator[None]:
+    """Real commits, visible to other processes. Use unique names: nothing is rolled back."""
+    with django_db_blocker.unblock():
+        yield
+        connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state_between_tests() -> Iterator[None]:
+    connection.set_schema_to_public()
+    yield
+    connection.set_schema_to_public()
+    from django.core.cache import cache
+
+    try:
+        cache.clear()  # throttling counters and hand-off nonces live there
+    except Exception:  # noqa: S110 - a test without Redis has nothing to clear
+        pass
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def test_env(tenants: tuple[Tenant, Tenant]) -> dict[str, str]:
+    """The environment of a subprocess that must see the test database."""
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}" if db["HOST"].startswith("/") else (
+        f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _spawn(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / log_name).open("wb")
+    return subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def oauth_emulator() -> Iterator[OAuthEmulator]:
+    emulator = OAuthEmulator(
+        {
+            os.environ["GOOGLE_CLIENT_ID"]: os.environ["GOOGLE_CLIENT_SECRET"],
+            os.environ["FACEBOOK_CLIENT_ID"]: os.environ["FACEBOOK_CLIENT_SECRET"],
+        },
+        port=pytest_env.OAUTH_PORT,
+    ).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Iterator[str]:
+    """The ASGI app as production runs it (uvicorn), on loopback. Yields the main-domain URL."""
+    port = pytest_env.LIVE_PORT
+    proc = _spawn(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--lifespan", "off", "--no-access-log"],
+        test_env,
+        "live-server.log",
+    )
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            assert proc.poll() is None, (ARTIFACTS / "live-server.log").read_text()
+            return False
+
+    wait_until(healthy, timeout=60, interval=0.3)
+    yield f"http://localhost:{port}"
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
+    """A real Celery worker process on every queue (not eager mode)."""
+    from config.celery import app
+
+    name = f"test-{uuid.uuid4().hex[:6]}@%h"
+    proc = _spawn(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(settings.CELERY_QUEUES),
+         "-c", "2", "-n", name, "--without-mingle", "--without-gossip", "-l", "INFO"],
+        test_env,
+        "celery-worker.log",
+    )
+
+    def ready() -> bool:
+        assert proc.poll() is None, (ARTIFACTS / "celery-worker.log").read_text()
+        return bool(app.control.ping(timeout=0.5))
+
+    wait_until(ready, timeout=60, interval=0.5)
+    yield
+    _stop(proc)

@@ -1,0 +1,61 @@
+"""Loaded with ``-p tests.pytest_env`` before Django is set up: the test session's environment.
+
+- Redis: the same server as the app, but database 9 (broker, cache, channel layer), so a running demo
+  never consumes the suite's tasks.
+- Ports for the live server and the OAuth emulator are chosen now, so in-process settings and the
+  subprocesses agree on every URL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _local_env() -> dict[str, str]:
+    path = BASE_DIR / "var" / "local.env"
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = parse_qs(parts.query)
+        query["db"] = [str(db)]
+        return f"unix://{parts.path}?{urlencode(query, doseq=True)}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+redis_url = os.environ.get("REDIS_URL") or _local_env().get("REDIS_URL", "")
+if redis_url:
+    os.environ["REDIS_URL"] = _with_db(redis_url, 9)
+
+LIVE_PORT = _free_port()
+OAUTH_PORT = _free_port()
+os.environ.update(
+    {
+        "BASE_DOMAIN": "localhost",
+        "BASE_PORT": str(LIVE_PORT),
+        "CACHE_KEY_PREFIX": "test",
+        "CHANNELS_PREFIX": "test-asgi",
+        "GOOGLE_CLIENT_ID": "test-google-client",
+        "GOOGLE_CLIENT_SECRET": "test-google-secret",
+        "OAUTH_GOOGLE_BASE_URL": f"http://127.0.0.1:{OAUTH_PORT}",
+        "FACEBOOK_CLIENT_ID": "test-facebook-client",
+        "FACEBOOK_CLIENT_SECRET": "test-facebook-secret",
+        "OAUTH_FACEBOOK_BASE_URL": f"http://127.0.0.1:{OAUTH_PORT}",
+        "LOGIN_THROTTLE_ATTEMPTS": "5",
+    }
+)
