@@ -199,6 +199,7 @@ if env_str("FACEBOOK_CLIENT_ID"):
         "APP": {"client_id": env_str("FACEBOOK_CLIENT_ID"), "secret": env_str("FACEBOOK_CLIENT_SECRET")},
         "METHOD": "oauth2",
         "SCOPE": ["email", "public_profile"],
+        "VERIFIED_EMAIL": True,  # Facebook only returns emails it has confirmed
         **(
             {
                 "AUTHORIZE_URL": f"{_facebook_base}/dialog/oauth",

@@ -92,13 +92,14 @@ class OAuthHandler(EmulatorHandler):
                 return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
         token = secrets.token_urlsafe(24)
         with self.server.lock:
-            self.server.tokens[token] = grant.identity
+            self.server.tokens[token] = (grant.identity, client_id)
         self.server.redeemed += 1
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3599, "scope": "openid email profile"}
 
     def _bearer_identity(self, token: str) -> Identity | None:
         with self.server.lock:
-            return self.server.tokens.get(token)
+            found = self.server.tokens.get(token)
+        return found[0] if found else None
 
     # Google
     def google_token(self) -> None:
@@ -126,8 +127,9 @@ class OAuthHandler(EmulatorHandler):
 
     def facebook_me(self) -> None:
         q = self.query()
-        identity = self._bearer_identity(q.get("access_token", ""))
-        secret = next(iter(self.server.clients.values()), "")
+        with self.server.lock:
+            identity, client_id = self.server.tokens.get(q.get("access_token", ""), (None, ""))
+        secret = self.server.clients.get(client_id, "")
         proof = hmac.new(secret.encode(), q.get("access_token", "").encode(), hashlib.sha256).hexdigest()
         if identity is None or not hmac.compare_digest(proof, q.get("appsecret_proof", "")):
             self.send_json(400, {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}})
@@ -143,7 +145,7 @@ class OAuthEmulator(EmulatorServer):
         self.clients = clients  # client_id -> secret
         self.identity = Identity(email="person@example.com")
         self.grants: dict[str, Grant] = {}
-        self.tokens: dict[str, Identity] = {}
+        self.tokens: dict[str, tuple[Identity, str]] = {}  # access token -> (person, client id)
         self.redeemed = 0
 
     def set_identity(self, email: str, name: str = "Test Person") -> None:

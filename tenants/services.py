@@ -78,7 +78,7 @@ def tenant_create(
         language=language,
         timezone=timezone_name or settings.DEFAULT_TENANT_TIMEZONE,
     )
-    tenant.save()  # creates and migrates the schema
+    tenant.save(verbosity=0)  # creates and migrates the schema
     Domain.objects.create(domain=tenant_domain(slug), tenant=tenant, is_primary=True)
     return tenant
 

@@ -61,8 +61,10 @@ def in_tenant_a(db: Any, tenant_a: Tenant) -> Iterator[Tenant]:
     connection.set_schema_to_public()
 
 
-def tenant_client(tenant: Tenant, user: User | None = None) -> Client:
+def tenant_client(tenant: Tenant, user: User | None = None, lang: str | None = None) -> Client:
     client = Client(HTTP_HOST=f"{tenant.slug}.localhost")
+    if lang:
+        client.cookies["django_language"] = lang  # the user's own choice; else the tenant's language
     if user is not None:
         client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
         session = client.session
@@ -145,7 +147,7 @@ def oauth_emulator() -> Iterator[OAuthEmulator]:
 
 
 @pytest.fixture(scope="session")
-def live_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Iterator[str]:
+def app_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Iterator[str]:
     """The ASGI app as production runs it (uvicorn), on loopback. Yields the main-domain URL."""
     port = pytest_env.LIVE_PORT
     proc = _spawn(

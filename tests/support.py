@@ -23,7 +23,7 @@ class LoopbackTransport(httpx.HTTPTransport):
                 request.method,
                 request.url.copy_with(host="127.0.0.1"),
                 headers=request.headers,
-                content=request.content,
+                stream=request.stream,
                 extensions=request.extensions,
             )
         return super().handle_request(request)

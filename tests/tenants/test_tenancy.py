@@ -85,8 +85,8 @@ def test_unknown_subdomain_gets_a_clear_404(tenants: Any) -> None:
 def test_suspended_tenant_gets_a_clear_page_not_a_crash(tenant_a: Tenant, owner_a: User) -> None:
     tenant_suspend(tenant=tenant_a, reason="unpaid")
     try:
-        client = tenant_client(tenant_a, owner_a)
-        response = client.get("/", HTTP_ACCEPT_LANGUAGE="en")
+        client = tenant_client(tenant_a, owner_a, lang="en")
+        response = client.get("/")
         assert response.status_code == 403
         assert b"This workspace is suspended" in response.content
         assert client.get("/api/v1/me/").status_code == 403
