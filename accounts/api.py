@@ -62,7 +62,10 @@ class MemberViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
 
 
 class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet  # type: ignore[type-arg]
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
 ):
     """Your own API tokens in this workspace. DELETE revokes."""
 

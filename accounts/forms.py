@@ -20,8 +20,12 @@ def client_ip(request: HttpRequest) -> str:
 class LoginForm(forms.Form):
     """Email and password, throttled per email and per address."""
 
-    email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
-    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    email = forms.EmailField(
+        label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+    password = forms.CharField(
+        label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
 
     def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         self.request = request
@@ -47,9 +51,7 @@ class LoginForm(forms.Form):
 
 class SignupForm(forms.Form):
     company_name = forms.CharField(label=_("Business name"), max_length=120)
-    slug = forms.CharField(
-        label=_("Subdomain"), max_length=40, help_text=_("Lowercase letters, digits and hyphens.")
-    )
+    slug = forms.CharField(label=_("Subdomain"), max_length=40, help_text=_("Lowercase letters, digits and hyphens."))
     name = forms.CharField(label=_("Your name"), max_length=150)
     email = forms.EmailField(label=_("Email"))
     password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
@@ -80,7 +82,9 @@ class InviteForm(forms.Form):
 
 class AcceptInviteForm(forms.Form):
     name = forms.CharField(label=_("Your name"), max_length=150)
-    password = forms.CharField(label=_("Choose a password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password = forms.CharField(
+        label=_("Choose a password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
@@ -98,7 +102,9 @@ class ApiTokenForm(forms.Form):
 
 class TenantSettingsForm(forms.Form):
     name = forms.CharField(label=_("Business name"), max_length=120)
-    language = forms.ChoiceField(label=_("Default language"), choices=[("pt-br", "Português (Brasil)"), ("en", "English")])
+    language = forms.ChoiceField(
+        label=_("Default language"), choices=[("pt-br", "Português (Brasil)"), ("en", "English")]
+    )
     timezone = forms.ChoiceField(label=_("Timezone"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -106,4 +112,4 @@ class TenantSettingsForm(forms.Form):
         import zoneinfo
 
         zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith("Etc/"))
-        self.fields["timezone"].choices = [(z, z.replace("_", " ")) for z in zones]
+        self.fields["timezone"].choices = [(z, z.replace("_", " ")) for z in zones]  # type: ignore[attr-defined]

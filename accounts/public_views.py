@@ -52,7 +52,12 @@ def signup(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             return handoff_redirect(owner, tenant)
-    return render(request, "public/signup.html", {"form": form, "providers": social_providers()}, status=400 if form.errors else 200)
+    return render(
+        request,
+        "public/signup.html",
+        {"form": form, "providers": social_providers()},
+        status=400 if form.errors else 200,
+    )
 
 
 def public_login(request: HttpRequest) -> HttpResponse:
@@ -61,7 +66,12 @@ def public_login(request: HttpRequest) -> HttpResponse:
         assert form.user is not None
         login(request, form.user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("workspaces")
-    return render(request, "public/login.html", {"form": form, "providers": social_providers()}, status=400 if form.errors else 200)
+    return render(
+        request,
+        "public/login.html",
+        {"form": form, "providers": social_providers()},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required(login_url="public_login")

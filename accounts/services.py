@@ -113,11 +113,14 @@ def invitation_revoke(*, invitation: Invitation) -> None:
     Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
 
 
-def membership_remove(*, membership: Membership) -> None:
-    if membership.role == Role.OWNER and not Membership.objects.filter(
-        tenant=membership.tenant, role=Role.OWNER
-    ).exclude(pk=membership.pk).exists():
+def _refuse_removing_last_owner(membership: Membership) -> None:
+    others = Membership.objects.filter(tenant=membership.tenant, role=Role.OWNER).exclude(pk=membership.pk)
+    if membership.role == Role.OWNER and not others.exists():
         raise ValidationError(_("A workspace needs at least one owner."))
+
+
+def membership_remove(*, membership: Membership) -> None:
+    _refuse_removing_last_owner(membership)
     ApiToken.objects.filter(user=membership.user, tenant=membership.tenant, revoked_at=None).update(
         revoked_at=timezone.now()
     )
@@ -125,9 +128,8 @@ def membership_remove(*, membership: Membership) -> None:
 
 
 def membership_set_role(*, membership: Membership, role: str) -> None:
-    if membership.role == Role.OWNER and role != Role.OWNER:
-        if not Membership.objects.filter(tenant=membership.tenant, role=Role.OWNER).exclude(pk=membership.pk).exists():
-            raise ValidationError(_("A workspace needs at least one owner."))
+    if role != Role.OWNER:
+        _refuse_removing_last_owner(membership)
     membership.role = role
     membership.save(update_fields=["role"])
 

@@ -104,7 +104,9 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         return _accept_as_existing_user(request, invitation, existing)
     form = AcceptInviteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = user_create(email=invitation.email, password=form.cleaned_data["password"], name=form.cleaned_data["name"])
+        user = user_create(
+            email=invitation.email, password=form.cleaned_data["password"], name=form.cleaned_data["name"]
+        )
         invitation_accept(invitation=invitation, user=user)
         tenant_login(request, user)
         messages.success(request, _("Welcome to %(tenant)s!") % {"tenant": invitation.tenant.name})
@@ -130,7 +132,7 @@ def _accept_as_existing_user(request: HttpRequest, invitation: Invitation, user:
 class TenantPasswordResetForm(PasswordResetForm):
     """Only members of the tenant the request is for get a reset email from it."""
 
-    tenant_id: int | None = None
+    tenant_id: int = 0
 
     def get_users(self, email: str):  # type: ignore[no-untyped-def]
         users = super().get_users(email)
@@ -165,7 +167,12 @@ def team(request: HttpRequest) -> HttpResponse:
             return render(request, "403.html", status=403)
         if form.is_valid():
             try:
-                invitation_create(tenant=tenant, email=form.cleaned_data["email"], role=form.cleaned_data["role"], invited_by=request.user)  # type: ignore[arg-type]
+                invitation_create(
+                    tenant=tenant,
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    invited_by=request.user,  # type: ignore[arg-type]
+                )
             except ValidationError as exc:
                 form.add_error("email", exc)
             else:
@@ -244,7 +251,10 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
     form = TenantSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         tenant_update_settings(
-            tenant=tenant, name=form.cleaned_data["name"], language=form.cleaned_data["language"], timezone_name=form.cleaned_data["timezone"]
+            tenant=tenant,
+            name=form.cleaned_data["name"],
+            language=form.cleaned_data["language"],
+            timezone_name=form.cleaned_data["timezone"],
         )
         messages.success(request, _("Settings saved."))
         return redirect("tenant_settings")

@@ -15,6 +15,7 @@ import secrets
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -37,9 +38,7 @@ def _secrets() -> dict[str, str]:
     """Generated once per checkout and kept, so sessions and encrypted values survive restarts."""
     if not SECRETS_ENV.exists():
         key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        SECRETS_ENV.write_text(
-            f"SECRET_KEY={secrets.token_urlsafe(50)}\nFIELD_ENCRYPTION_KEYS=k1:{key}\n"
-        )
+        SECRETS_ENV.write_text(f"SECRET_KEY={secrets.token_urlsafe(50)}\nFIELD_ENCRYPTION_KEYS=k1:{key}\n")
         SECRETS_ENV.chmod(0o600)
     values: dict[str, str] = {}
     for line in SECRETS_ENV.read_text().splitlines():
@@ -50,10 +49,11 @@ def _secrets() -> dict[str, str]:
 
 
 def postgres_up() -> str:
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # imported late: only the embedded path needs it
 
     fresh = not (PG_DIR / "PG_VERSION").exists()
-    server = pgserver.get_server(PG_DIR, cleanup_mode=None)
+    pgserver.get_server(PG_DIR, cleanup_mode=None)  # starts it, and leaves it running
     conf = PG_DIR / "postgresql.conf"
     if fresh or "devservices.py" not in conf.read_text():
         with conf.open("a") as fh:
@@ -63,11 +63,15 @@ def postgres_up() -> str:
 
 
 def _pg_restart() -> None:
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {PG_DIR}", "-l", str(PG_DIR / "log"), "restart"],
-           pgdata=PG_DIR, user=user, timeout=30)
+    pg_ctl(
+        ["-w", "-o", '-h ""', "-o", f"-k {PG_DIR}", "-l", str(PG_DIR / "log"), "restart"],
+        pgdata=PG_DIR,
+        user=user,
+        timeout=30,
+    )
 
 
 def _redis_binary() -> Path:
@@ -83,10 +87,25 @@ def redis_up() -> str:
         return url
     subprocess.run(
         [
-            str(_redis_binary()), "--port", "0", "--unixsocket", str(REDIS_SOCKET),
-            "--unixsocketperm", "700", "--daemonize", "yes", "--dir", str(REDIS_DIR),
-            "--pidfile", str(REDIS_DIR / "redis.pid"), "--logfile", str(REDIS_DIR / "redis.log"),
-            "--save", "60 1000", "--maxclients", "2000",
+            str(_redis_binary()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(REDIS_SOCKET),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(REDIS_DIR),
+            "--pidfile",
+            str(REDIS_DIR / "redis.pid"),
+            "--logfile",
+            str(REDIS_DIR / "redis.log"),
+            "--save",
+            "60 1000",
+            "--maxclients",
+            "2000",
         ],
         check=True,
     )
@@ -124,7 +143,7 @@ def down() -> None:
     if pid_file.exists():
         subprocess.run(["kill", pid_file.read_text().strip()], check=False)
     if (PG_DIR / "postmaster.pid").exists():
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         user = "pgserver" if os.geteuid() == 0 else None
         pg_ctl(["-w", "stop"], pgdata=PG_DIR, user=user, timeout=30)

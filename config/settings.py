@@ -287,13 +287,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_context": {"()": "core.logging.RequestContextFilter"}},
     "formatters": {
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s [tenant=%(tenant)s request=%(request_id)s] %(message)s"
-        }
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [tenant=%(tenant)s request=%(request_id)s] %(message)s"}
     },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -302,4 +298,3 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 TEST_RUNNER = "django.test.runner.DiscoverRunner"
-

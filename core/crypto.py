@@ -69,9 +69,7 @@ def parse_keys(specs: list[str]) -> Keyring:
         except ValueError:
             key = b""
         if not kid or len(key) != 32:
-            raise ImproperlyConfigured(
-                "FIELD_ENCRYPTION_KEYS entries must be 'kid:base64' of a 32-byte key"
-            )
+            raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS entries must be 'kid:base64' of a 32-byte key")
         keys.append((kid, key))
     if not keys:
         raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is empty: secrets cannot be stored")

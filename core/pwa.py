@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -39,7 +41,8 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         static("vendor/alpinejs/cdn.min.js"),
         static("icons/icon-192.png"),
     ]
-    response = render(request, "pwa/sw.js", {"precache": precache}, content_type="application/javascript")
+    context = {"precache_json": json.dumps(precache)}  # our own static paths, JSON-encoded for JS
+    response = render(request, "pwa/sw.js", context, content_type="application/javascript")
     response["Service-Worker-Allowed"] = "/"
     return response
 

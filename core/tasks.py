@@ -9,4 +9,4 @@ from config.celery import app
 def worker_probe() -> dict[str, str]:
     """Answers which schema the worker ran this task in: a diagnostic of tenant routing."""
     tenant = getattr(connection, "tenant", None)
-    return {"schema": connection.schema_name, "tenant": getattr(tenant, "slug", "")}
+    return {"schema": getattr(connection, "schema_name", "public"), "tenant": getattr(tenant, "slug", "")}

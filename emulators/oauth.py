@@ -113,10 +113,18 @@ class OAuthHandler(EmulatorHandler):
             self.send_json(401, {"error": {"code": 401, "message": "Invalid Credentials", "status": "UNAUTHENTICATED"}})
             return
         first, _, last = identity.name.partition(" ")
-        self.send_json(200, {
-            "id": identity.uid, "email": identity.email, "verified_email": True, "name": identity.name,
-            "given_name": first, "family_name": last, "picture": "",
-        })
+        self.send_json(
+            200,
+            {
+                "id": identity.uid,
+                "email": identity.email,
+                "verified_email": True,
+                "name": identity.name,
+                "given_name": first,
+                "family_name": last,
+                "picture": "",
+            },
+        )
 
     # Facebook
     def facebook_token(self) -> None:
@@ -132,11 +140,21 @@ class OAuthHandler(EmulatorHandler):
         secret = self.server.clients.get(client_id, "")
         proof = hmac.new(secret.encode(), q.get("access_token", "").encode(), hashlib.sha256).hexdigest()
         if identity is None or not hmac.compare_digest(proof, q.get("appsecret_proof", "")):
-            self.send_json(400, {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}})
+            self.send_json(
+                400, {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}
+            )
             return
         first, _, last = identity.name.partition(" ")
-        self.send_json(200, {"id": identity.uid, "email": identity.email, "name": identity.name,
-                             "first_name": first, "last_name": last})
+        self.send_json(
+            200,
+            {
+                "id": identity.uid,
+                "email": identity.email,
+                "name": identity.name,
+                "first_name": first,
+                "last_name": last,
+            },
+        )
 
 
 class OAuthEmulator(EmulatorServer):

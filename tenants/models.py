@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
 
 
-class Plan(models.Model):
+class Plan(models.Model):  # type: ignore[django-manager-missing]  # Tenant's base class is untyped
     code = models.SlugField(_("code"), unique=True)
     name = models.CharField(_("name"), max_length=80)
     price_monthly = models.DecimalField(_("monthly price"), max_digits=10, decimal_places=2, default=Decimal("0"))
@@ -30,7 +30,9 @@ class Tenant(TenantMixin):
 
     name = models.CharField(_("name"), max_length=120)
     slug = models.SlugField(_("subdomain"), max_length=40, unique=True)
-    plan = models.ForeignKey(Plan, verbose_name=_("plan"), null=True, blank=True, on_delete=models.PROTECT)
+    plan = models.ForeignKey(
+        Plan, verbose_name=_("plan"), null=True, blank=True, on_delete=models.PROTECT, related_name="tenants"
+    )
     timezone = models.CharField(_("timezone"), max_length=64, default="America/Sao_Paulo")
     language = models.CharField(_("language"), max_length=10, default="pt-br")
     is_active = models.BooleanField(_("active"), default=True)

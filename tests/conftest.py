@@ -98,10 +98,7 @@ def _clean_state_between_tests() -> Iterator[None]:
     connection.set_schema_to_public()
     from django.core.cache import cache
 
-    try:
-        cache.clear()  # throttling counters and hand-off nonces live there
-    except Exception:  # noqa: S110 - a test without Redis has nothing to clear
-        pass
+    cache.clear()  # throttling counters and hand-off nonces live there
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -112,8 +109,10 @@ def test_env(tenants: tuple[Tenant, Tenant]) -> dict[str, str]:
     """The environment of a subprocess that must see the test database."""
     db = connection.settings_dict
     env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}" if db["HOST"].startswith("/") else (
-        f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    env["DATABASE_URL"] = (
+        f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}"
+        if db["HOST"].startswith("/")
+        else (f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}")
     )
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -151,8 +150,19 @@ def app_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Itera
     """The ASGI app as production runs it (uvicorn), on loopback. Yields the main-domain URL."""
     port = pytest_env.LIVE_PORT
     proc = _spawn(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "off", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+        ],
         test_env,
         "live-server.log",
     )
@@ -176,8 +186,24 @@ def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
 
     name = f"test-{uuid.uuid4().hex[:6]}@%h"
     proc = _spawn(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(settings.CELERY_QUEUES),
-         "-c", "2", "-n", name, "--without-mingle", "--without-gossip", "-l", "INFO"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            ",".join(settings.CELERY_QUEUES),
+            "-c",
+            "2",
+            "-n",
+            name,
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "INFO",
+        ],
         test_env,
         "celery-worker.log",
     )

@@ -1,6 +1,6 @@
 // Service worker: precache the shell assets and the offline page; pages go to the network first.
 const CACHE = "panel-v1";
-const PRECACHE = [{% for url in precache %}"{{ url|escapejs }}"{% if not forloop.last %}, {% endif %}{% endfor %}];
+const PRECACHE = {{ precache_json|safe }};
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(PRECACHE)).then(() => self.skipWaiting()));

@@ -26,7 +26,13 @@ def test_token_authenticates_and_records_last_use(tenant_a: Tenant, agent_a: Use
     assert raw not in token.token_hash and len(token.token_hash) == 64
     response = api(tenant_a, raw).get("/api/v1/me/")
     assert response.status_code == 200
-    assert response.json() == {"id": agent_a.pk, "email": agent_a.email, "name": agent_a.name, "role": "agent", "tenant": "alpha"}
+    assert response.json() == {
+        "id": agent_a.pk,
+        "email": agent_a.email,
+        "name": agent_a.name,
+        "role": "agent",
+        "tenant": "alpha",
+    }
     token.refresh_from_db()
     assert token.last_used_at is not None
     bearer = Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Bearer {raw}").get("/api/v1/me/")

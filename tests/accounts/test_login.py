@@ -33,7 +33,9 @@ def test_member_logs_in_and_sees_the_shell(tenant_a: Tenant, agent_a: User) -> N
 def test_login_respects_a_safe_next_only(tenant_a: Tenant, agent_a: User) -> None:
     ok = tenant_client(tenant_a).post("/login/?next=/team/", {"email": agent_a.email, "password": PASSWORD})
     assert ok["Location"] == "/team/"
-    evil = tenant_client(tenant_a).post("/login/?next=https://evil.test/", {"email": agent_a.email, "password": PASSWORD})
+    evil = tenant_client(tenant_a).post(
+        "/login/?next=https://evil.test/", {"email": agent_a.email, "password": PASSWORD}
+    )
     assert evil["Location"] == "/"
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,12 +24,15 @@ class Vault(models.Model):
         app_label = "core"
         db_table = "test_encryption_vault"
 
+    def __str__(self) -> str:
+        return f"vault {self.pk}"
+
 
 @pytest.fixture
-def vault_table(db: Any) -> Iterator[None]:
+def vault_table(db: Any) -> None:
+    # made inside the test's transaction, so it is rolled back with it
     with connection.schema_editor() as editor:
         editor.create_model(Vault)
-    yield
 
 
 def raw_column(pk: int, column: str) -> str:

@@ -48,7 +48,10 @@ def test_a_socket_of_tenant_a_never_receives_tenant_b_events(
     cookies_b = _login_cookies(app_server, beta, f"ws-b-{tag}@beta.test")
     with _open(app_server, alpha, cookies_a) as sock_a, _open(app_server, beta, cookies_b) as sock_b:
         push(beta.schema_name, STAFF_TOPIC, "message.created", {"id": 1, "text": "only for beta"})
-        assert json.loads(sock_b.recv(timeout=5)) == {"event": "message.created", "payload": {"id": 1, "text": "only for beta"}}
+        assert json.loads(sock_b.recv(timeout=5)) == {
+            "event": "message.created",
+            "payload": {"id": 1, "text": "only for beta"},
+        }
         with pytest.raises(TimeoutError):
             sock_a.recv(timeout=1.0)
         push(alpha.schema_name, STAFF_TOPIC, "message.created", {"id": 2})
@@ -57,7 +60,9 @@ def test_a_socket_of_tenant_a_never_receives_tenant_b_events(
             sock_b.recv(timeout=0.5)
 
 
-def test_sockets_need_a_session_made_on_that_tenant(app_server: str, tenants: tuple[Tenant, Tenant], committed: Any) -> None:
+def test_sockets_need_a_session_made_on_that_tenant(
+    app_server: str, tenants: tuple[Tenant, Tenant], committed: Any
+) -> None:
     alpha, beta = tenants
     tag = uuid.uuid4().hex[:8]
     make_member(alpha, f"ws-x-{tag}@alpha.test")

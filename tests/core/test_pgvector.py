@@ -27,7 +27,8 @@ def test_vector_type_resolves_in_every_tenant_schema(tenant_a: Tenant, tenant_b:
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'"
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+            " WHERE e.extname = 'vector'"
         )
         assert cursor.fetchone()[0] == "public"
 

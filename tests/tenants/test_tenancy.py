@@ -26,7 +26,13 @@ def test_signup_creates_schema_domain_owner_and_lands_logged_in() -> None:
     client = Client(HTTP_HOST="localhost")
     response = client.post(
         "/signup/",
-        {"company_name": "Padaria Pão Quente", "slug": "padaria", "name": "Ana", "email": "Ana@Padaria.test", "password": PASSWORD},
+        {
+            "company_name": "Padaria Pão Quente",
+            "slug": "padaria",
+            "name": "Ana",
+            "email": "Ana@Padaria.test",
+            "password": PASSWORD,
+        },
     )
     assert response.status_code == 302
     target = urlsplit(response["Location"])
@@ -101,8 +107,13 @@ def test_superadmin_suspends_and_reactivates_from_the_admin(tenant_b: Tenant) ->
     admin = User.objects.create_superuser(email="root@platform.test", password=PASSWORD)
     client = Client(HTTP_HOST="localhost")
     client.force_login(admin)
-    for path in ("/admin/tenants/tenant/", "/admin/tenants/domain/", "/admin/accounts/user/",
-                 "/admin/accounts/membership/", "/admin/tenants/plan/"):
+    for path in (
+        "/admin/tenants/tenant/",
+        "/admin/tenants/domain/",
+        "/admin/accounts/user/",
+        "/admin/accounts/membership/",
+        "/admin/tenants/plan/",
+    ):
         assert client.get(path).status_code == 200, path
     response = client.post("/admin/tenants/tenant/", {"action": "suspend", "_selected_action": [tenant_b.pk]})
     assert response.status_code == 302

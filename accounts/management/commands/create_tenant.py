@@ -6,9 +6,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.services import membership_ensure, user_create
-from accounts.models import Role
 from tenants.services import tenant_create, tenant_url
 
 
@@ -26,7 +25,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
-            tenant = tenant_create(name=opts["name"], slug=opts["slug"], plan_code=opts["plan"], language=opts["language"])
+            tenant = tenant_create(
+                name=opts["name"], slug=opts["slug"], plan_code=opts["plan"], language=opts["language"]
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         password = opts["owner_password"]

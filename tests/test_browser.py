@@ -1,0 +1,112 @@
+"""A person's view: real headless Chromium (Debian's) against the live server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tenants.models import Tenant
+from tests.support import PASSWORD, make_member
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP *.localhost 127.0.0.1",
+]
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _django_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Playwright's sync API keeps an event loop on this thread; our own ORM calls here are plain sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (make test installs it)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+def _login(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_member_logs_in_and_sees_the_shell(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any
+) -> None:
+    alpha, _ = tenants
+    email = f"browser-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email)
+    port = app_server.rsplit(":", 1)[1]
+    base = f"http://alpha.localhost:{port}"
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    _login(page, base, email)
+    expect(page).to_have_url(f"{base}/")
+    expect(page.get_by_test_id("user-email")).to_have_text(email)
+    expect(page.locator("nav.sidebar")).to_contain_text("Equipe")  # pt-BR by default
+    expect(page.locator("#live-dot")).to_have_class("live-dot on", timeout=10_000)  # the live socket is up
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "shell.png"), full_page=True)
+
+    # switch to English, navigate, and see the team page
+    page.select_option("#lang-select", "en")
+    expect(page.locator("nav.sidebar")).to_contain_text("Team")
+    page.click("nav.sidebar >> text=Team")
+    expect(page.locator("h1")).to_have_text("Team")
+    expect(page.locator("table")).to_contain_text(email)
+
+    # every link in the navigation answers 200
+    for href in page.eval_on_selector_all("nav.sidebar a", "els => els.map(e => e.getAttribute('href'))"):
+        response = page.goto(f"{base}{href}")
+        assert response is not None and response.status == 200, href
+
+    # the service worker registers, and its offline page is precached
+    page.goto(f"{base}/")
+    page.wait_for_function(
+        "navigator.serviceWorker && navigator.serviceWorker.controller !== undefined", timeout=10_000
+    )
+    registered = page.evaluate("navigator.serviceWorker.getRegistration('/').then(r => !!r)")
+    assert registered
+    assert errors == []
+    context.close()
+
+
+def test_small_screen_has_a_menu_toggle(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any
+) -> None:
+    alpha, _ = tenants
+    email = f"mobile-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email)
+    port = app_server.rsplit(":", 1)[1]
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    _login(page, f"http://alpha.localhost:{port}", email)
+    expect(page.locator("nav.sidebar")).to_be_hidden()
+    page.click(".menu-toggle")
+    expect(page.locator("nav.sidebar")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "shell-mobile.png"))
+    context.close()
