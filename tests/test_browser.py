@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tenants.models import Tenant
@@ -29,9 +30,12 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(autouse=True)
-def _django_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Playwright's sync API keeps an event loop on this thread; our own ORM calls here are plain sync.
+def _django_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Playwright's sync API keeps an event loop on this thread; our own ORM calls here are plain sync,
+    # but they get a connection of their own in that context, which must be closed before the test DB goes.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+    yield
+    connections.close_all()
 
 
 @pytest.fixture(scope="module")
