@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
+from kombu import Connection
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -18,8 +20,6 @@ def check_database() -> None:
 
 
 def check_redis() -> None:
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
         client.ping()
@@ -28,8 +28,6 @@ def check_redis() -> None:
 
 
 def check_broker() -> None:
-    from kombu import Connection
-
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
 

@@ -182,7 +182,7 @@ def app_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Itera
 @pytest.fixture(scope="session")
 def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
     """A real Celery worker process on every queue (not eager mode)."""
-    from config.celery import app
+    from config.celery import QUEUES, app
 
     name = f"test-{uuid.uuid4().hex[:6]}@%h"
     proc = _spawn(
@@ -194,7 +194,7 @@ def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
             "config",
             "worker",
             "-Q",
-            ",".join(settings.CELERY_QUEUES),
+            ",".join(QUEUES),
             "-c",
             "2",
             "-n",

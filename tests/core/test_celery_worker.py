@@ -33,3 +33,10 @@ def test_tasks_route_to_named_queues(celery_worker: None) -> None:
     active = app.control.inspect(timeout=2).active_queues() or {}
     consumed = {q["name"] for worker_queues in active.values() for q in worker_queues}
     assert queues <= consumed
+
+
+def test_a_task_sent_to_one_queue_reaches_only_that_queue() -> None:
+    from config.celery import app
+
+    routes = {q.name: q.routing_key for q in app.conf.task_queues}
+    assert routes == {name: name for name in routes}  # distinct keys: no fan-out to every queue
