@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import redis
 from django.conf import settings
-from kombu import Connection
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+from kombu import Connection
 
 
 def check_database() -> None:
