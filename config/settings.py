@@ -34,6 +34,7 @@ SHARED_APPS = [
     "accounts",  # before django_tenants so our create_tenant command (tenant + owner) wins
     "django_tenants",
     "core",
+    "intake",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -53,6 +54,10 @@ SHARED_APPS = [
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
+    "crm",
+    "inbox",
+    "whatsapp",
+    "sms",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -137,6 +142,16 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_TENANT_CACHE_SECONDS = 30
+CELERY_BEAT_SCHEDULE = {
+    "ingest-sweep": {"task": "inbox.ingest_sweep", "schedule": 10.0, "options": {"queue": "ingest"}},
+    "sending-sweep": {"task": "inbox.sending_sweep", "schedule": 60.0, "options": {"queue": "default"}},
+    "whatsapp-templates-sync": {
+        "task": "whatsapp.templates_sync_all",
+        "schedule": 3600.0,
+        "options": {"queue": "default"},
+    },
+}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -269,6 +284,21 @@ if env_str("AWS_STORAGE_BUCKET_NAME"):
     AWS_DEFAULT_ACL = None
     AWS_QUERYSTRING_AUTH = True
 WHITENOISE_USE_FINDERS = DEBUG
+
+# Channels: providers by kind (inbox never imports them), external API base URLs (emulators locally).
+CHANNEL_PROVIDERS = {
+    "whatsapp_cloud": "whatsapp.providers.CloudProvider",
+    "sms_twilio": "sms.providers.TwilioSmsProvider",
+}
+META_GRAPH_BASE_URL = env_str("META_GRAPH_BASE_URL", "https://graph.facebook.com")
+META_GRAPH_VERSION = env_str("META_GRAPH_VERSION", "v21.0")
+META_APP_SECRET = env_str("META_APP_SECRET")
+META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
+TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL", "https://api.twilio.com")
+# Where providers reach our webhooks (signatures are checked against this, not the Host header).
+PUBLIC_WEBHOOK_BASE_URL = env_str(
+    "PUBLIC_WEBHOOK_BASE_URL", f"{BASE_SCHEME}://{BASE_DOMAIN}" + (f":{BASE_PORT}" if BASE_PORT else "")
+)
 
 # Secrets in the database are AES-256-GCM encrypted (core.fields); keys newest first, "kid:base64".
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")

@@ -7,7 +7,9 @@ from django.views.i18n import set_language
 
 from accounts import public_views
 from core import pwa
-from core.health import health
+from core.health import health, live
+from sms.webhooks import twilio_inbound, twilio_status
+from whatsapp.webhooks import meta_webhook
 
 admin.site.site_header = "Superadmin"
 admin.site.site_title = "Superadmin"
@@ -25,6 +27,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/setlang/", set_language, name="set_language"),
     path("health", health, name="health"),
+    path("livez", live, name="livez"),
+    path("webhooks/whatsapp/", meta_webhook, name="webhook_meta"),
+    path("webhooks/twilio/inbound/", twilio_inbound, name="webhook_twilio_inbound"),
+    path("webhooks/twilio/status/", twilio_status, name="webhook_twilio_status"),
     path("manifest.webmanifest", pwa.manifest, name="pwa_manifest"),
     path("sw.js", pwa.service_worker, name="pwa_sw"),
     path("offline/", pwa.offline, name="pwa_offline"),

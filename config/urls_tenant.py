@@ -6,7 +6,7 @@ from django.views.i18n import set_language
 
 from accounts import views
 from core import pwa
-from core.health import health
+from core.health import health, live
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -42,6 +42,7 @@ urlpatterns = [
     path("settings/api-tokens/<int:pk>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("health", health, name="health"),
+    path("livez", live, name="livez"),
     path("manifest.webmanifest", pwa.manifest, name="pwa_manifest"),
     path("sw.js", pwa.service_worker, name="pwa_sw"),
     path("offline/", pwa.offline, name="pwa_offline"),

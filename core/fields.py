@@ -36,6 +36,10 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
 class EncryptedJSONField(EncryptedTextField):
     """A JSON value (credentials, tokens) stored encrypted."""
 
+    # what django-stubs reads to type the attribute on a model instance
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: dict[str, Any]  # type: ignore[assignment]
+
     def encode(self, value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
 

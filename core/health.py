@@ -8,7 +8,7 @@ from collections.abc import Callable
 import redis
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from kombu import Connection
 
@@ -54,3 +54,8 @@ def health(request: HttpRequest) -> JsonResponse:
     failing = [name for name, r in results.items() if not r["ok"]]
     body = {"status": "ok" if healthy else "fail", "checks": results, "failing": failing}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def live(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers. No dependency is touched (that is /health's job)."""
+    return HttpResponse("ok", content_type="text/plain")

@@ -69,3 +69,59 @@ class EmulatorServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+class CallbackQueue:
+    """Delivers delayed webhook calls from one background thread (not a timer thread per call)."""
+
+    def __init__(self) -> None:
+        import heapq
+        import itertools
+
+        import httpx
+
+        self._heap: list[tuple[float, int, str, bytes, dict[str, str]]] = []
+        self._push = heapq.heappush
+        self._pop = heapq.heappop
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._http = httpx.Client(timeout=10)
+        self.delivered = 0
+        self.failures: list[str] = []
+        self._stop = False
+        threading.Thread(target=self._run, name="callbacks", daemon=True).start()
+
+    def schedule(self, delay_s: float, url: str, body: bytes, headers: dict[str, str]) -> None:
+        import time
+
+        with self._cv:
+            self._push(self._heap, (time.monotonic() + delay_s, next(self._seq), url, body, headers))
+            self._cv.notify()
+
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._heap)
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+
+    def _run(self) -> None:
+        import time
+
+        while True:
+            with self._cv:
+                while not self._stop and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cv.wait(timeout)
+                if self._stop:
+                    return
+                _due, _seq, url, body, headers = self._pop(self._heap)
+            try:
+                response = self._http.post(url, content=body, headers=headers)
+                if response.status_code >= 300:
+                    self.failures.append(f"{response.status_code} {url}")
+                self.delivered += 1
+            except Exception as exc:  # the app may be down: record and go on, like the real service retrying later
+                self.failures.append(f"{type(exc).__name__} {url}")

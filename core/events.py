@@ -1,0 +1,44 @@
+"""The event bus: an app announces what happened; other apps subscribe in their AppConfig.ready().
+
+Handlers run after the surrounding transaction commits, each with the tenant schema and a small
+payload. A failing handler is logged with the tenant and does not stop the others. Slow handlers hand
+off to a Celery queue themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, dict[str, Any]], None]
+_subscribers: dict[str, list[Handler]] = defaultdict(list)
+
+MESSAGE_CREATED = "message.created"  # inbound or outbound, payload: message summary
+MESSAGE_STATUS = "message.status"  # payload: id, status, error
+CONTACT_OPTED_OUT = "contact.opted_out"
+CONTACT_OPTED_IN = "contact.opted_in"
+TEMPLATE_STATUS = "template.status"
+
+
+def subscribe(event: str, handler: Handler) -> None:
+    if handler not in _subscribers[event]:
+        _subscribers[event].append(handler)
+
+
+def announce(event: str, schema_name: str, payload: dict[str, Any]) -> None:
+    """Deliver to every subscriber once the current transaction commits (now, outside one)."""
+
+    def deliver() -> None:
+        for handler in list(_subscribers.get(event, ())):
+            try:
+                handler(schema_name, payload)
+            except Exception:
+                logger.exception("event handler %s failed for %s in %s", handler.__qualname__, event, schema_name)
+
+    transaction.on_commit(deliver)

@@ -1,0 +1,347 @@
+"""A Graph API (WhatsApp Cloud API) emulator: sends, media, templates, documented errors, and signed
+webhooks back to the app (statuses after configurable delays, inbound messages on demand).
+
+    python -m emulators.meta --port 8710 --webhook http://localhost:8000/webhooks/whatsapp/ --app-secret S
+
+Control endpoints (JSON): POST /_emulator/inbound, POST /_emulator/errors, POST /_emulator/undeliverable,
+GET /_emulator/state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import time
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from typing import Any
+
+from emulators.base import CallbackQueue, EmulatorHandler, EmulatorServer
+
+ERROR_TEXT = {
+    190: "Error validating access token: Session has expired",
+    130429: "Rate limit hit",
+    131056: "(Business Account, Consumer Account) pair rate limit hit",
+    131047: "Re-engagement message",
+    131026: "Message undeliverable",
+    131050: "User has stopped marketing messages",
+    131000: "Something went wrong",
+    100: "Invalid parameter",
+}
+HTTP_OF = {190: 401, 131016: 503, 2: 503}
+
+
+def graph_error(code: int) -> tuple[int, dict[str, Any]]:
+    return HTTP_OF.get(code, 400), {
+        "error": {
+            "message": ERROR_TEXT.get(code, "Error"),
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": ERROR_TEXT.get(code, "")},
+            "fbtrace_id": secrets.token_hex(8),
+        }
+    }
+
+
+class MetaHandler(EmulatorHandler):
+    server: MetaEmulator
+
+    def _authorized(self) -> bool:
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        ok = bool(token) and (self.server.tokens is None or token in self.server.tokens)
+        if not ok:
+            self.send_json(*graph_error(190))
+        return ok
+
+    def do_GET(self) -> None:
+        parts = self.path_only.strip("/").split("/")
+        if parts == ["_emulator", "state"]:
+            self.send_json(200, self.server.snapshot())
+            return
+        if not self._authorized():
+            return
+        if parts[0] == "_media" and len(parts) == 2 and parts[1] in self.server.media:
+            content, mime = self.server.media[parts[1]]
+            self.send_response(200)
+            self.send_header("Content-Type", mime)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+            return
+        if len(parts) == 3 and parts[2] == "message_templates":
+            self._templates_list(parts[1])
+            return
+        if len(parts) == 2 and parts[1] in self.server.media:
+            content, mime = self.server.media[parts[1]]
+            self.send_json(
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{self.server.base_url}/_media/{parts[1]}",
+                    "mime_type": mime,
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "file_size": len(content),
+                    "id": parts[1],
+                },
+            )
+            return
+        self.send_json(*graph_error(100))
+
+    def do_POST(self) -> None:
+        parts = self.path_only.strip("/").split("/")
+        if parts[0] == "_emulator":
+            self._control(parts[1] if len(parts) > 1 else "", json.loads(self.body() or b"{}"))
+            return
+        if not self._authorized():
+            return
+        if len(parts) == 3 and parts[2] == "messages":
+            self._send(parts[1], json.loads(self.body() or b"{}"))
+        elif len(parts) == 3 and parts[2] == "media":
+            self._upload()
+        elif len(parts) == 3 and parts[2] == "message_templates":
+            self._template_create(parts[1], json.loads(self.body() or b"{}"))
+        else:
+            self.send_json(*graph_error(100))
+
+    # --- the Cloud API ---
+    def _send(self, pnid: str, body: dict[str, Any]) -> None:
+        if body.get("status") == "read":
+            self.server.read_receipts.append(str(body.get("message_id")))
+            self.send_json(200, {"success": True})
+            return
+        code = self.server.next_error()
+        if code:
+            self.send_json(*graph_error(code))
+            return
+        to = str(body.get("to", ""))
+        kind = body.get("type")
+        if not to.isdigit() or not kind or kind not in body:
+            self.send_json(*graph_error(100))
+            return
+        wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.server.record_send(pnid, wamid, body)
+        self.send_json(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": wamid, "message_status": "accepted"}],
+            },
+        )
+
+    def _upload(self) -> None:
+        raw = self.body()
+        message = BytesParser(policy=default_policy).parsebytes(
+            f"Content-Type: {self.headers.get('Content-Type')}\r\n\r\n".encode() + raw
+        )
+        for part in message.iter_parts():
+            if part.get_param("name", header="content-disposition") == "file":
+                media_id = str(random.randrange(10**15, 10**16))
+                content = part.get_payload(decode=True)
+                self.server.media[media_id] = (content if isinstance(content, bytes) else b"", part.get_content_type())
+                self.send_json(200, {"id": media_id})
+                return
+        self.send_json(*graph_error(100))
+
+    def _templates_list(self, waba_id: str) -> None:
+        q = self.query()
+        items = self.server.templates.get(waba_id, [])
+        limit, start = int(q.get("limit", 25)), int(q.get("after") or 0)
+        page = items[start : start + limit]
+        paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(start + len(page))}}
+        if start + limit < len(items):
+            paging["next"] = f"{self.server.base_url}{self.path_only}?after={start + limit}&limit={limit}"
+        self.send_json(200, {"data": page, "paging": paging})
+
+    def _template_create(self, waba_id: str, body: dict[str, Any]) -> None:
+        template_id = str(random.randrange(10**14, 10**15))
+        item = {
+            "id": template_id,
+            "name": body.get("name"),
+            "language": body.get("language"),
+            "category": body.get("category"),
+            "status": "PENDING",
+            "components": body.get("components", []),
+            "parameter_format": "POSITIONAL",
+        }
+        self.server.templates.setdefault(waba_id, []).append(item)
+        verdict = "REJECTED" if str(body.get("name", "")).startswith("reject") else "APPROVED"
+        item_status_change = {
+            "event": verdict,
+            "message_template_id": int(template_id),
+            "message_template_name": item["name"],
+            "message_template_language": item["language"],
+            "reason": "INVALID_FORMAT" if verdict == "REJECTED" else "NONE",
+        }
+        item["status_after_review"] = verdict
+        self.server.webhook(waba_id, "message_template_status_update", item_status_change, self.server.delays[0] * 2)
+        self.send_json(200, {"id": template_id, "status": "PENDING", "category": body.get("category")})
+
+    # --- control ---
+    def _control(self, action: str, body: dict[str, Any]) -> None:
+        if action == "inbound":
+            self.send_json(200, {"id": self.server.inject_inbound(**body)})
+        elif action == "errors":
+            self.server.fail_next.extend([int(body["code"])] * int(body.get("count", 1)))
+            self.server.error_rate = float(body.get("rate", self.server.error_rate))
+            self.send_json(200, {"queued": len(self.server.fail_next)})
+        elif action == "undeliverable":
+            self.server.undeliverable[str(body["to"]).lstrip("+")] = int(body.get("code", 131026))
+            self.send_json(200, {"ok": True})
+        else:
+            self.send_json(404, {"error": "unknown control"})
+
+
+class MetaEmulator(EmulatorServer):
+    def __init__(
+        self,
+        *,
+        app_secret: str,
+        webhook_url: str,
+        port: int = 0,
+        tokens: set[str] | None = None,
+        delays: tuple[float, float, float] = (0.05, 0.1, 0.2),
+        auto_read: bool = True,
+    ) -> None:
+        super().__init__(MetaHandler, port)
+        self.app_secret, self.webhook_url, self.tokens = app_secret, webhook_url, tokens
+        self.delays, self.auto_read = delays, auto_read
+        self.sent: dict[str, dict[str, Any]] = {}
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.templates: dict[str, list[dict[str, Any]]] = {}
+        self.fail_next: list[int] = []
+        self.error_rate, self.error_code = 0.0, 130429
+        self.undeliverable: dict[str, int] = {}
+        self.read_receipts: list[str] = []
+        self.callbacks = CallbackQueue()
+
+    def next_error(self) -> int:
+        with self.lock:
+            if self.fail_next:
+                return self.fail_next.pop(0)
+        return self.error_code if self.error_rate and random.random() < self.error_rate else 0
+
+    def sign(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def webhook(self, entry_id: str, field: str, value: dict[str, Any], delay: float) -> None:
+        body = json.dumps(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [{"id": entry_id, "time": int(time.time()), "changes": [{"field": field, "value": value}]}],
+            }
+        ).encode()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": self.sign(body)}
+        self.callbacks.schedule(delay, self.webhook_url, body, headers)
+
+    def _metadata(self, pnid: str) -> dict[str, str]:
+        return {"display_phone_number": "15550001111", "phone_number_id": pnid}
+
+    def record_send(self, pnid: str, wamid: str, body: dict[str, Any]) -> None:
+        to = str(body["to"])
+        with self.lock:
+            self.sent[wamid] = {"phone_number_id": pnid, **body}
+        base = {"id": wamid, "recipient_id": to}
+        if body.get("biz_opaque_callback_data"):
+            base["biz_opaque_callback_data"] = body["biz_opaque_callback_data"]
+        if to in self.undeliverable:
+            code = self.undeliverable[to]
+            failed = {
+                **base,
+                "status": "failed",
+                "timestamp": str(int(time.time())),
+                "errors": [
+                    {
+                        "code": code,
+                        "title": ERROR_TEXT.get(code, "Error"),
+                        "message": ERROR_TEXT.get(code, ""),
+                        "error_data": {"details": ERROR_TEXT.get(code, "")},
+                    }
+                ],
+            }
+            self.webhook(
+                "waba",
+                "messages",
+                {"messaging_product": "whatsapp", "metadata": self._metadata(pnid), "statuses": [failed]},
+                self.delays[0],
+            )
+            return
+        steps = ["sent", "delivered"] + (["read"] if self.auto_read else [])
+        for step, delay in zip(steps, self.delays, strict=False):
+            status = {
+                **base,
+                "status": step,
+                "timestamp": str(int(time.time() + delay)),
+                "pricing": {"billable": True, "pricing_model": "PMP", "category": "service", "type": "regular"},
+            }
+            self.webhook(
+                "waba",
+                "messages",
+                {"messaging_product": "whatsapp", "metadata": self._metadata(pnid), "statuses": [status]},
+                delay,
+            )
+
+    def inject_inbound(
+        self,
+        *,
+        phone_number_id: str,
+        from_phone: str,
+        type: str = "text",
+        text: str = "",
+        name: str = "Cliente",
+        content: dict[str, Any] | None = None,
+        media: str = "",
+        mime: str = "image/jpeg",
+        delay: float = 0.0,
+    ) -> str:
+        """A customer writes to the business: a signed `messages` webhook. `media` (base64) is served back."""
+        wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
+        sender = from_phone.lstrip("+")
+        message: dict[str, Any] = {"from": sender, "id": wamid, "timestamp": str(int(time.time())), "type": type}
+        if type == "text":
+            message["text"] = {"body": text}
+        elif content is not None:
+            message[type] = content
+        if media:
+            media_id = str(random.randrange(10**15, 10**16))
+            self.media[media_id] = (base64.b64decode(media), mime)
+            message[type] = {**message.get(type, {}), "id": media_id, "mime_type": mime, "sha256": "x"}
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": self._metadata(phone_number_id),
+            "contacts": [{"profile": {"name": name}, "wa_id": sender}],
+            "messages": [message],
+        }
+        self.webhook("waba", "messages", value, delay)
+        return wamid
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "sent": len(self.sent),
+            "callbacks_pending": self.callbacks.pending(),
+            "callbacks_delivered": self.callbacks.delivered,
+            "callback_failures": self.callbacks.failures[-20:],
+            "read_receipts": len(self.read_receipts),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8710)
+    parser.add_argument("--webhook", required=True)
+    parser.add_argument("--app-secret", required=True)
+    parser.add_argument("--delays", default="0.5,1.5,3", help="seconds to sent, delivered, read")
+    args = parser.parse_args()
+    delays = tuple(float(x) for x in args.delays.split(","))
+    emulator = MetaEmulator(app_secret=args.app_secret, webhook_url=args.webhook, port=args.port, delays=delays)  # type: ignore[arg-type]
+    print(f"Meta Graph emulator on {emulator.base_url} -> {args.webhook}")  # noqa: T201
+    emulator.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

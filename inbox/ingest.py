@@ -1,0 +1,119 @@
+"""The ingest drain: applies stored webhook events to their tenants, in batches, exactly once.
+
+Events are claimed with SELECT ... FOR UPDATE SKIP LOCKED, so several drains can run at once. Each is
+applied inside a savepoint in its tenant's schema and marked processed in the same transaction. A status
+for a message we do not know yet (its send is still being recorded) is retried a few times, then dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
+
+from crm.models import ConsentStatus
+from crm.services import MEDIUM_OF_KIND, consent_record, contact_get_or_create
+from inbox.models import Channel
+from inbox.providers import Event, InboundMessage, PreferenceUpdate, StatusUpdate, provider_class
+from inbox.services import inbound_apply, status_apply
+from intake.models import ChannelRoute, WebhookEvent
+from intake.services import drain_flag_clear
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+MAX_DEFERRALS = 6
+
+
+def ingest_drain(*, time_budget_s: float = 50.0) -> int:
+    """Apply pending events until none are left (or the time budget is spent). Returns how many."""
+    deadline = time.monotonic() + time_budget_s
+    total = 0
+    while time.monotonic() < deadline:
+        done = drain_batch()
+        total += done
+        if done == 0:
+            drain_flag_clear()
+            done = drain_batch()  # anything stored after our last look and before the flag went away
+            total += done
+            if done == 0:
+                break
+    return total
+
+
+def drain_batch(limit: int = BATCH) -> int:
+    connection.set_schema_to_public()  # type: ignore[attr-defined]
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(processed_at=None)
+            .filter(Q(next_attempt_at=None) | Q(next_attempt_at__lte=now))
+            .order_by("id")[:limit]
+        )
+        routes: dict[tuple[str, str], ChannelRoute | None] = {}
+        for event in claimed:
+            key = (event.route_kind, event.route_key)
+            if key not in routes:
+                routes[key] = (
+                    ChannelRoute.objects.select_related("tenant").filter(kind=key[0], external_id=key[1]).first()
+                )
+            _apply_one(event, routes[key], now)
+        connection.set_schema_to_public()  # type: ignore[attr-defined]
+        for event in claimed:
+            event.save(update_fields=["processed_at", "outcome", "attempts", "next_attempt_at"])
+    return len(claimed)
+
+
+def _apply_one(event: WebhookEvent, route: ChannelRoute | None, now: datetime) -> None:
+    if route is None:
+        event.processed_at, event.outcome = now, "no route: no channel has this number"
+        return
+    connection.set_tenant(route.tenant)  # type: ignore[attr-defined]
+    try:
+        with transaction.atomic():
+            channel = Channel.objects.get(pk=route.channel_id)
+            results = [
+                _apply_event(channel, parsed) for parsed in provider_class(channel.kind).parse_event(event.payload)
+            ]
+    except Exception as exc:
+        logger.exception("ingest of %s:%s failed in %s", event.provider, event.event_id, route.tenant.schema_name)
+        event.attempts += 1
+        if event.attempts >= MAX_DEFERRALS:
+            event.processed_at, event.outcome = now, f"error: {type(exc).__name__}"[:200]
+        else:
+            event.next_attempt_at = now + timedelta(seconds=5 * event.attempts)
+        return
+    if None in results and event.attempts + 1 < MAX_DEFERRALS:
+        event.attempts += 1
+        event.next_attempt_at = now + timedelta(seconds=1 + event.attempts)
+        return
+    event.processed_at = now
+    event.outcome = "applied" if any(results) else ("unknown message" if None in results else "no change")
+
+
+def _apply_event(channel: Channel, parsed: Event) -> bool | None:
+    if isinstance(parsed, InboundMessage):
+        return inbound_apply(channel=channel, event=parsed) is not None
+    if isinstance(parsed, StatusUpdate):
+        return status_apply(channel=channel, update=parsed)
+    if isinstance(parsed, PreferenceUpdate):
+        contact = contact_get_or_create(phone=parsed.phone)
+        status = ConsentStatus.MARKETING_OPTED_OUT if parsed.marketing_opt_out else ConsentStatus.OPTED_IN
+        source = "whatsapp:user_preferences:" + ("stop" if parsed.marketing_opt_out else "resume")
+        consent_record(
+            contact=contact, medium=MEDIUM_OF_KIND[channel.kind], status=status, source=source, at=parsed.timestamp
+        )
+        return True
+    return provider_class(channel.kind).apply_own_event(channel, parsed)
+
+
+def pending_count() -> int:
+    if connection.schema_name != get_public_schema_name():  # type: ignore[attr-defined]
+        connection.set_schema_to_public()  # type: ignore[attr-defined]
+    return WebhookEvent.objects.filter(processed_at=None).count()

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from core.fields import EncryptedJSONField
+from crm.models import Contact
+
+
+class ChannelKind(models.TextChoices):
+    WHATSAPP_CLOUD = "whatsapp_cloud", _("WhatsApp Cloud API")
+    WHATSAPP_WEB = "whatsapp_web", _("WhatsApp (QR code)")
+    SMS_TWILIO = "sms_twilio", _("SMS (Twilio)")
+
+
+class ChannelStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    DISCONNECTED = "disconnected", _("Disconnected")
+    ERROR = "error", _("Error")
+
+
+class Channel(models.Model):
+    """A connected number. Credentials are encrypted at rest and never shown back."""
+
+    kind = models.CharField(_("kind"), max_length=20, choices=ChannelKind.choices)
+    name = models.CharField(_("name"), max_length=80)
+    phone_number = models.CharField(_("phone number"), max_length=20)
+    credentials = EncryptedJSONField(_("credentials"), default=dict)
+    status = models.CharField(_("status"), max_length=20, choices=ChannelStatus.choices, default=ChannelStatus.ACTIVE)
+    status_detail = models.CharField(max_length=200, blank=True)
+    rate_limit_per_s = models.PositiveIntegerField(_("messages per second"), default=80)
+    waba_id = models.CharField(_("WhatsApp Business Account id"), max_length=40, blank=True)
+    phone_number_id = models.CharField(_("phone number id"), max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.phone_number})"
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    PENDING = "pending", _("Pending")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class Conversation(models.Model):
+    """The thread between one contact and one channel."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="conversations")
+    status = models.CharField(max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)  # opens WhatsApp's 24-hour window
+    unread_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact", "channel"], name="conversation_one_per_pair")]
+        indexes = [models.Index(fields=["-last_message_at"], name="conversation_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.contact} @ {self.channel.name}"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", _("Inbound")
+    OUTBOUND = "out", _("Outbound")
+
+
+class MessageType(models.TextChoices):
+    TEXT = "text", _("Text")
+    IMAGE = "image", _("Image")
+    AUDIO = "audio", _("Audio")
+    VIDEO = "video", _("Video")
+    DOCUMENT = "document", _("Document")
+    STICKER = "sticker", _("Sticker")
+    LOCATION = "location", _("Location")
+    TEMPLATE = "template", _("Template")
+    INTERACTIVE = "interactive", _("Interactive")
+    REACTION = "reaction", _("Reaction")
+    CONTACTS = "contacts", _("Contacts")
+    UNSUPPORTED = "unsupported", _("Unsupported")
+
+
+MEDIA_TYPES = frozenset(
+    {MessageType.IMAGE, MessageType.AUDIO, MessageType.VIDEO, MessageType.DOCUMENT, MessageType.STICKER}
+)
+
+
+class MessageStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    READ = "read", _("Read")
+    FAILED = "failed", _("Failed")
+    UNKNOWN = "unknown", _("Outcome unknown")
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    type = models.CharField(max_length=12, choices=MessageType.choices, default=MessageType.TEXT)
+    body = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)  # location, interactive, reaction, contacts, raw extras
+    media = models.FileField(upload_to="messages/%Y/%m/", null=True, blank=True)
+    media_mime = models.CharField(max_length=100, blank=True)
+    media_filename = models.CharField(max_length=200, blank=True)
+    media_url = models.URLField(max_length=1000, blank=True)  # outbound by link
+    provider_media_id = models.CharField(max_length=200, blank=True)  # inbound, until fetched
+    template_name = models.CharField(max_length=512, blank=True)
+    template_language = models.CharField(max_length=15, blank=True)
+    template_variables = models.JSONField(default=dict, blank=True)
+    is_marketing = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=200, null=True, blank=True)
+    reply_to_provider_id = models.CharField(max_length=200, blank=True)
+    error_code = models.CharField(max_length=20, blank=True)
+    error_text = models.CharField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id"],
+                name="message_provider_id_once_per_channel",
+                condition=Q(provider_message_id__isnull=False),
+            )
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "-created_at"], name="message_timeline"),
+            models.Index(fields=["status", "created_at"], name="message_in_flight", condition=Q(status="sending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.type} {self.status}"

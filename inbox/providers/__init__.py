@@ -1,0 +1,168 @@
+"""The provider interface: one shape for every channel kind, so inbox, campaigns and bots never know
+which one they talk to. Providers live in their own apps and are found by dotted path in
+``settings.CHANNEL_PROVIDERS``; inbox never imports them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from inbox.models import Channel
+
+
+class ErrorKind(enum.StrEnum):
+    RETRYABLE = "retryable"  # rate limit, 5xx, timeout before sending: try again later
+    PERMANENT = "permanent"  # invalid number, opted out, template rejected: never retry
+    UNKNOWN = "unknown"  # the request went out but no answer came back: do not retry blindly
+
+
+class ProviderError(Exception):
+    """A failed provider call, classified. `opted_out` is "all" or "marketing" when the provider says the
+    recipient has opted out, so consent is recorded from the error too."""
+
+    def __init__(
+        self, kind: ErrorKind, code: str, message: str, retry_after: float | None = None, opted_out: str = ""
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.kind = kind
+        self.code = str(code)
+        self.message = message
+        self.retry_after = retry_after
+        self.opted_out = opted_out
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    templates: bool = False
+    media_kinds: frozenset[str] = frozenset()
+    interactive: bool = False
+    reactions: bool = False
+    session_window_hours: int | None = None  # free-form only this long after the contact's last message
+    qr_login: bool = False
+    max_body: int = 4096
+
+
+@dataclass
+class OutboundMessage:
+    to: str  # E.164
+    type: str
+    body: str = ""
+    media_url: str = ""
+    media_bytes: bytes | None = None
+    media_mime: str = ""
+    media_filename: str = ""
+    template_name: str = ""
+    template_language: str = ""
+    template_variables: dict[str, Any] = field(
+        default_factory=dict
+    )  # {"header": [...], "body": [...], "buttons": [...]}
+    payload: dict[str, Any] = field(default_factory=dict)  # location, interactive, reaction
+    reply_to: str = ""
+    status_callback_url: str = ""
+    tracking: str = ""  # echoed back by providers that support it
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_message_id: str
+
+
+# --- events parsed from webhooks -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    provider_message_id: str
+    from_phone: str
+    type: str
+    timestamp: datetime
+    body: str = ""
+    profile_name: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    media_ref: str = ""  # provider media id or URL, fetched later
+    media_mime: str = ""
+    media_filename: str = ""
+    reply_to: str = ""
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    provider_message_id: str
+    status: str  # sent | delivered | read | failed
+    timestamp: datetime
+    error_code: str = ""
+    error_text: str = ""
+
+
+@dataclass(frozen=True)
+class TemplateStatusUpdate:
+    template_id: str
+    name: str
+    language: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PreferenceUpdate:
+    phone: str
+    marketing_opt_out: bool
+    timestamp: datetime
+
+
+Event = InboundMessage | StatusUpdate | TemplateStatusUpdate | PreferenceUpdate
+
+
+class ChannelProvider:
+    """Base class of a channel kind's provider. Subclasses override what their kind supports."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"{self.kind} cannot send")
+
+    def mark_read(self, provider_message_id: str) -> None:
+        """Tell the provider the business read an inbound message (blue ticks); a no-op where unsupported."""
+
+    def fetch_media(self, media_ref: str) -> tuple[bytes, str]:
+        raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"{self.kind} has no media to fetch")
+
+    @classmethod
+    def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        """Turn one stored raw webhook event into domain events."""
+        return []
+
+    @classmethod
+    def apply_own_event(cls, channel: Channel, event: Event) -> bool | None:
+        """Apply an event only this kind knows (template status...). Same return contract as status_apply."""
+        return False
+
+    @classmethod
+    def route_keys(cls, channel: Channel) -> list[tuple[str, str]]:
+        """(route kind, external id) pairs by which this channel's webhooks find it."""
+        return []
+
+
+@cache
+def provider_class(kind: str) -> type[ChannelProvider]:
+    try:
+        path = settings.CHANNEL_PROVIDERS[kind]
+    except KeyError:
+        raise LookupError(f"no provider registered for channel kind {kind!r}") from None
+    cls: type[ChannelProvider] = import_string(path)
+    return cls
+
+
+def provider_for(channel: Channel) -> ChannelProvider:
+    return provider_class(channel.kind)(channel)

@@ -1,0 +1,456 @@
+"""Writes on channels, conversations and messages: the send service and the application of webhook events."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from core import events, ratelimit
+from core.tasks import send_on_commit
+from crm.models import ConsentStatus, Contact
+from crm.services import MEDIUM_OF_KIND, consent_allows, consent_keyword, consent_record, contact_get_or_create
+from inbox.models import (
+    MEDIA_TYPES,
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageStatus,
+    MessageType,
+)
+from inbox.providers import (
+    ErrorKind,
+    InboundMessage,
+    OutboundMessage,
+    ProviderError,
+    StatusUpdate,
+    provider_class,
+    provider_for,
+)
+from intake.services import route_register, route_remove
+
+logger = logging.getLogger(__name__)
+
+MAX_SEND_ATTEMPTS = 8
+# Statuses only move forward; failed is final and may follow anything short of delivered.
+RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.UNKNOWN: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.READ: 4,
+}
+TIME_FIELD = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+def _schema() -> str:
+    return str(getattr(connection, "schema_name", "public"))
+
+
+def message_summary(message: Message) -> dict[str, Any]:
+    """What the browsers and subscribers get about a message."""
+    return {
+        "id": message.pk,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "type": message.type,
+        "body": message.body,
+        "status": message.status,
+        "error_code": message.error_code,
+        "error_text": message.error_text,
+        "created_at": message.created_at.isoformat() if message.created_at else None,
+    }
+
+
+# --- channels ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def channel_create(
+    *,
+    kind: str,
+    name: str,
+    phone_number: str,
+    credentials: dict[str, Any],
+    waba_id: str = "",
+    phone_number_id: str = "",
+    rate_limit_per_s: int = 80,
+) -> Channel:
+    """Connect a number and register the routes its webhooks arrive by."""
+    from crm.services import phone_normalize
+
+    channel = Channel.objects.create(
+        kind=kind,
+        name=name,
+        phone_number=phone_normalize(phone_number),
+        credentials=credentials,
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        rate_limit_per_s=rate_limit_per_s,
+    )
+    tenant = connection.tenant  # type: ignore[attr-defined]
+    for route_kind, external_id in provider_class(kind).route_keys(channel):
+        route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
+    return channel
+
+
+@transaction.atomic
+def channel_delete(*, channel: Channel) -> None:
+    route_remove(tenant_id=connection.tenant.pk, channel_id=channel.pk)  # type: ignore[attr-defined]
+    channel.delete()
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+def conversation_open(*, contact: Contact, channel: Channel) -> Conversation:
+    conversation, _created = Conversation.objects.get_or_create(contact=contact, channel=channel)
+    return conversation
+
+
+def window_open(conversation: Conversation) -> bool:
+    """Inside the provider's customer-service window (always, for kinds without one)?"""
+    hours = provider_class(conversation.channel.kind).capabilities.session_window_hours
+    if hours is None:
+        return True
+    last = conversation.last_inbound_at
+    return last is not None and timezone.now() - last < timedelta(hours=hours)
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def message_send(
+    *,
+    conversation: Conversation,
+    type: str = MessageType.TEXT,
+    body: str = "",
+    media: ContentFile | None = None,
+    media_url: str = "",
+    media_mime: str = "",
+    media_filename: str = "",
+    template_name: str = "",
+    template_language: str = "",
+    template_variables: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+    is_marketing: bool = False,
+    author: Any = None,
+    idempotency_key: str = "",
+    consent_notice: bool = False,
+) -> Message:
+    """Queue a message and dispatch it after commit. The same idempotency key never makes two messages.
+
+    Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``) with a message the
+    user can act on."""
+    if idempotency_key:
+        existing = Message.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    channel = conversation.channel
+    caps = provider_class(channel.kind).capabilities
+    medium = MEDIUM_OF_KIND[channel.kind]
+    if not consent_notice and not consent_allows(contact=conversation.contact, medium=medium, marketing=is_marketing):
+        raise ValidationError(
+            _("%(contact)s opted out of %(medium)s messages.")
+            % {"contact": conversation.contact.display_name, "medium": medium.label},
+            code="opted_out",
+        )
+    if type == MessageType.TEMPLATE and not caps.templates:
+        raise ValidationError(_("This channel does not support templates."), code="unsupported")
+    if type in MEDIA_TYPES and type not in caps.media_kinds:
+        raise ValidationError(_("This channel cannot send %(type)s.") % {"type": type}, code="unsupported")
+    if type != MessageType.TEMPLATE and not window_open(conversation):
+        raise ValidationError(
+            _("The 24-hour window to reply freely is closed. Send an approved template to restart the conversation."),
+            code="window_closed",
+        )
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                channel=channel,
+                direction=Direction.OUTBOUND,
+                type=type,
+                body=body,
+                media_url=media_url,
+                media_mime=media_mime,
+                media_filename=media_filename or (media.name if media else "") or "",
+                template_name=template_name,
+                template_language=template_language,
+                template_variables=template_variables or {},
+                payload=payload or {},
+                is_marketing=is_marketing,
+                status=MessageStatus.QUEUED,
+                queued_at=now,
+                author=author if getattr(author, "is_authenticated", False) else None,
+                idempotency_key=idempotency_key or uuid.uuid4().hex,
+            )
+            if media is not None:
+                message.media.save(media.name or "file", media, save=True)
+            Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, unread_count=0)
+    except IntegrityError:
+        return Message.objects.get(idempotency_key=idempotency_key)  # a concurrent send with the same key won
+
+    from inbox.tasks import dispatch_message
+
+    send_on_commit(dispatch_message, message.pk, queue="dispatch")
+    events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
+    return message
+
+
+def _outbound_of(message: Message) -> OutboundMessage:
+    media_bytes = None
+    if message.media:
+        with message.media.open("rb") as fh:
+            media_bytes = fh.read()
+    return OutboundMessage(
+        to=message.conversation.contact.phone,
+        type=message.type,
+        body=message.body,
+        media_url=message.media_url,
+        media_bytes=media_bytes,
+        media_mime=message.media_mime,
+        media_filename=message.media_filename,
+        template_name=message.template_name,
+        template_language=message.template_language,
+        template_variables=message.template_variables,
+        payload=message.payload,
+        reply_to=message.reply_to_provider_id,
+        status_callback_url=f"{settings.PUBLIC_WEBHOOK_BASE_URL}/webhooks/twilio/status/",
+        tracking=str(message.pk),
+    )
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(300, 2 ** min(attempt, 8)))
+
+
+def message_dispatch(*, message_id: int) -> float | None:
+    """Send one queued message. Returns a delay when it must be tried again, else None.
+
+    The claim (queued -> sending) is a conditional UPDATE, so two workers never send the same message;
+    a send whose outcome is unknown is marked so and never retried blindly."""
+    claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.SENDING, attempts=F("attempts") + 1
+    )
+    if claimed != 1:
+        return None
+    message = Message.objects.select_related("channel", "conversation__contact").get(pk=message_id)
+    channel = message.channel
+    wait = ratelimit.take(f"{_schema()}:channel:{channel.pk}", rate_per_s=channel.rate_limit_per_s)
+    if wait > 0:
+        Message.objects.filter(pk=message_id, status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED, attempts=F("attempts") - 1
+        )
+        return wait
+    try:
+        result = provider_for(channel).send(_outbound_of(message))
+    except ProviderError as exc:
+        return _dispatch_failed(message, exc)
+    now = timezone.now()
+    Message.objects.filter(pk=message_id, status=MessageStatus.SENDING).update(
+        status=MessageStatus.SENT, sent_at=now, provider_message_id=result.provider_message_id
+    )
+    events.announce(
+        events.MESSAGE_STATUS,
+        _schema(),
+        {"id": message_id, "conversation_id": message.conversation_id, "status": "sent"},
+    )
+    return None
+
+
+def _dispatch_failed(message: Message, exc: ProviderError) -> float | None:
+    if exc.kind == ErrorKind.RETRYABLE and message.attempts < MAX_SEND_ATTEMPTS:
+        Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED, error_code=exc.code, error_text=exc.message[:500]
+        )
+        return exc.retry_after or _backoff(message.attempts)
+    status = MessageStatus.UNKNOWN if exc.kind == ErrorKind.UNKNOWN else MessageStatus.FAILED
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+        status=status,
+        failed_at=timezone.now() if status == MessageStatus.FAILED else None,
+        error_code=exc.code,
+        error_text=exc.message[:500],
+    )
+    if exc.opted_out:
+        consent_record(
+            contact=message.conversation.contact,
+            medium=MEDIUM_OF_KIND[message.channel.kind],
+            status=ConsentStatus.OPTED_OUT if exc.opted_out == "all" else ConsentStatus.MARKETING_OPTED_OUT,
+            source=f"provider-error:{exc.code}",
+        )
+    logger.warning("message %s %s: %s", message.pk, status, exc)
+    events.announce(
+        events.MESSAGE_STATUS,
+        _schema(),
+        {
+            "id": message.pk,
+            "conversation_id": message.conversation_id,
+            "status": status,
+            "error_code": exc.code,
+            "error_text": exc.message,
+        },
+    )
+    return None
+
+
+def sending_sweep(*, older_than: timedelta = timedelta(minutes=5)) -> int:
+    """A message left in 'sending' (a worker died mid-call) may or may not have gone out: mark it unknown."""
+    cutoff = timezone.now() - older_than
+    return Message.objects.filter(status=MessageStatus.SENDING, queued_at__lt=cutoff).update(
+        status=MessageStatus.UNKNOWN, error_text="worker stopped during the provider call"
+    )
+
+
+# --- applying webhook events ----------------------------------------------------------------------
+
+
+def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
+    """Move a message's status forward. None when no message has that provider id (yet); False when the
+    update is stale or a duplicate; True when it changed something."""
+    message = Message.objects.filter(channel=channel, provider_message_id=update.provider_message_id).first()
+    if message is None:
+        return None
+    new = update.status
+    if new == MessageStatus.FAILED:
+        allowed = [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN, MessageStatus.SENT]
+        changes: dict[str, Any] = {
+            "failed_at": update.timestamp,
+            "error_code": update.error_code,
+            "error_text": update.error_text[:500],
+        }
+    elif new in RANK:
+        allowed = [s for s, rank in RANK.items() if rank < RANK[new]]  # type: ignore[index]
+        changes = {TIME_FIELD[new]: update.timestamp}  # type: ignore[index]
+    else:
+        return False
+    changed = Message.objects.filter(pk=message.pk, status__in=allowed).update(status=new, **changes)
+    if not changed:
+        return False
+    # Skipped steps still get their time (a read implies delivered and sent).
+    for step in (MessageStatus.SENT, MessageStatus.DELIVERED):
+        if new != MessageStatus.FAILED and RANK[step] < RANK[new]:  # type: ignore[index]
+            Message.objects.filter(pk=message.pk, **{f"{TIME_FIELD[step]}__isnull": True}).update(
+                **{TIME_FIELD[step]: update.timestamp}
+            )
+    events.announce(
+        events.MESSAGE_STATUS,
+        _schema(),
+        {
+            "id": message.pk,
+            "conversation_id": message.conversation_id,
+            "status": new,
+            "error_code": update.error_code,
+            "error_text": update.error_text,
+        },
+    )
+    return True
+
+
+def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
+    """Record an inbound message once; None for a duplicate delivery."""
+    contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name)
+    conversation = conversation_open(contact=contact, channel=channel)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                channel=channel,
+                direction=Direction.INBOUND,
+                type=event.type,
+                body=event.body,
+                payload=event.payload,
+                provider_message_id=event.provider_message_id,
+                provider_media_id=event.media_ref,
+                media_mime=event.media_mime,
+                media_filename=event.media_filename,
+                reply_to_provider_id=event.reply_to,
+                status=MessageStatus.RECEIVED,
+                idempotency_key=f"in:{channel.pk}:{event.provider_message_id}",
+            )
+    except IntegrityError:
+        return None
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_message_at=event.timestamp,
+        last_inbound_at=event.timestamp,
+        unread_count=F("unread_count") + 1,
+        status=ConversationStatus.OPEN,
+    )
+    conversation.last_inbound_at = event.timestamp
+    if event.media_ref:
+        from inbox.tasks import media_fetch
+
+        send_on_commit(media_fetch, message.pk, queue="ingest")
+    events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
+    if event.type == MessageType.TEXT:
+        _apply_consent_keyword(conversation, event.body)
+    return message
+
+
+def _apply_consent_keyword(conversation: Conversation, text: str) -> None:
+    medium = MEDIUM_OF_KIND[conversation.channel.kind]
+    word = consent_keyword(text, medium)
+    if word is None:
+        return
+    status = ConsentStatus.OPTED_OUT if word == "out" else ConsentStatus.OPTED_IN
+    consent_record(contact=conversation.contact, medium=medium, status=status, source=f"keyword:{text.strip()[:40]}")
+    event = events.CONTACT_OPTED_OUT if word == "out" else events.CONTACT_OPTED_IN
+    events.announce(event, _schema(), {"contact_id": conversation.contact_id, "medium": medium})
+    language = getattr(getattr(connection, "tenant", None), "language", "pt-br")
+    with translation.override(language):
+        if word == "out":
+            reply = _("You will no longer receive messages from us here. Reply START to subscribe again.")
+        else:
+            reply = _("You are subscribed again. Reply STOP to unsubscribe.")
+    message_send(conversation=conversation, body=reply, consent_notice=True)
+
+
+def media_store(*, message_id: int) -> None:
+    """Download an inbound message's media from the provider into our storage."""
+    message = Message.objects.select_related("channel").get(pk=message_id)
+    if message.media or not message.provider_media_id:
+        return
+    content, mime = provider_for(message.channel).fetch_media(message.provider_media_id)
+    extension = (mime.split("/")[-1].split(";")[0] or "bin")[:8]
+    name = message.media_filename or f"{message.type}-{message.pk}.{extension}"
+    message.media.save(name, ContentFile(content), save=False)
+    message.media_mime = mime or message.media_mime
+    message.save(update_fields=["media", "media_mime"])
+    events.announce(
+        events.MESSAGE_STATUS,
+        _schema(),
+        {"id": message.pk, "conversation_id": message.conversation_id, "status": message.status, "media": True},
+    )
+
+
+def conversation_mark_read(*, conversation: Conversation) -> None:
+    """The staff opened the conversation: clear unread and send read receipts for what came in."""
+    Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+    last_inbound = (
+        Message.objects.filter(conversation=conversation, direction=Direction.INBOUND)
+        .exclude(provider_message_id=None)
+        .order_by("-created_at")
+        .first()
+    )
+    if last_inbound is not None:
+        from inbox.tasks import mark_read
+
+        send_on_commit(mark_read, last_inbound.pk, queue="dispatch")

@@ -1,0 +1,55 @@
+"""Thin Celery wrappers: ids in, one service call, retries where the service asks for them."""
+
+from __future__ import annotations
+
+from django_tenants.utils import get_tenant_model, schema_context
+
+from config.celery import app
+from inbox import ingest, services
+from inbox.models import Message
+from inbox.providers import provider_for
+from intake.services import drain_kick
+
+
+@app.task(name="inbox.dispatch", bind=True, max_retries=None, acks_late=True)
+def dispatch_message(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+    delay = services.message_dispatch(message_id=message_id)
+    if delay is not None:
+        raise self.retry(countdown=delay)
+
+
+@app.task(name="inbox.ingest_drain", acks_late=True)
+def ingest_drain() -> int:
+    return ingest.ingest_drain()
+
+
+@app.task(name="inbox.ingest_sweep")
+def ingest_sweep() -> None:
+    """Beat: wake a drain for events deferred or left behind."""
+    if ingest.pending_count():
+        drain_kick()
+
+
+@app.task(name="inbox.media_fetch", bind=True, max_retries=5, acks_late=True)
+def media_fetch(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        services.media_store(message_id=message_id)
+    except Exception as exc:
+        raise self.retry(exc=exc, countdown=10 * (self.request.retries + 1)) from exc
+
+
+@app.task(name="inbox.mark_read")
+def mark_read(message_id: int) -> None:
+    message = Message.objects.select_related("channel").get(pk=message_id)
+    if message.provider_message_id:
+        provider_for(message.channel).mark_read(message.provider_message_id)
+
+
+@app.task(name="inbox.sending_sweep")
+def sending_sweep() -> int:
+    """Beat: in every tenant, sends stuck in 'sending' become 'unknown' (never blindly retried)."""
+    total = 0
+    for schema in get_tenant_model().objects.exclude(schema_name="public").values_list("schema_name", flat=True):
+        with schema_context(schema):
+            total += services.sending_sweep()
+    return total

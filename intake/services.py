@@ -1,0 +1,84 @@
+"""Storing verified webhook events, and waking the ingest worker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from intake.models import ChannelRoute
+
+DRAIN_FLAG = "intake:drain-pending"
+DRAIN_TASK = "inbox.ingest_drain"
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    event_id: str
+    route_kind: str
+    route_key: str
+    payload: dict[str, Any]
+
+
+def events_store(*, provider: str, events: list[RawEvent]) -> int:
+    """Insert each event once (a redelivery is a no-op) and make sure a drain is on its way.
+    One round trip for the whole batch; returns how many were new."""
+    if not events:
+        return 0
+    rows = [(provider, e.event_id, e.route_kind, e.route_key, json.dumps(e.payload)) for e in events]
+    placeholders = ",".join(["(%s,%s,%s,%s,%s::jsonb,now(),0)"] * len(rows))
+    params = [value for row in rows for value in row]
+    sql = (
+        "INSERT INTO public.intake_webhookevent"
+        " (provider, event_id, route_kind, route_key, payload, received_at, attempts)"
+        " VALUES " + placeholders + " ON CONFLICT (provider, event_id) DO NOTHING"
+    )  # only %s placeholders are joined in; every value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.rowcount
+    if inserted:
+        drain_kick()
+    return inserted
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+_client: redis.Redis | None = None
+
+
+def drain_kick() -> None:
+    """Enqueue a drain unless one is already pending (the flag is cleared by the drain before its last look)."""
+    global _client
+    if _client is None:
+        _client = _redis()
+    if _client.set(DRAIN_FLAG, "1", nx=True, ex=60):
+        from config.celery import app
+
+        app.send_task(DRAIN_TASK, queue="ingest", headers={"_schema_name": "public"})
+
+
+def drain_flag_clear() -> None:
+    global _client
+    if _client is None:
+        _client = _redis()
+    _client.delete(DRAIN_FLAG)
+
+
+def route_register(*, kind: str, external_id: str, tenant_id: int, channel_id: int) -> None:
+    ChannelRoute.objects.update_or_create(
+        kind=kind, external_id=external_id, defaults={"tenant_id": tenant_id, "channel_id": channel_id}
+    )
+
+
+def route_remove(*, tenant_id: int, channel_id: int) -> None:
+    ChannelRoute.objects.filter(tenant_id=tenant_id, channel_id=channel_id).delete()
+
+
+def route_lookup(*, kind: str, external_id: str) -> ChannelRoute | None:
+    return ChannelRoute.objects.select_related("tenant").filter(kind=kind, external_id=external_id).first()

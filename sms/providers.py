@@ -1,0 +1,125 @@
+"""The Twilio SMS provider."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+
+from inbox.models import Channel, MessageType
+from inbox.providers import (
+    Capabilities,
+    ChannelProvider,
+    ErrorKind,
+    Event,
+    InboundMessage,
+    OutboundMessage,
+    ProviderError,
+    SendResult,
+    StatusUpdate,
+)
+from sms.client import retry_after_of, twilio_client
+
+RETRYABLE_CODES = frozenset({20429, 21611, 30001})
+STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "undelivered": "failed", "failed": "failed"}
+
+
+def classify(exc: TwilioRestException, retry_after: float | None) -> ProviderError:
+    code = int(exc.code or 0)
+    if code in RETRYABLE_CODES or exc.status == 429 or exc.status >= 500:
+        return ProviderError(ErrorKind.RETRYABLE, str(code or exc.status), str(exc.msg), retry_after=retry_after)
+    return ProviderError(
+        ErrorKind.PERMANENT, str(code or exc.status), str(exc.msg), opted_out="all" if code == 21610 else ""
+    )
+
+
+def _media_type(mime: str) -> str:
+    head = mime.split("/")[0]
+    return head if head in {"image", "audio", "video"} else "document"
+
+
+class TwilioSmsProvider(ChannelProvider):
+    kind = "sms_twilio"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        media_kinds=frozenset({"image", "video", "audio", "document"}), max_body=1600
+    )
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        creds = self.channel.credentials
+        return twilio_client(creds.get("account_sid", ""), creds.get("auth_token", ""))
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if message.type not in {MessageType.TEXT, "image", "video", "audio", "document"}:
+            raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"SMS cannot carry {message.type}")
+        client = self._client()
+        params: dict[str, Any] = {"to": message.to, "from_": self.channel.phone_number, "body": message.body}
+        if message.status_callback_url:
+            params["status_callback"] = message.status_callback_url
+        if message.media_url:
+            params["media_url"] = [message.media_url]
+        try:
+            created = client.messages.create(**params)
+        except TwilioRestException as exc:
+            raise classify(exc, retry_after_of(client)) from exc
+        except (requests.ConnectionError, requests.ConnectTimeout) as exc:
+            raise ProviderError(ErrorKind.RETRYABLE, "connect", str(exc), retry_after=5) from exc
+        except requests.RequestException as exc:
+            raise ProviderError(ErrorKind.UNKNOWN, "timeout", str(exc)) from exc
+        return SendResult(str(created.sid))
+
+    def fetch_media(self, media_ref: str) -> tuple[bytes, str]:
+        creds = self.channel.credentials
+        response = requests.get(media_ref, auth=(creds.get("account_sid", ""), creds.get("auth_token", "")), timeout=20)
+        if response.status_code >= 400:
+            kind = ErrorKind.RETRYABLE if response.status_code >= 500 else ErrorKind.PERMANENT
+            raise ProviderError(kind, str(response.status_code), "media download failed")
+        return response.content, response.headers.get("Content-Type", "")
+
+    @classmethod
+    def route_keys(cls, channel: Channel) -> list[tuple[str, str]]:
+        return [("sms_twilio", f"{channel.credentials.get('account_sid', '')}:{channel.phone_number}")]
+
+    @classmethod
+    def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        form = payload["form"]
+        now = datetime.now(tz=UTC)
+        if payload.get("kind") == "status":
+            status = STATUS_MAP.get(form.get("MessageStatus", ""))
+            if status is None:
+                return []  # queued, sending, accepted...: nothing to move
+            error = form.get("ErrorCode", "")
+            return [
+                StatusUpdate(
+                    form["MessageSid"],
+                    status,
+                    now,
+                    error_code=error,
+                    error_text=f"Twilio error {error}" if error else "",
+                )
+            ]
+        media_count = int(form.get("NumMedia", "0") or 0)
+        if media_count:
+            mime = form.get("MediaContentType0", "")
+            return [
+                InboundMessage(
+                    provider_message_id=form["MessageSid"],
+                    from_phone=form["From"],
+                    type=_media_type(mime),
+                    timestamp=now,
+                    body=form.get("Body", ""),
+                    media_ref=form.get("MediaUrl0", ""),
+                    media_mime=mime,
+                    payload={"media": [form.get(f"MediaUrl{i}") for i in range(media_count)]},
+                )
+            ]
+        return [
+            InboundMessage(
+                provider_message_id=form["MessageSid"],
+                from_phone=form["From"],
+                type=MessageType.TEXT,
+                timestamp=now,
+                body=form.get("Body", ""),
+            )
+        ]

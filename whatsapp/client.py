@@ -1,0 +1,96 @@
+"""The one client of Meta's Graph API (WhatsApp Cloud API): a thin layer over a pooled httpx client.
+
+We do not use `pywa`: it brings its own webhook server and handler framework, while we need a plain
+client whose base URL points at an emulator in tests, whose errors we classify ourselves, and whose
+connection pool we share across tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from core.http import pooled_client
+
+
+class GraphError(Exception):
+    """An error answer from the Graph API (`code` as in Meta's error table), or no answer at all."""
+
+    def __init__(self, status: int, code: int, message: str, details: str = "", sent: bool = True) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message, self.details = status, code, message, details
+        self.sent = sent  # False when the request surely never reached Meta (connection refused)
+
+
+class GraphClient:
+    def __init__(self, access_token: str) -> None:
+        self.http = pooled_client(settings.META_GRAPH_BASE_URL)
+        self.version = settings.META_GRAPH_VERSION
+        self.headers = {"Authorization": f"Bearer {access_token}"}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = path if path.startswith("http") else f"/{self.version}/{path.lstrip('/')}"
+        try:
+            response = self.http.request(method, url, headers=self.headers, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise GraphError(0, -1, f"connection failed: {type(exc).__name__}", sent=False) from exc
+        except httpx.HTTPError as exc:
+            raise GraphError(0, -2, f"no answer: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            try:
+                error = response.json().get("error", {})
+            except ValueError:
+                error = {}
+            raise GraphError(
+                response.status_code,
+                int(error.get("code", 0) or 0),
+                str(error.get("message", response.reason_phrase)),
+                str((error.get("error_data") or {}).get("details", "")),
+            )
+        result: dict[str, Any] = response.json()
+        return result
+
+    def send_message(self, phone_number_id: str, payload: dict[str, Any]) -> str:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
+        answer = self._request("POST", f"{phone_number_id}/messages", json=body)
+        return str(answer["messages"][0]["id"])
+
+    def mark_read(self, phone_number_id: str, message_id: str) -> None:
+        self._request(
+            "POST",
+            f"{phone_number_id}/messages",
+            json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id},
+        )
+
+    def upload_media(self, phone_number_id: str, content: bytes, mime: str, filename: str) -> str:
+        answer = self._request(
+            "POST",
+            f"{phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mime},
+            files={"file": (filename or "file", content, mime)},
+        )
+        return str(answer["id"])
+
+    def download_media(self, media_id: str) -> tuple[bytes, str]:
+        info = self._request("GET", media_id)
+        response = self.http.get(info["url"], headers=self.headers)
+        response.raise_for_status()
+        return response.content, str(info.get("mime_type", ""))
+
+    def templates(self, waba_id: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "fields": "name,status,category,language,components,parameter_format",
+            "limit": page_size,
+        }
+        while True:
+            page = self._request("GET", f"{waba_id}/message_templates", params=params)
+            yield from page.get("data", [])
+            after = ((page.get("paging") or {}).get("cursors") or {}).get("after")
+            if not after or not (page.get("paging") or {}).get("next"):
+                return
+            params["after"] = after
+
+    def create_template(self, waba_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"{waba_id}/message_templates", json=body)

@@ -1,0 +1,263 @@
+"""The WhatsApp Cloud API provider: our messages to Graph payloads, Meta's webhooks to our events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from inbox.models import Channel, MessageType
+from inbox.providers import (
+    Capabilities,
+    ChannelProvider,
+    ErrorKind,
+    Event,
+    InboundMessage,
+    OutboundMessage,
+    PreferenceUpdate,
+    ProviderError,
+    SendResult,
+    StatusUpdate,
+    TemplateStatusUpdate,
+)
+from whatsapp.client import GraphClient, GraphError
+
+# Meta error codes worth trying again (see PROVIDERS.md §1.2); everything else is permanent.
+RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057})
+RETRY_AFTER_S = {131056: 6.0, 130429: 2.0, 80007: 60.0, 4: 60.0}
+MEDIA_KINDS = frozenset({"image", "audio", "video", "document", "sticker"})
+
+
+def classify(error: GraphError) -> ProviderError:
+    if not error.sent:
+        return ProviderError(ErrorKind.RETRYABLE, "connect", error.message, retry_after=5)
+    if error.code == -2:
+        return ProviderError(ErrorKind.UNKNOWN, "timeout", error.message)
+    code = error.code
+    text = f"{error.message} {error.details}".strip()
+    if code in RETRYABLE_CODES or error.status >= 500 or error.status == 429:
+        return ProviderError(ErrorKind.RETRYABLE, str(code or error.status), text, retry_after=RETRY_AFTER_S.get(code))
+    return ProviderError(
+        ErrorKind.PERMANENT, str(code or error.status), text, opted_out="marketing" if code == 131050 else ""
+    )
+
+
+def _ts(raw: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(raw), tz=UTC)
+    except (TypeError, ValueError):
+        return datetime.now(tz=UTC)
+
+
+def template_components(variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """{"header": [...], "body": [...] or {name: value}, "buttons": [...]} -> Graph template components."""
+    components: list[dict[str, Any]] = []
+    header = variables.get("header") or []
+    if header:
+        params = []
+        for item in header:
+            if isinstance(item, dict) and item.get("type") in {"image", "video", "document"}:
+                params.append({"type": item["type"], item["type"]: {"link": item["link"]}})
+            else:
+                params.append({"type": "text", "text": str(item)})
+        components.append({"type": "header", "parameters": params})
+    body = variables.get("body") or []
+    if isinstance(body, dict):
+        components.append(
+            {
+                "type": "body",
+                "parameters": [
+                    {"type": "text", "parameter_name": name, "text": str(value)} for name, value in body.items()
+                ],
+            }
+        )
+    elif body:
+        components.append({"type": "body", "parameters": [{"type": "text", "text": str(v)} for v in body]})
+    for button in variables.get("buttons") or []:
+        sub_type = button.get("sub_type", "quick_reply")
+        param = (
+            {"type": "payload", "payload": button["payload"]}
+            if sub_type == "quick_reply"
+            else {"type": "text", "text": button["text"]}
+        )
+        components.append(
+            {"type": "button", "sub_type": sub_type, "index": str(button.get("index", 0)), "parameters": [param]}
+        )
+    return components
+
+
+class CloudProvider(ChannelProvider):
+    kind = "whatsapp_cloud"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        templates=True,
+        media_kinds=MEDIA_KINDS,
+        interactive=True,
+        reactions=True,
+        session_window_hours=24,
+        max_body=4096,
+    )
+
+    @property
+    def client(self) -> GraphClient:
+        return GraphClient(self.channel.credentials.get("access_token", ""))
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        pnid = self.channel.phone_number_id
+        try:
+            payload = self._payload(message)
+            return SendResult(self.client.send_message(pnid, payload))
+        except GraphError as exc:
+            raise classify(exc) from exc
+
+    def _payload(self, message: OutboundMessage) -> dict[str, Any]:
+        kind = message.type
+        payload: dict[str, Any] = {"to": message.to.lstrip("+"), "type": kind}
+        if kind == MessageType.TEXT:
+            payload["text"] = {"body": message.body, "preview_url": "http" in message.body}
+        elif kind in MEDIA_KINDS:
+            media: dict[str, Any] = {}
+            if message.media_bytes is not None:
+                media["id"] = self.client.upload_media(
+                    self.channel.phone_number_id, message.media_bytes, message.media_mime, message.media_filename
+                )
+            else:
+                media["link"] = message.media_url
+            if message.body and kind in {"image", "video", "document"}:
+                media["caption"] = message.body
+            if kind == "document" and message.media_filename:
+                media["filename"] = message.media_filename
+            payload[kind] = media
+        elif kind == MessageType.TEMPLATE:
+            payload["template"] = {
+                "name": message.template_name,
+                "language": {"code": message.template_language},
+                "components": template_components(message.template_variables),
+            }
+        elif kind in {MessageType.LOCATION, MessageType.INTERACTIVE, MessageType.REACTION}:
+            payload[kind] = message.payload
+        else:
+            raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"cannot send {kind} on WhatsApp")
+        if message.reply_to:
+            payload["context"] = {"message_id": message.reply_to}
+        if message.tracking:
+            payload["biz_opaque_callback_data"] = message.tracking
+        return payload
+
+    def mark_read(self, provider_message_id: str) -> None:
+        try:
+            self.client.mark_read(self.channel.phone_number_id, provider_message_id)
+        except GraphError as exc:
+            raise classify(exc) from exc
+
+    def fetch_media(self, media_ref: str) -> tuple[bytes, str]:
+        try:
+            return self.client.download_media(media_ref)
+        except GraphError as exc:
+            raise classify(exc) from exc
+
+    @classmethod
+    def route_keys(cls, channel: Channel) -> list[tuple[str, str]]:
+        keys = [("whatsapp_cloud", channel.phone_number_id)]
+        if channel.waba_id:
+            keys.append(("whatsapp_waba", channel.waba_id))
+        return keys
+
+    @classmethod
+    def apply_own_event(cls, channel: Channel, event: Event) -> bool | None:
+        if isinstance(event, TemplateStatusUpdate):
+            from whatsapp.services import template_status_apply
+
+            return template_status_apply(waba_id=channel.waba_id, update=event)
+        return False
+
+    @classmethod
+    def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        kind = payload.get("kind")
+        if kind == "message":
+            return [parse_message(payload["message"], payload.get("contacts") or [])]
+        if kind == "status":
+            return [parse_status(payload["status"])]
+        if kind == "template":
+            value = payload["value"]
+            return [
+                TemplateStatusUpdate(
+                    template_id=str(value.get("message_template_id", "")),
+                    name=str(value.get("message_template_name", "")),
+                    language=str(value.get("message_template_language", "")),
+                    status=str(value.get("event", "")),
+                    reason=str(value.get("reason") or ""),
+                )
+            ]
+        if kind == "preference":
+            pref = payload["preference"]
+            if pref.get("category") != "marketing_messages":
+                return []
+            return [
+                PreferenceUpdate(
+                    phone=str(pref["wa_id"]),
+                    marketing_opt_out=pref.get("value") == "stop",
+                    timestamp=_ts(pref.get("timestamp")),
+                )
+            ]
+        return []
+
+
+def parse_status(status: dict[str, Any]) -> StatusUpdate:
+    errors = status.get("errors") or [{}]
+    first = errors[0]
+    detail = (first.get("error_data") or {}).get("details") or first.get("message") or first.get("title") or ""
+    return StatusUpdate(
+        provider_message_id=str(status["id"]),
+        status=str(status["status"]),
+        timestamp=_ts(status.get("timestamp")),
+        error_code=str(first.get("code", "")) if status.get("errors") else "",
+        error_text=str(detail) if status.get("errors") else "",
+    )
+
+
+def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> InboundMessage:
+    kind = str(message.get("type", "unsupported"))
+    sender = str(message.get("from", ""))
+    profile = next((c.get("profile", {}).get("name", "") for c in contacts if c.get("wa_id") == sender), "")
+    common: dict[str, Any] = {
+        "provider_message_id": str(message["id"]),
+        "from_phone": sender,
+        "timestamp": _ts(message.get("timestamp")),
+        "profile_name": profile,
+        "reply_to": str((message.get("context") or {}).get("id", "")),
+    }
+    found = message.get(kind)
+    obj: dict[str, Any] = found if isinstance(found, dict) else {}
+    if kind == "text":
+        return InboundMessage(type=MessageType.TEXT, body=str(obj.get("body", "")), **common)
+    if kind in MEDIA_KINDS:
+        return InboundMessage(
+            type=kind,
+            body=str(obj.get("caption", "")),
+            media_ref=str(obj.get("id", "")),
+            media_mime=str(obj.get("mime_type", "")),
+            media_filename=str(obj.get("filename", "")),
+            payload={"voice": bool(obj.get("voice"))} if kind == "audio" else {},
+            **common,
+        )
+    if kind == "location":
+        label = " · ".join(str(obj[k]) for k in ("name", "address") if obj.get(k))
+        return InboundMessage(type=MessageType.LOCATION, body=label, payload=obj, **common)
+    if kind == "contacts":
+        cards = message.get("contacts") or []
+        names = ", ".join(str((c.get("name") or {}).get("formatted_name", "")) for c in cards)
+        return InboundMessage(type=MessageType.CONTACTS, body=names, payload={"contacts": cards}, **common)
+    if kind == "interactive":
+        reply = obj.get("button_reply") or obj.get("list_reply") or obj.get("nfm_reply") or {}
+        return InboundMessage(
+            type=MessageType.INTERACTIVE, body=str(reply.get("title") or reply.get("body") or ""), payload=obj, **common
+        )
+    if kind == "button":
+        return InboundMessage(
+            type=MessageType.INTERACTIVE, body=str(obj.get("text", "")), payload={"button": obj}, **common
+        )
+    if kind == "reaction":
+        return InboundMessage(type=MessageType.REACTION, body=str(obj.get("emoji", "")), payload=obj, **common)
+    # order, system, unsupported, anything new: kept, never an error
+    return InboundMessage(
+        type=MessageType.UNSUPPORTED, body="", payload={"original_type": kind, "raw": message}, **common
+    )
