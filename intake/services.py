@@ -30,13 +30,14 @@ def events_store(*, provider: str, events: list[RawEvent]) -> int:
     if not events:
         return 0
     rows = [(provider, e.event_id, e.route_kind, e.route_key, json.dumps(e.payload)) for e in events]
-    placeholders = ",".join(["(%s,%s,%s,%s,%s::jsonb,now(),0)"] * len(rows))
+    placeholders = ",".join(["(%s,%s,%s,%s,%s::jsonb,now(),0,'')"] * len(rows))
     params = [value for row in rows for value in row]
+    # Only "%s" placeholders are joined into the statement; every value is a parameter.
     sql = (
-        "INSERT INTO public.intake_webhookevent"
-        " (provider, event_id, route_kind, route_key, payload, received_at, attempts)"
+        "INSERT INTO public.intake_webhookevent"  # noqa: S608
+        " (provider, event_id, route_kind, route_key, payload, received_at, attempts, outcome)"
         " VALUES " + placeholders + " ON CONFLICT (provider, event_id) DO NOTHING"
-    )  # only %s placeholders are joined in; every value is a parameter
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         inserted = cursor.rowcount

@@ -23,7 +23,9 @@ from django.test import Client
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Role, User
+from emulators.meta import MetaEmulator
 from emulators.oauth import OAuthEmulator
+from emulators.twilio import TwilioEmulator
 from tenants.models import Tenant
 from tenants.services import tenant_create
 from tests import pytest_env
@@ -215,3 +217,64 @@ def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
     wait_until(ready, timeout=60, interval=0.5)
     yield
     _stop(proc)
+
+
+# --- channels and provider emulators -----------------------------------------------------------
+
+WA_TOKEN = "test-token"
+TWILIO_SID, TWILIO_TOKEN = "ACalpha0000000000000000000000000", "alpha-twilio-token"
+SMS_NUMBER = "+5511900000001"
+
+
+@pytest.fixture(scope="session")
+def channels(tenants: tuple[Tenant, Tenant], django_db_blocker: Any) -> dict[str, int]:
+    """Alpha's WhatsApp Cloud and SMS channels (ids), committed once, routes registered."""
+    from inbox.models import Channel
+    from inbox.services import channel_create
+
+    alpha = tenants[0]
+    with django_db_blocker.unblock():
+        connection.set_tenant(alpha)
+        wa = Channel.objects.filter(phone_number_id="pnid-alpha").first() or channel_create(
+            kind="whatsapp_cloud",
+            name="WhatsApp Alpha",
+            phone_number="+5511911110000",
+            credentials={"access_token": WA_TOKEN},
+            waba_id="waba-alpha",
+            phone_number_id="pnid-alpha",
+        )
+        sms = Channel.objects.filter(kind="sms_twilio").first() or channel_create(
+            kind="sms_twilio",
+            name="SMS Alpha",
+            phone_number=SMS_NUMBER,
+            credentials={"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN},
+        )
+        connection.set_schema_to_public()
+    return {"whatsapp": wa.pk, "sms": sms.pk}
+
+
+@pytest.fixture(scope="session")
+def meta_emulator() -> Iterator[MetaEmulator]:
+    emulator = MetaEmulator(
+        app_secret=os.environ["META_APP_SECRET"],
+        webhook_url=f"{os.environ['PUBLIC_WEBHOOK_BASE_URL']}/webhooks/whatsapp/",
+        port=pytest_env.META_PORT,
+        tokens={WA_TOKEN},
+        delays=(0.05, 0.15, 0.3),
+    ).start()
+    yield emulator
+    emulator.callbacks.close()
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def twilio_emulator() -> Iterator[TwilioEmulator]:
+    emulator = TwilioEmulator(
+        accounts={TWILIO_SID: TWILIO_TOKEN},
+        inbound_urls={SMS_NUMBER: f"{os.environ['PUBLIC_WEBHOOK_BASE_URL']}/webhooks/twilio/inbound/"},
+        port=pytest_env.TWILIO_PORT,
+        delays=(0.05, 0.15),
+    ).start()
+    yield emulator
+    emulator.callbacks.close()
+    emulator.stop()

@@ -44,8 +44,15 @@ if redis_url:
 
 LIVE_PORT = _free_port()
 OAUTH_PORT = _free_port()
+META_PORT = _free_port()
+TWILIO_PORT = _free_port()
 os.environ.update(
     {
+        "META_GRAPH_BASE_URL": f"http://127.0.0.1:{META_PORT}",
+        "META_APP_SECRET": "test-app-secret",
+        "META_VERIFY_TOKEN": "test-verify-token",
+        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{TWILIO_PORT}",
+        "PUBLIC_WEBHOOK_BASE_URL": f"http://localhost:{LIVE_PORT}",
         "BASE_DOMAIN": "localhost",
         "BASE_PORT": str(LIVE_PORT),
         "CACHE_KEY_PREFIX": "test",
