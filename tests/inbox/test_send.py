@@ -40,7 +40,7 @@ def test_text_reaches_the_graph_emulator_and_records_the_wamid(
     assert sent["biz_opaque_callback_data"] == str(message.pk)
 
 
-OUTBOUND = {
+OUTBOUND: dict[str, dict[str, Any]] = {
     "document": dict(
         type="document", media_url="https://files.example/boleto.pdf", media_filename="boleto.pdf", body="Seu boleto"
     ),
