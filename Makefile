@@ -31,9 +31,11 @@ migrate: services
 
 demo: migrate
 	$(PY) manage.py demo_setup
+	$(PY) manage.py demo_channels
 
+# Procfile.dev = the production Procfile plus the local provider emulators.
 run: static demo
-	honcho start -f Procfile -p 8000
+	honcho start -f Procfile.dev -p 8000
 
 # Debian's chromium drives the browser tests (never a downloaded browser).
 browser:

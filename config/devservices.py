@@ -26,6 +26,11 @@ PG_DIR = VAR / "pg"
 REDIS_DIR = VAR / "redis"
 REDIS_SOCKET = REDIS_DIR / "redis.sock"
 
+LOCAL_API_URLS = {
+    "META_GRAPH_BASE_URL": "http://127.0.0.1:8710",
+    "TWILIO_API_BASE_URL": "http://127.0.0.1:8711",
+}
+
 PG_TUNING = """
 # --- tuning added by config/devservices.py ---
 max_connections = 300
@@ -130,6 +135,8 @@ def _redis_ping() -> bool:
 def up() -> None:
     VAR.mkdir(exist_ok=True)
     lines = [f"{k}={v}" for k, v in _secrets().items()]
+    # Locally, the external APIs are the emulators that `make run` starts (emulators/demo.py).
+    lines += [f"{k}={v}" for k, v in LOCAL_API_URLS.items() if not os.environ.get(k)]
     if not os.environ.get("DATABASE_URL"):
         lines.append(f"DATABASE_URL={postgres_up()}")
     if not os.environ.get("REDIS_URL"):

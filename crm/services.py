@@ -15,8 +15,8 @@ from crm.models import ConsentStatus, Contact, ContactConsent, Medium
 def phone_normalize(raw: str, default_region: str = "BR") -> str:
     """E.164 for a phone typed by a person or sent by a provider (`5511...`, `+55 (11) 9...`, `whatsapp:+55...`)."""
     text = raw.strip().removeprefix("whatsapp:")
-    if text and text[0].isdigit() and len(text) > 11:
-        text = "+" + text  # providers send international numbers without the plus
+    if text.isdigit() and len(text) >= 12 and not text.startswith("0"):
+        text = "+" + text  # providers send bare international numbers: 5511987654321
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:

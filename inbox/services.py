@@ -39,6 +39,7 @@ from inbox.providers import (
     provider_for,
 )
 from intake.services import route_register, route_remove
+from tenants.selectors import tenant_current
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def channel_create(
         phone_number_id=phone_number_id,
         rate_limit_per_s=rate_limit_per_s,
     )
-    tenant = connection.tenant  # type: ignore[attr-defined]
+    tenant = tenant_current()
     for route_kind, external_id in provider_class(kind).route_keys(channel):
         route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
     return channel
@@ -113,7 +114,7 @@ def channel_create(
 
 @transaction.atomic
 def channel_delete(*, channel: Channel) -> None:
-    route_remove(tenant_id=connection.tenant.pk, channel_id=channel.pk)  # type: ignore[attr-defined]
+    route_remove(tenant_id=tenant_current().pk, channel_id=channel.pk)
     channel.delete()
 
 

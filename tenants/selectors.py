@@ -13,3 +13,13 @@ def tenant_for_hostname(hostname: str) -> Tenant | None:
         return public_tenant()
     domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
     return domain.tenant if domain else None
+
+
+def tenant_current() -> Tenant:
+    """The tenant whose schema the connection is in (a real row, also under schema_context)."""
+    from django.db import connection
+
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant):
+        return tenant
+    return Tenant.objects.get(schema_name=connection.schema_name)  # type: ignore[attr-defined]

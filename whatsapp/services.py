@@ -108,7 +108,3 @@ def template_status_apply(*, waba_id: str, update: TemplateStatusUpdate) -> bool
             {"template_id": update.template_id, "name": update.name, "status": update.status},
         )
     return bool(changed)
-
-
-def templates_approved(*, waba_id: str) -> list[MessageTemplate]:
-    return list(MessageTemplate.objects.filter(waba_id=waba_id, status=TemplateStatus.APPROVED))

@@ -1,0 +1,67 @@
+"""The demo's provider emulators (started by `make run` through Procfile.dev): a Graph API on :8710 and
+Twilio on :8711, calling the local app's webhooks back, with the demo channels' ids and secrets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+from config.env import load_env_file
+from emulators.meta import MetaEmulator
+from emulators.twilio import TwilioEmulator
+
+DEMO_PNID, DEMO_WABA, DEMO_TOKEN = "demo-pnid-1", "demo-waba-1", "demo-access-token"
+DEMO_SID, DEMO_AUTH = "ACdemo0000000000000000000000000001", "demo-auth-token"
+DEMO_WA_NUMBER, DEMO_SMS_NUMBER = "+5511940000001", "+5511940000002"
+DEMO_TEMPLATES = [
+    {
+        "id": "1001",
+        "name": "order_update",
+        "language": "pt_BR",
+        "category": "UTILITY",
+        "status": "APPROVED",
+        "components": [{"type": "BODY", "text": "Olá {{1}}, seu pedido {{2}} saiu para entrega."}],
+        "parameter_format": "POSITIONAL",
+    },
+    {
+        "id": "1002",
+        "name": "welcome_back",
+        "language": "pt_BR",
+        "category": "MARKETING",
+        "status": "APPROVED",
+        "components": [{"type": "BODY", "text": "Oi {{1}}! Temos novidades para você."}],
+        "parameter_format": "POSITIONAL",
+    },
+]
+
+
+def main() -> None:
+    load_env_file(Path(__file__).resolve().parent.parent / "var" / "local.env")
+    app = os.environ.get("PUBLIC_WEBHOOK_BASE_URL", "http://localhost:8000")
+    meta = MetaEmulator(
+        app_secret=os.environ["META_APP_SECRET"],
+        webhook_url=f"{app}/webhooks/whatsapp/",
+        port=8710,
+        tokens={DEMO_TOKEN},
+        delays=(0.6, 1.5, 3.0),
+    )
+    meta.templates[DEMO_WABA] = [dict(t) for t in DEMO_TEMPLATES]
+    twilio = TwilioEmulator(
+        accounts={DEMO_SID: DEMO_AUTH},
+        port=8711,
+        delays=(0.6, 1.5),
+        inbound_urls={DEMO_SMS_NUMBER: f"{app}/webhooks/twilio/inbound/"},
+    )
+    meta.start()
+    twilio.start()
+    print(f"emulators: Meta Graph {meta.base_url}, Twilio {twilio.base_url} -> {app}", flush=True)  # noqa: T201
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+
+
+if __name__ == "__main__":
+    main()

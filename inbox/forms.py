@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from crm.services import phone_normalize
+from inbox.models import Channel
+
+
+class PhoneField(forms.CharField):
+    def clean(self, value: Any) -> str:
+        raw = super().clean(value)
+        try:
+            return phone_normalize(raw)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from exc
+
+
+class CloudChannelForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=80)
+    phone_number = PhoneField(label=_("Phone number"))
+    phone_number_id = forms.CharField(label=_("Phone number ID"), max_length=40)
+    waba_id = forms.CharField(label=_("WhatsApp Business Account ID"), max_length=40)
+    access_token = forms.CharField(label=_("Access token"), widget=forms.PasswordInput(render_value=False))
+
+
+class TwilioChannelForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=80)
+    phone_number = PhoneField(label=_("Twilio phone number"))
+    account_sid = forms.CharField(label=_("Account SID"), max_length=64)
+    auth_token = forms.CharField(label=_("Auth token"), widget=forms.PasswordInput(render_value=False))
+
+
+class NewConversationForm(forms.Form):
+    channel = forms.ModelChoiceField(label=_("Channel"), queryset=Channel.objects.all())
+    phone = PhoneField(label=_("Phone number"))
+    name = forms.CharField(label=_("Name"), max_length=150, required=False)
+
+
+class ReplyForm(forms.Form):
+    body = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 2}), max_length=4096)

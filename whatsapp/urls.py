@@ -1,0 +1,9 @@
+from django.urls import path
+
+from whatsapp import views
+
+urlpatterns = [
+    path("channels/<int:pk>/templates/", views.template_list, name="template_list"),
+    path("channels/<int:pk>/templates/sync/", views.template_sync, name="template_sync"),
+    path("conversations/<int:pk>/template/", views.template_send, name="template_send"),
+]
