@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.utils import translation
 
 from crm.models import ConsentStatus
 from crm.services import consent_record
@@ -149,7 +150,7 @@ def test_template_with_header_body_and_button_variables(
 
 def test_free_form_needs_the_24_hour_window_templates_do_not(in_tenant_a: Any, channels: dict[str, int]) -> None:
     conversation = open_conversation(channels["whatsapp"], "+5511955554444", window_open=False)
-    with pytest.raises(ValidationError) as refused:
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
         message_send(conversation=conversation, body="oi")
     assert refused.value.code == "window_closed"
     assert "template" in refused.value.messages[0]
