@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +31,9 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(autouse=True)
-def _django_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Playwright's sync API keeps an event loop on this thread; our own ORM calls here are plain sync,
-    # but they get a connection of their own in that context, which must be closed before the test DB goes.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+def _close_playwright_context_connections() -> Iterator[None]:
+    # ORM calls made while Playwright's loop runs get a connection of their own in that context,
+    # which must be closed before the test database is dropped.
     yield
     connections.close_all()
 
@@ -42,10 +42,16 @@ def _django_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is not installed (make test installs it)")
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield instance
-        instance.close()
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests and session
+    # fixtures make meanwhile are plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
+    try:
+        with sync_playwright() as pw:
+            instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            yield instance
+            instance.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def _login(page: Page, base: str, email: str) -> None:
@@ -114,3 +120,33 @@ def test_small_screen_has_a_menu_toggle(
     expect(page.locator("nav.sidebar")).to_be_visible()
     page.screenshot(path=str(SHOTS / "shell-mobile.png"))
     context.close()
+
+
+def test_a_message_sent_from_the_shell_turns_read_without_a_reload(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any,
+    celery_worker: None, meta_emulator: Any, channels: dict[str, int],
+) -> None:
+    from django.db import connection
+
+    from tests.messaging import open_conversation
+
+    alpha, _ = tenants
+    email = f"sender-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email)
+    connection.set_tenant(alpha)
+    conversation = open_conversation(channels["whatsapp"], f"+55119{uuid.uuid4().int % 10**8:08d}")
+    connection.set_schema_to_public()
+    port = app_server.rsplit(":", 1)[1]
+    base = f"http://alpha.localhost:{port}"
+    page = browser.new_context().new_page()
+    _login(page, base, email)
+    page.goto(f"{base}/conversations/{conversation.pk}/")
+    expect(page.locator("#live-dot")).to_have_class("live-dot on", timeout=10_000)
+    page.fill("textarea[name=body]", "Seu pedido está pronto para retirada")
+    page.click("[data-testid=send]")
+    ticks = page.locator("[data-testid=ticks]").last
+    expect(ticks).to_have_class("ticks read", timeout=20_000)  # sent -> delivered -> read, pushed live
+    page.screenshot(path=str(SHOTS / "conversation-read.png"))
+    # and a customer's answer appears without a reload
+    meta_emulator.inject_inbound(phone_number_id="pnid-alpha", from_phone=conversation.contact.phone, text="Obrigado!")
+    expect(page.locator(".msg.in").last).to_contain_text("Obrigado!", timeout=20_000)
