@@ -107,8 +107,15 @@ DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
     raise ImproperlyConfigured("DATABASE_URL is not set (run `make run`, or set it in the environment)")
 DATABASES = {"default": database_from_url(DATABASE_URL)}
-DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A bounded psycopg pool per process: under ASGI each request may run on its own thread, and per-thread
+# persistent connections would multiply until PostgreSQL refuses more clients.
+DATABASES["default"]["OPTIONS"]["pool"] = {
+    "min_size": env_int("DB_POOL_MIN", 1),
+    "max_size": env_int("DB_POOL_MAX", 16),
+    "timeout": 10,
+}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+INTAKE_POOL_MAX = env_int("INTAKE_POOL_MAX", 8)  # the async webhook intake's own pool, per web process
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

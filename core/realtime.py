@@ -6,6 +6,9 @@ another: ``t.<schema>.<topic>``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -23,13 +26,44 @@ def user_topic(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+_batch = threading.local()
+
+
 def push(schema_name: str, topic: str, event: str, payload: dict[str, Any]) -> None:
-    """Send now. Callers inside a transaction should use push_on_commit."""
+    """Send now (or at the end of the enclosing `batched()` block). In a transaction, use push_on_commit."""
+    message = {"type": "live.event", "event": event, "payload": payload}
+    pending = getattr(_batch, "items", None)
+    if pending is not None:
+        pending.append((group_name(schema_name, topic), message))
+        return
+    _send([(group_name(schema_name, topic), message)])
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Collect pushes and send them together at the end (one event loop hop for a whole batch)."""
+    if getattr(_batch, "items", None) is not None:
+        yield
+        return
+    _batch.items = []
+    try:
+        yield
+    finally:
+        items, _batch.items = _batch.items, None
+        if items:
+            _send(items)
+
+
+def _send(items: list[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "live.event", "event": event, "payload": payload}
-    async_to_sync(layer.group_send)(group_name(schema_name, topic), message)
+
+    async def send_all() -> None:
+        for group, message in items:
+            await layer.group_send(group, message)
+
+    async_to_sync(send_all)()
 
 
 def push_on_commit(schema_name: str, topic: str, event: str, payload: dict[str, Any]) -> None:

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -326,14 +327,19 @@ def sending_sweep(*, older_than: timedelta = timedelta(minutes=5)) -> int:
 
 def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
     """Move a message's status forward. None when no message has that provider id (yet); False when the
-    update is stale or a duplicate; True when it changed something."""
-    message = Message.objects.filter(channel=channel, provider_message_id=update.provider_message_id).first()
-    if message is None:
+    update is stale or a duplicate; True when it changed something. One SELECT and one UPDATE."""
+    found = (
+        Message.objects.filter(channel=channel, provider_message_id=update.provider_message_id)
+        .values("id", "conversation_id")
+        .first()
+    )
+    if found is None:
         return None
     new = update.status
+    changes: dict[str, Any]
     if new == MessageStatus.FAILED:
         allowed = [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN, MessageStatus.SENT]
-        changes: dict[str, Any] = {
+        changes = {
             "failed_at": update.timestamp,
             "error_code": update.error_code,
             "error_text": update.error_text[:500],
@@ -341,28 +347,22 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
     elif new in RANK:
         allowed = [s for s, rank in RANK.items() if rank < RANK[new]]  # type: ignore[index]
         changes = {TIME_FIELD[new]: update.timestamp}  # type: ignore[index]
+        # Skipped steps still get their time (a read implies delivered and sent).
+        for step in (MessageStatus.SENT, MessageStatus.DELIVERED):
+            if RANK[step] < RANK[new]:  # type: ignore[index]
+                changes[TIME_FIELD[step]] = Coalesce(TIME_FIELD[step], Value(update.timestamp))
     else:
         return False
-    changed = Message.objects.filter(pk=message.pk, status__in=allowed).update(status=new, **changes)
-    if not changed:
+    if not Message.objects.filter(pk=found["id"], status__in=allowed).update(status=new, **changes):
         return False
-    # Skipped steps still get their time (a read implies delivered and sent).
-    for step in (MessageStatus.SENT, MessageStatus.DELIVERED):
-        if new != MessageStatus.FAILED and RANK[step] < RANK[new]:  # type: ignore[index]
-            Message.objects.filter(pk=message.pk, **{f"{TIME_FIELD[step]}__isnull": True}).update(
-                **{TIME_FIELD[step]: update.timestamp}
-            )
-    events.announce(
-        events.MESSAGE_STATUS,
-        _schema(),
-        {
-            "id": message.pk,
-            "conversation_id": message.conversation_id,
-            "status": new,
-            "error_code": update.error_code,
-            "error_text": update.error_text,
-        },
-    )
+    payload = {
+        "id": found["id"],
+        "conversation_id": found["conversation_id"],
+        "status": new,
+        "error_code": update.error_code,
+        "error_text": update.error_text,
+    }
+    events.announce(events.MESSAGE_STATUS, _schema(), payload)
     return True
 
 

@@ -24,20 +24,25 @@ class RawEvent:
     payload: dict[str, Any]
 
 
-def events_store(*, provider: str, events: list[RawEvent]) -> int:
-    """Insert each event once (a redelivery is a no-op) and make sure a drain is on its way.
-    One round trip for the whole batch; returns how many were new."""
-    if not events:
-        return 0
+def insert_statement(events: list[RawEvent], provider: str) -> tuple[str, list[Any]]:
+    """One INSERT ... ON CONFLICT DO NOTHING for a batch (shared by the sync and the async intake)."""
     rows = [(provider, e.event_id, e.route_kind, e.route_key, json.dumps(e.payload)) for e in events]
     placeholders = ",".join(["(%s,%s,%s,%s,%s::jsonb,now(),0,'')"] * len(rows))
-    params = [value for row in rows for value in row]
     # Only "%s" placeholders are joined into the statement; every value is a parameter.
     sql = (
         "INSERT INTO public.intake_webhookevent"  # noqa: S608
         " (provider, event_id, route_kind, route_key, payload, received_at, attempts, outcome)"
         " VALUES " + placeholders + " ON CONFLICT (provider, event_id) DO NOTHING"
     )
+    return sql, [value for row in rows for value in row]
+
+
+def events_store(*, provider: str, events: list[RawEvent]) -> int:
+    """Insert each event once (a redelivery is a no-op) and make sure a drain is on its way.
+    One round trip for the whole batch; returns how many were new."""
+    if not events:
+        return 0
+    sql, params = insert_statement(events, provider)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         inserted = cursor.rowcount
@@ -59,9 +64,13 @@ def drain_kick() -> None:
     if _client is None:
         _client = _redis()
     if _client.set(DRAIN_FLAG, "1", nx=True, ex=60):
-        from config.celery import app
+        drain_enqueue()
 
-        app.send_task(DRAIN_TASK, queue="ingest", headers={"_schema_name": "public"})
+
+def drain_enqueue() -> None:
+    from config.celery import app
+
+    app.send_task(DRAIN_TASK, queue="ingest", headers={"_schema_name": "public"})
 
 
 def drain_flag_clear() -> None:

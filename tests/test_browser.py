@@ -123,8 +123,13 @@ def test_small_screen_has_a_menu_toggle(
 
 
 def test_a_message_sent_from_the_shell_turns_read_without_a_reload(
-    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any,
-    celery_worker: None, meta_emulator: Any, channels: dict[str, int],
+    app_server: str,
+    tenants: tuple[Tenant, Tenant],
+    browser: Browser,
+    committed: Any,
+    celery_worker: None,
+    meta_emulator: Any,
+    channels: dict[str, int],
 ) -> None:
     from django.db import connection
 

@@ -98,3 +98,46 @@ def test_sms_goes_out_delivered_and_a_reply_comes_in(
         ).exists()
 
     wait_until(replied, timeout=30)
+
+
+def test_the_asgi_intake_path_verifies_and_stores_once(
+    app_server: str, tenants: Any, channels: dict[str, int], committed: Any
+) -> None:
+    """Production's POST /webhooks/whatsapp/ skips Django's stack: same rules, checked over HTTP."""
+    import hashlib
+    import hmac
+    import json
+    import os
+
+    import httpx
+
+    from intake.models import WebhookEvent
+    from tests.messaging import inbound, meta_envelope, meta_messages_value
+
+    message_id = f"wamid.asgi.{uuid.uuid4().hex}"
+    body = json.dumps(meta_envelope(meta_messages_value(messages=[inbound("text", message_id)]))).encode()
+    good = "sha256=" + hmac.new(os.environ["META_APP_SECRET"].encode(), body, hashlib.sha256).hexdigest()
+    url = f"{app_server}/webhooks/whatsapp/"
+    assert httpx.post(url, content=body, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64}).status_code == 403
+    assert httpx.post(url, content=body).status_code == 403
+    connection.set_schema_to_public()
+    assert not WebhookEvent.objects.filter(event_id=f"msg:{message_id}").exists()
+    for _ in range(2):
+        assert httpx.post(url, content=body, headers={"X-Hub-Signature-256": good}).status_code == 200
+    assert WebhookEvent.objects.filter(event_id=f"msg:{message_id}").count() == 1
+    assert (
+        httpx.post(
+            url,
+            content=b"{not json",
+            headers={
+                "X-Hub-Signature-256": "sha256="
+                + hmac.new(os.environ["META_APP_SECRET"].encode(), b"{not json", hashlib.sha256).hexdigest()
+            },
+        ).status_code
+        == 400
+    )
+    verify = httpx.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "42"}
+    )
+    assert verify.status_code == 200 and verify.text == "42"
+    assert httpx.get(f"{app_server}/livez").text == "ok"

@@ -84,3 +84,54 @@ def meta_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponse("not JSON", status=400)
     events_store(provider=PROVIDER, events=split_events(parsed))
     return HttpResponse("OK")
+
+
+MAX_BODY = 3 * 1024 * 1024
+
+
+async def meta_webhook_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """POST /webhooks/whatsapp/ as a plain ASGI app: verify, store once, 200, without Django's request
+    stack (Meta sends three status callbacks for every message). GET verification stays in Django."""
+    from intake.aio import events_store_async
+
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            await _respond(send, 413, b"too large")
+            return
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    headers = dict(scope.get("headers") or [])
+    if not signature_valid(body, headers.get(b"x-hub-signature-256", b"").decode("latin-1")):
+        await _respond(send, 403, b"bad signature")
+        return
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        await _respond(send, 400, b"not JSON")
+        return
+    try:
+        await events_store_async(provider=PROVIDER, events=split_events(parsed))
+    except Exception:
+        logger.exception("meta webhook intake failed; Meta will redeliver")
+        await _respond(send, 500, b"try again")
+        return
+    await _respond(send, 200, b"OK")
+
+
+async def _respond(send: Any, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
