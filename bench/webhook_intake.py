@@ -19,7 +19,6 @@ import hmac
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path

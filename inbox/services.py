@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
@@ -236,7 +235,6 @@ def _outbound_of(message: Message) -> OutboundMessage:
         template_variables=message.template_variables,
         payload=message.payload,
         reply_to=message.reply_to_provider_id,
-        status_callback_url=f"{settings.PUBLIC_WEBHOOK_BASE_URL}/webhooks/twilio/status/",
         tracking=str(message.pk),
     )
 

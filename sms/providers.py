@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import requests
+from django.conf import settings
 from twilio.base.exceptions import TwilioRestException
 
 from inbox.models import Channel, MessageType
@@ -54,9 +55,12 @@ class TwilioSmsProvider(ChannelProvider):
         if message.type not in {MessageType.TEXT, "image", "video", "audio", "document"}:
             raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"SMS cannot carry {message.type}")
         client = self._client()
-        params: dict[str, Any] = {"to": message.to, "from_": self.channel.phone_number, "body": message.body}
-        if message.status_callback_url:
-            params["status_callback"] = message.status_callback_url
+        params: dict[str, Any] = {
+            "to": message.to,
+            "from_": self.channel.phone_number,
+            "body": message.body,
+            "status_callback": f"{settings.PUBLIC_WEBHOOK_BASE_URL}/webhooks/twilio/status/",
+        }
         if message.media_url:
             params["media_url"] = [message.media_url]
         try:

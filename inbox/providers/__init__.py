@@ -65,7 +65,6 @@ class OutboundMessage:
     )  # {"header": [...], "body": [...], "buttons": [...]}
     payload: dict[str, Any] = field(default_factory=dict)  # location, interactive, reaction
     reply_to: str = ""
-    status_callback_url: str = ""
     tracking: str = ""  # echoed back by providers that support it
 
 
