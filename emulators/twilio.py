@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import random
 import re
 import secrets
 from datetime import UTC, datetime
@@ -85,7 +86,9 @@ class TwilioHandler(EmulatorHandler):
             if parts[1:] == ["inbound"]:
                 self.send_json(200, {"sid": self.server.inject_inbound(**body)})
             elif parts[1:] == ["errors"]:
-                self.server.fail_next.extend([int(body["code"])] * int(body.get("count", 1)))
+                self.server.fail_next.extend([int(body["code"])] * int(body.get("count", 0 if "rate" in body else 1)))
+                self.server.error_rate = float(body.get("rate", self.server.error_rate))
+                self.server.error_code = int(body["code"])
                 self.send_json(200, {"ok": True})
             elif parts[1:] == ["unsubscribed"]:
                 self.server.unsubscribed.add(body["to"])
@@ -104,6 +107,8 @@ class TwilioHandler(EmulatorHandler):
     def _create(self, account: str, form: dict[str, str]) -> None:
         with self.server.lock:
             code = self.server.fail_next.pop(0) if self.server.fail_next else 0
+        if not code and self.server.error_rate and random.random() < self.server.error_rate:
+            code = self.server.error_code
         to = form.get("To", "")
         if code:
             self._error(code)
@@ -158,6 +163,7 @@ class TwilioEmulator(EmulatorServer):
         self.sent: dict[str, dict[str, Any]] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
         self.fail_next: list[int] = []
+        self.error_rate, self.error_code = 0.0, 20429  # errors "at a set rate", on top of fail_next
         self.unsubscribed: set[str] = set()
         self.undeliverable: dict[str, int] = {}
         self.callbacks = CallbackQueue()

@@ -239,7 +239,9 @@ def test_graph_errors_map_to_the_right_class(
         assert conversation.contact.consents.get(medium="whatsapp").status == ConsentStatus.MARKETING_OPTED_OUT
 
 
-def test_rate_limit_per_channel_defers_the_next_send(in_tenant_a: Any, channels: dict[str, int]) -> None:
+def test_rate_limit_per_channel_defers_the_next_send(
+    in_tenant_a: Any, channels: dict[str, int], meta_emulator: MetaEmulator
+) -> None:
     Channel.objects.filter(pk=channels["whatsapp"]).update(rate_limit_per_s=1)
     conversation = open_conversation(channels["whatsapp"])
     first = message_send(conversation=conversation, body="1")
@@ -275,3 +277,28 @@ def test_sms_send_and_twilio_errors(
     with pytest.raises(ProviderError) as invalid:
         provider_for(channel).send(OutboundMessage(to="+12", type="text", body="x"))
     assert (invalid.value.kind, invalid.value.code) == (ErrorKind.PERMANENT, "21211")
+
+
+def test_emulators_can_fail_at_a_set_rate(twilio_emulator: TwilioEmulator, meta_emulator: MetaEmulator) -> None:
+    import httpx
+
+    httpx.post(f"{twilio_emulator.base_url}/_emulator/errors", json={"code": 20429, "rate": 1.0})
+    httpx.post(f"{meta_emulator.base_url}/_emulator/errors", json={"code": 130429, "count": 0, "rate": 1.0})
+    try:
+        from tests.conftest import TWILIO_SID, TWILIO_TOKEN
+
+        twilio = httpx.post(
+            f"{twilio_emulator.base_url}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json",
+            auth=(TWILIO_SID, TWILIO_TOKEN),
+            data={"To": "+5511911112222", "From": "+5511900000001", "Body": "x"},
+        )
+        assert twilio.status_code == 429 and twilio.headers["Retry-After"] == "1" and twilio.json()["code"] == 20429
+        meta = httpx.post(
+            f"{meta_emulator.base_url}/v21.0/pnid-alpha/messages",
+            headers={"Authorization": "Bearer test-token"},
+            json={"messaging_product": "whatsapp", "to": "5511911112222", "type": "text", "text": {"body": "x"}},
+        )
+        assert meta.json()["error"]["code"] == 130429
+    finally:
+        httpx.post(f"{twilio_emulator.base_url}/_emulator/errors", json={"code": 20429, "rate": 0.0})
+        httpx.post(f"{meta_emulator.base_url}/_emulator/errors", json={"code": 130429, "count": 0, "rate": 0.0})
