@@ -6,16 +6,16 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponse | StreamingHttpResponse]
 
 
 def member_required(view: View) -> View:
     """The user is logged in on this tenant and is a member (see TenantMembershipMiddleware)."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         if getattr(request, "membership", None) is None:
             return redirect_to_login(request.get_full_path())
         return view(request, *args, **kwargs)
@@ -28,7 +28,7 @@ def manager_required(view: View) -> View:
 
     @wraps(view)
     @member_required
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         if not request.membership.is_manager:  # type: ignore[attr-defined]
             raise PermissionDenied
         return view(request, *args, **kwargs)

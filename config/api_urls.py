@@ -4,10 +4,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, MemberViewSet, MeView
+from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 
 router = DefaultRouter()
 router.register("members", MemberViewSet, basename="member")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("tags", TagViewSet, basename="tag")
+router.register("custom-fields", CustomFieldViewSet, basename="custom-field")
+router.register("segments", SegmentViewSet, basename="segment")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

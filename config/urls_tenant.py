@@ -47,6 +47,7 @@ urlpatterns = [
     path("sw.js", pwa.service_worker, name="pwa_sw"),
     path("offline/", pwa.offline, name="pwa_offline"),
     path("api/v1/", include("config.api_urls")),
+    path("", include("crm.urls")),
     path("", include("inbox.urls")),
     path("", include("whatsapp.urls")),
 ]

@@ -4,6 +4,46 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class Tag(models.Model):
+    name = models.CharField(_("name"), max_length=50, unique=True)
+    color = models.CharField(_("color"), max_length=7, default="#0f766e")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FieldKind(models.TextChoices):
+    TEXT = "text", _("Text")
+    NUMBER = "number", _("Number")
+    DATE = "date", _("Date")
+    CHOICE = "choice", _("Choice")
+    BOOLEAN = "boolean", _("Yes/no")
+
+
+class CustomField(models.Model):
+    """A field the business adds to its contacts; values live in Contact.custom_fields under `key`."""
+
+    key = models.SlugField(_("key"), max_length=40, unique=True)
+    label = models.CharField(_("label"), max_length=80)
+    kind = models.CharField(_("kind"), max_length=10, choices=FieldKind.choices, default=FieldKind.TEXT)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label"]
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class Contact(models.Model):
     """A customer, known by an E.164 phone number."""
 
@@ -11,6 +51,9 @@ class Contact(models.Model):
     name = models.CharField(_("name"), max_length=150, blank=True)
     email = models.EmailField(_("email"), blank=True)
     wa_profile_name = models.CharField(_("WhatsApp profile name"), max_length=150, blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="contacts", verbose_name=_("tags"))
+    custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)  # personal data erased on request (LGPD)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -55,3 +98,19 @@ class ContactConsent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.medium}: {self.status}"
+
+
+class Segment(models.Model):
+    """A saved dynamic filter over contacts (see crm.selectors.contacts_filter for the spec)."""
+
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    filters = models.JSONField(_("filters"), default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+
+    def __str__(self) -> str:
+        return self.name

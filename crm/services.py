@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -98,3 +99,154 @@ def consent_keyword(text: str, medium: str) -> str | None:
     if word in OPT_IN_KEYWORDS or (medium == Medium.SMS and word in SMS_ONLY_OPT_IN):
         return "in"
     return None
+
+
+# --- custom fields, tags, edits ---------------------------------------------------------------
+
+
+def custom_fields_clean(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate values against the field definitions; returns them typed for JSON. Raises ValidationError."""
+    from crm.models import CustomField, FieldKind
+
+    definitions = {f.key: f for f in CustomField.objects.all()}
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for key, raw in values.items():
+        field = definitions.get(key)
+        if field is None:
+            errors[key] = _("There is no custom field %(key)s.") % {"key": key}
+            continue
+        if raw in (None, ""):
+            cleaned[key] = None
+            continue
+        try:
+            cleaned[key] = _coerce(field.kind, raw, field.choices)
+        except (TypeError, ValueError):
+            messages: dict[str, str] = {
+                FieldKind.NUMBER: _("Enter a number."),
+                FieldKind.DATE: _("Enter a date as YYYY-MM-DD."),
+                FieldKind.CHOICE: _("Choose one of: %(choices)s.") % {"choices": ", ".join(map(str, field.choices))},
+                FieldKind.BOOLEAN: _("Enter yes or no."),
+            }
+            errors[key] = messages.get(str(field.kind), _("Enter a valid value."))
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _coerce(kind: str, raw: Any, choices: list[Any]) -> Any:
+    from datetime import date
+    from decimal import Decimal, InvalidOperation
+
+    if kind == "number":
+        try:
+            number = Decimal(str(raw).replace(",", "."))
+        except InvalidOperation as exc:
+            raise ValueError from exc
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "date":
+        return date.fromisoformat(str(raw)).isoformat()
+    if kind == "choice":
+        if raw not in choices:
+            raise ValueError
+        return raw
+    if kind == "boolean":
+        text = str(raw).strip().lower()
+        if text in {"true", "1", "yes", "sim", "s", "y"} or raw is True:
+            return True
+        if text in {"false", "0", "no", "nao", "não", "n"} or raw is False:
+            return False
+        raise ValueError
+    return str(raw)[:500]
+
+
+def contact_update(*, contact: Contact, **changes: Any) -> Contact:
+    """Edit a contact's name, email, custom fields (merged, validated) and tags (replaced)."""
+    from crm.models import Tag
+
+    if "phone" in changes:
+        contact.phone = phone_normalize(changes["phone"])
+    for attr in ("name", "email"):
+        if attr in changes:
+            setattr(contact, attr, changes[attr] or "")
+    if "custom_fields" in changes:
+        merged = {**contact.custom_fields, **custom_fields_clean(changes["custom_fields"] or {})}
+        contact.custom_fields = {k: v for k, v in merged.items() if v is not None}
+    contact.full_clean(exclude=["tags"])
+    contact.save()
+    if "tags" in changes:
+        contact.tags.set(Tag.objects.filter(pk__in=changes["tags"]))
+    return contact
+
+
+def contacts_tag(*, contacts: Any, tag: Any) -> int:
+    """Tag every contact of a queryset (a selection or all that match a filter); returns how many."""
+    through = Contact.tags.through
+    ids = list(contacts.values_list("pk", flat=True))
+    through.objects.bulk_create([through(contact_id=i, tag_id=tag.pk) for i in ids], ignore_conflicts=True)
+    return len(ids)
+
+
+def contacts_untag(*, contacts: Any, tag: Any) -> int:
+    return Contact.tags.through.objects.filter(contact_id__in=contacts.values("pk"), tag_id=tag.pk).delete()[0]
+
+
+def contacts_delete(*, contacts: Any) -> int:
+    return Contact.objects.filter(pk__in=contacts.values("pk")).delete()[1].get("crm.Contact", 0)
+
+
+def contact_erase(*, contact: Contact) -> None:
+    """Erase a person's data on request (LGPD): identity, custom fields, message content and media.
+    The row stays, anonymous, so counts and audit trails still add up."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        for conversation in contact.conversations.all():  # type: ignore[attr-defined]
+            for message in conversation.messages.exclude(media=""):
+                message.media.delete(save=False)
+            conversation.messages.update(body="", payload={}, media="", media_filename="", template_variables={})
+        contact.tags.clear()
+        Contact.objects.filter(pk=contact.pk).update(
+            phone=f"erased:{contact.pk}",
+            name="",
+            email="",
+            wa_profile_name="",
+            custom_fields={},
+            erased_at=timezone.now(),
+        )
+
+
+def contact_merge(*, primary: Contact, duplicate: Contact) -> Contact:
+    """Fold `duplicate` into `primary`: conversations and messages, tags, empty fields, consent (the most
+    recent choice per medium wins). The duplicate is deleted."""
+    from django.db import transaction
+
+    if primary.pk == duplicate.pk:
+        raise ValidationError(_("Choose two different contacts."))
+    with transaction.atomic():
+        for conversation in duplicate.conversations.all():  # type: ignore[attr-defined]
+            existing = primary.conversations.filter(channel_id=conversation.channel_id).first()  # type: ignore[attr-defined]
+            if existing is None:
+                conversation.contact = primary
+                conversation.save(update_fields=["contact"])
+            else:
+                conversation.messages.update(conversation=existing)
+                conversation.delete()
+        primary.tags.add(*duplicate.tags.all())
+        primary.name = primary.name or duplicate.name
+        primary.email = primary.email or duplicate.email
+        primary.wa_profile_name = primary.wa_profile_name or duplicate.wa_profile_name
+        primary.custom_fields = {**duplicate.custom_fields, **primary.custom_fields}
+        for consent in duplicate.consents.all():
+            mine = primary.consents.filter(medium=consent.medium).first()
+            if mine is None or mine.changed_at < consent.changed_at:
+                consent_record(
+                    contact=primary,
+                    medium=consent.medium,
+                    status=consent.status,
+                    source=consent.source,
+                    at=consent.changed_at,
+                )
+        duplicate.delete()
+        primary.save()
+    return primary

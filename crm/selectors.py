@@ -1,0 +1,54 @@
+"""Reads on contacts. One filter spec serves the list page, segments, bulk actions, export and the API:
+
+{"q": "ana", "tags": [1, 2], "opted_out": "whatsapp" | "sms" | "any" | "none",
+ "channel": <channel id>, "fields": {"city": "Campinas"}, "segment": <segment id>}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from crm.models import ConsentStatus, Contact, CustomField, Segment
+
+
+def contacts_filter(spec: dict[str, Any] | None = None) -> QuerySet[Contact]:
+    spec = dict(spec or {})
+    qs = Contact.objects.filter(erased_at=None)
+    if spec.get("segment"):
+        segment = Segment.objects.filter(pk=spec.pop("segment")).first()
+        if segment is not None:
+            qs = qs.filter(pk__in=contacts_filter(segment.filters).values("pk"))
+    text = str(spec.get("q") or "").strip()
+    if text:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        match = Q(name__icontains=text) | Q(email__icontains=text) | Q(wa_profile_name__icontains=text)
+        if len(digits) >= 3:
+            match |= Q(phone__contains=digits)
+        qs = qs.filter(match)
+    tags = [int(t) for t in spec.get("tags") or [] if str(t).isdigit()]
+    if tags:
+        qs = qs.filter(tags__in=tags)
+    opted_out = spec.get("opted_out")
+    if opted_out in ("whatsapp", "sms"):
+        qs = qs.filter(consents__medium=opted_out, consents__status=ConsentStatus.OPTED_OUT)
+    elif opted_out == "any":
+        qs = qs.filter(consents__status=ConsentStatus.OPTED_OUT)
+    elif opted_out == "none":
+        qs = qs.exclude(consents__status=ConsentStatus.OPTED_OUT)
+    if spec.get("channel"):
+        # The contacts with a conversation on that channel (inbox's relation, named by string).
+        qs = qs.filter(conversations__channel_id=spec["channel"])
+    known = set(CustomField.objects.values_list("key", flat=True))
+    for key, value in (spec.get("fields") or {}).items():
+        if key in known:  # only defined fields: a key is never allowed to become a lookup of its own
+            qs = qs.filter(custom_fields__contains={key: value})
+    joined = bool(tags or spec.get("channel") or opted_out in ("whatsapp", "sms", "any"))
+    return (qs.distinct() if joined else qs).order_by("name", "phone", "pk")
+
+
+def consent_summary(contact: Contact) -> dict[str, Any]:
+    return {
+        c.medium: {"status": c.status, "source": c.source, "changed_at": c.changed_at} for c in contact.consents.all()
+    }

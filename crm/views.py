@@ -1,0 +1,155 @@
+"""Contacts: a filtered, paginated table with bulk actions, and a contact's own page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import manager_required, member_required
+from crm.api import csv_response, filter_spec
+from crm.forms import ContactForm, CustomFieldForm
+from crm.models import CustomField, Segment, Tag
+from crm.selectors import consent_summary, contacts_filter
+from crm.services import contact_erase, contact_merge, contact_update, contacts_delete, contacts_tag, contacts_untag
+
+PAGE_SIZE = 50
+
+
+def _filter_context(params: QueryDict) -> dict[str, Any]:
+    return {
+        "tags": Tag.objects.all(),
+        "segments": Segment.objects.all(),
+        "params": params,
+        "selected_tags": [int(t) for t in params.getlist("tag") if t.isdigit()],
+    }
+
+
+@member_required
+def contact_list(request: HttpRequest) -> HttpResponse:
+    contacts = contacts_filter(filter_spec(request.GET)).prefetch_related("tags")
+    page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"page": page, "query": query.urlencode(), **_filter_context(request.GET)}
+    return render(request, "crm/contacts.html", context)
+
+
+@member_required
+def contact_export(request: HttpRequest) -> StreamingHttpResponse:
+    return csv_response(contacts_filter(filter_spec(request.GET)))
+
+
+@require_POST
+@member_required
+def contact_bulk(request: HttpRequest) -> HttpResponse:
+    """Tag, untag or delete the selected contacts, or every contact matching the filter."""
+    params = QueryDict(request.POST.get("filter", ""))
+    contacts = contacts_filter(filter_spec(params))
+    if request.POST.get("scope") != "all":
+        contacts = contacts.filter(pk__in=[int(i) for i in request.POST.getlist("ids") if i.isdigit()])
+    action = request.POST.get("action")
+    if action in ("tag", "untag"):
+        name = request.POST.get("tag_name", "").strip()
+        if not name:
+            messages.error(request, _("Type a tag name."))
+            return redirect(f"/contacts/?{params.urlencode()}")
+        tag, _created = Tag.objects.get_or_create(name=name)
+        count = (
+            contacts_tag(contacts=contacts, tag=tag) if action == "tag" else contacts_untag(contacts=contacts, tag=tag)
+        )
+        messages.success(request, _("%(count)s contacts updated.") % {"count": count})
+    elif action == "delete":
+        if not request.membership.is_manager:  # type: ignore[attr-defined]
+            return render(request, "403.html", status=403)
+        messages.success(request, _("%(count)s contacts deleted.") % {"count": contacts_delete(contacts=contacts)})
+    elif action == "segment":
+        name = request.POST.get("segment_name", "").strip() or _("Segment")
+        Segment.objects.update_or_create(name=name, defaults={"filters": filter_spec(params)})
+        messages.success(request, _("Segment %(name)s saved.") % {"name": name})
+    return redirect(f"/contacts/?{params.urlencode()}")
+
+
+@member_required
+def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    contact = get_object_or_404(contacts_filter(), pk=pk)
+    initial = {
+        "name": contact.name,
+        "email": contact.email,
+        **{
+            f"cf_{k}": ("true" if v is True else "false" if v is False else v) for k, v in contact.custom_fields.items()
+        },
+    }
+    form = ContactForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact_update(
+                contact=contact,
+                name=form.cleaned_data["name"],
+                email=form.cleaned_data["email"],
+                custom_fields=form.custom_values(),
+                tags=[int(t) for t in request.POST.getlist("tags")],
+            )
+        except ValidationError as exc:
+            for key, errors in getattr(exc, "message_dict", {"__all__": exc.messages}).items():
+                form.add_error(f"cf_{key}" if f"cf_{key}" in form.fields else None, errors)
+        else:
+            messages.success(request, _("Contact saved."))
+            return redirect("contact_detail", pk=pk)
+    timeline = []
+    for conversation in contact.conversations.select_related("channel").all():  # type: ignore[attr-defined]
+        timeline += [(m, conversation) for m in conversation.messages.order_by("-created_at")[:50]]
+    timeline.sort(key=lambda pair: pair[0].created_at, reverse=True)
+    context = {
+        "contact": contact,
+        "form": form,
+        "tags": Tag.objects.all(),
+        "contact_tags": set(contact.tags.values_list("pk", flat=True)),
+        "consent": consent_summary(contact),
+        "timeline": timeline[:100],
+        "conversations": contact.conversations.select_related("channel"),
+    }  # type: ignore[attr-defined]
+    return render(request, "crm/contact.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@manager_required
+def contact_erase_view(request: HttpRequest, pk: int) -> HttpResponse:
+    contact_erase(contact=get_object_or_404(contacts_filter(), pk=pk))
+    messages.success(request, _("Personal data erased."))
+    return redirect("contact_list")
+
+
+@require_POST
+@member_required
+def contact_merge_view(request: HttpRequest, pk: int) -> HttpResponse:
+    primary = get_object_or_404(contacts_filter(), pk=pk)
+    phone_or_id = request.POST.get("duplicate", "").strip()
+    duplicate = contacts_filter({"q": phone_or_id}).exclude(pk=pk).first() if phone_or_id else None
+    if duplicate is None:
+        messages.error(request, _("No other contact matches %(text)s.") % {"text": phone_or_id})
+    else:
+        contact_merge(primary=primary, duplicate=duplicate)
+        messages.success(request, _("Contacts merged."))
+    return redirect("contact_detail", pk=pk)
+
+
+@manager_required
+def custom_field_list(request: HttpRequest) -> HttpResponse:
+    form = CustomFieldForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Field created."))
+        return redirect("custom_field_list")
+    return render(
+        request,
+        "crm/fields.html",
+        {"fields": CustomField.objects.all(), "form": form},
+        status=400 if form.errors else 200,
+    )
