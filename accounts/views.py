@@ -10,7 +10,8 @@ from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -259,3 +260,13 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Settings saved."))
         return redirect("tenant_settings")
     return render(request, "accounts/settings.html", {"form": form})
+
+
+@member_required
+def media_serve(request: HttpRequest, schema: str, path: str) -> FileResponse:
+    """A tenant's uploaded and received files, to its members only."""
+    if schema != request.tenant.schema_name or ".." in path.split("/"):  # type: ignore[attr-defined]
+        raise Http404
+    if not default_storage.exists(path):
+        raise Http404
+    return FileResponse(default_storage.open(path, "rb"), as_attachment=request.GET.get("download") == "1")

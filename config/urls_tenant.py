@@ -33,6 +33,7 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_complete.html"),
         name="password_reset_complete",
     ),
+    path("media/<str:schema>/<path:path>", views.media_serve, name="media_serve"),
     path("team/", views.team, name="team"),
     path("team/invitations/<int:pk>/revoke/", views.team_invitation_revoke, name="team_invitation_revoke"),
     path("team/members/<int:pk>/role/", views.team_member_role, name="team_member_role"),

@@ -22,9 +22,22 @@ def phone_normalize(raw: str, default_region: str = "BR") -> str:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
         raise ValidationError(_("%(phone)s is not a phone number.") % {"phone": raw}) from exc
+    number = _with_ninth_digit(number)
     if not phonenumbers.is_possible_number(number):
         raise ValidationError(_("%(phone)s is not a valid phone number.") % {"phone": raw})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _with_ninth_digit(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
+    """Brazilian mobiles gained a leading 9 (2012-2016); old 8-digit mobile numbers still circulate in
+    spreadsheets. `(11) 8765-4321` becomes `+55 11 98765-4321` when that is a valid mobile."""
+    national = str(number.national_number)
+    if number.country_code != 55 or len(national) != 10 or national[2] not in "6789":
+        return number
+    if phonenumbers.is_valid_number(number):
+        return number
+    candidate = phonenumbers.PhoneNumber(country_code=55, national_number=int(national[:2] + "9" + national[2:]))
+    return candidate if phonenumbers.is_valid_number(candidate) else number
 
 
 def contact_get_or_create(*, phone: str, name: str = "", wa_profile_name: str = "") -> Contact:

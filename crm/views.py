@@ -15,7 +15,8 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import manager_required, member_required
 from crm.api import csv_response, filter_spec
 from crm.forms import ContactForm, CustomFieldForm
-from crm.models import CustomField, Segment, Tag
+from crm.imports import import_configure, import_start
+from crm.models import ContactImport, CustomField, ImportStatus, Segment, Tag
 from crm.selectors import consent_summary, contacts_filter
 from crm.services import contact_erase, contact_merge, contact_update, contacts_delete, contacts_tag, contacts_untag
 
@@ -153,3 +154,50 @@ def custom_field_list(request: HttpRequest) -> HttpResponse:
         {"fields": CustomField.objects.all(), "form": form},
         status=400 if form.errors else 200,
     )
+
+
+@member_required
+def import_upload(request: HttpRequest) -> HttpResponse:
+    error = ""
+    if request.method == "POST" and request.FILES.get("file"):
+        upload = request.FILES["file"]
+        try:
+            started = import_start(file=upload, original_name=upload.name or "contacts.csv", created_by=request.user)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            return redirect("import_detail", pk=started.pk)
+    return render(
+        request,
+        "crm/import_upload.html",
+        {"error": error, "imports": ContactImport.objects.all()[:10]},
+        status=400 if error else 200,
+    )
+
+
+@member_required
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    upload = get_object_or_404(ContactImport, pk=pk)
+    error = ""
+    if request.method == "POST" and upload.status == ImportStatus.MAPPING:
+        mapping = {column: request.POST.get(f"map_{i}", "") for i, column in enumerate(upload.columns)}
+        tag_ids = [int(t) for t in request.POST.getlist("tags") if t.isdigit()]
+        try:
+            import_configure(
+                upload=upload, mapping=mapping, update_existing=request.POST.get("dedupe") != "skip", tag_ids=tag_ids
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            return redirect("import_detail", pk=pk)
+    targets = [("", _("Ignore")), ("phone", _("Phone")), ("name", _("Name")), ("email", _("Email"))]
+    targets += [(f"cf:{f.key}", f.label) for f in CustomField.objects.all()]
+    template = "crm/_import_progress.html" if request.headers.get("HX-Request") else "crm/import_detail.html"
+    context = {
+        "upload": upload,
+        "targets": targets,
+        "tags": Tag.objects.all(),
+        "error": error,
+        "columns": list(enumerate(upload.columns)),
+    }
+    return render(request, template, context, status=400 if error else 200)

@@ -15,6 +15,11 @@ from crm.services import consent_keyword, phone_normalize
         ("11 98765-4321", "+5511987654321"),  # national, tenant's default country
         ("(21) 3333-4444", "+552133334444"),
         ("+1 415 555 0100", "+14155550100"),
+        ("(11) 8765-4321", "+5511987654321"),  # old mobile without the ninth digit
+        ("0 21 11 98765-4321", "+5511987654321"),  # trunk 0 + carrier code 21
+        ("011 98765 4321", "+5511987654321"),  # trunk 0
+        ("0xx11 98765-4321", "+5511987654321"),
+        ("(11) 3333-4444", "+551133334444"),  # a landline keeps 8 digits
     ],
 )
 def test_phone_normalize(raw: str, e164: str) -> None:
