@@ -156,6 +156,7 @@ def _import_chunk(
     upload: ContactImport, chunk: list[tuple[int, list[str]]], targets: dict[str, int], writer: Any, seen: set[str]
 ) -> None:
     parsed: dict[str, dict[str, Any]] = {}
+    values: dict[str, Any]
     for number, row in chunk:
         try:
             phone = phone_normalize(_cell(row, targets["phone"]))
@@ -176,7 +177,7 @@ def _import_chunk(
             if not upload.update_existing:
                 upload.skipped_count += 1
                 continue
-            previous = parsed.get(phone, {"name": "", "email": "", "custom_fields": {}})
+            previous: dict[str, Any] = parsed.get(phone, {"name": "", "email": "", "custom_fields": {}})
             values = {
                 "name": values["name"] or previous["name"],
                 "email": values["email"] or previous["email"],

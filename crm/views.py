@@ -159,8 +159,8 @@ def custom_field_list(request: HttpRequest) -> HttpResponse:
 @member_required
 def import_upload(request: HttpRequest) -> HttpResponse:
     error = ""
-    if request.method == "POST" and request.FILES.get("file"):
-        upload = request.FILES["file"]
+    upload = request.FILES.get("file") if request.method == "POST" else None
+    if upload is not None and not isinstance(upload, list):
         try:
             started = import_start(file=upload, original_name=upload.name or "contacts.csv", created_by=request.user)
         except ValidationError as exc:
