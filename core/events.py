@@ -24,6 +24,7 @@ MESSAGE_STATUS = "message.status"  # payload: id, status, error
 CONTACT_OPTED_OUT = "contact.opted_out"
 CONTACT_OPTED_IN = "contact.opted_in"
 TEMPLATE_STATUS = "template.status"
+CONVERSATION_UPDATED = "conversation.updated"  # assignee or status changed
 
 
 def subscribe(event: str, handler: Handler) -> None:

@@ -41,4 +41,30 @@ class NewConversationForm(forms.Form):
 
 
 class ReplyForm(forms.Form):
-    body = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 2}), max_length=4096)
+    body = forms.CharField(
+        label=_("Message"), widget=forms.Textarea(attrs={"rows": 2}), max_length=4096, required=False
+    )
+    attachment = forms.FileField(label=_("Attachment"), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("body") and not data.get("attachment"):
+            raise ValidationError(_("Write a message or attach a file."))
+        return data
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(label=_("Internal note"), widget=forms.Textarea(attrs={"rows": 2}), max_length=4096)
+
+
+class CannedResponseForm(forms.Form):
+    shortcut = forms.SlugField(label=_("Shortcut"), max_length=40)
+    title = forms.CharField(label=_("Title"), max_length=80)
+    body = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class InboxSettingsForm(forms.Form):
+    agents_see_all = forms.BooleanField(
+        label=_("Agents see every conversation (otherwise only theirs and unassigned)"), required=False
+    )
+    auto_assign = forms.BooleanField(label=_("Assign new conversations round-robin"), required=False)

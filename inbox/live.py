@@ -17,5 +17,5 @@ def _forward(event: str):  # type: ignore[no-untyped-def]
 
 
 def connect() -> None:
-    for event in (events.MESSAGE_CREATED, events.MESSAGE_STATUS):
+    for event in (events.MESSAGE_CREATED, events.MESSAGE_STATUS, events.CONVERSATION_UPDATED):
         events.subscribe(event, _forward(event))

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.fields import EncryptedJSONField
@@ -59,14 +62,18 @@ class Conversation(models.Model):
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(default=timezone.now)  # the inbox's sort key (with id)
     last_inbound_at = models.DateTimeField(null=True, blank=True)  # opens WhatsApp's 24-hour window
     unread_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "channel"], name="conversation_one_per_pair")]
-        indexes = [models.Index(fields=["-last_message_at"], name="conversation_recent")]
+        indexes = [
+            models.Index(fields=["-last_message_at", "-id"], name="conversation_recent"),
+            models.Index(fields=["assignee", "-last_message_at", "-id"], name="conversation_by_assignee"),
+            models.Index(fields=["status", "-last_message_at", "-id"], name="conversation_by_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact} @ {self.channel.name}"
@@ -75,6 +82,7 @@ class Conversation(models.Model):
 class Direction(models.TextChoices):
     INBOUND = "in", _("Inbound")
     OUTBOUND = "out", _("Outbound")
+    NOTE = "note", _("Internal note")  # seen by the team only, never sent
 
 
 class MessageType(models.TextChoices):
@@ -111,7 +119,7 @@ class MessageStatus(models.TextChoices):
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="messages")
-    direction = models.CharField(max_length=3, choices=Direction.choices)
+    direction = models.CharField(max_length=4, choices=Direction.choices)
     type = models.CharField(max_length=12, choices=MessageType.choices, default=MessageType.TEXT)
     body = models.TextField(blank=True)
     payload = models.JSONField(default=dict, blank=True)  # location, interactive, reaction, contacts, raw extras
@@ -153,7 +161,50 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "-created_at"], name="message_timeline"),
             models.Index(fields=["status", "created_at"], name="message_in_flight", condition=Q(status="sending")),
+            # Word search over message text (built-in full text search; "simple": pt-BR and English alike).
+            GinIndex(SearchVector("body", config="simple"), name="message_body_search"),
         ]
 
     def __str__(self) -> str:
         return f"{self.direction} {self.type} {self.status}"
+
+
+class CannedResponse(models.Model):
+    """A saved reply, typed in the composer as /shortcut."""
+
+    shortcut = models.SlugField(_("shortcut"), max_length=40, unique=True)
+    title = models.CharField(_("title"), max_length=80)
+    body = models.TextField(_("text"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["shortcut"]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+
+class InboxSettings(models.Model):
+    """The tenant's inbox rules (one row)."""
+
+    agents_see_all = models.BooleanField(_("agents see every conversation"), default=True)
+    auto_assign = models.BooleanField(_("assign new conversations round-robin"), default=False)
+
+    def __str__(self) -> str:
+        return "inbox settings"
+
+    @classmethod
+    def current(cls) -> InboxSettings:
+        settings_row, _created = cls.objects.get_or_create(pk=1)
+        return settings_row
+
+
+class AgentState(models.Model):
+    """Round-robin bookkeeping per team member."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    available = models.BooleanField(default=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"agent {self.user_id}"

@@ -1,18 +1,91 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import re
+from datetime import datetime
+from typing import Any
 
-from inbox.models import Channel, Conversation, Message
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from inbox.models import Channel, Conversation, InboxSettings, Message
+
+PAGE = 30
 
 
 def channels_all() -> QuerySet[Channel]:
     return Channel.objects.order_by("name")
 
 
-def conversations_recent(*, limit: int = 100) -> QuerySet[Conversation]:
-    return Conversation.objects.select_related("contact", "channel").order_by("-last_message_at", "-id")[:limit]
+def conversations_visible(*, user: Any, is_manager: bool) -> QuerySet[Conversation]:
+    """What this member may see: everything, or (if the tenant says so) agents see their own and unassigned."""
+    qs = Conversation.objects.select_related("contact", "channel", "assignee")
+    if is_manager or InboxSettings.current().agents_see_all:
+        return qs
+    return qs.filter(Q(assignee=user) | Q(assignee=None))
 
 
-def conversation_messages(*, conversation: Conversation, limit: int = 200) -> list[Message]:
-    recent = Message.objects.filter(conversation=conversation).order_by("-created_at", "-id")[:limit]
-    return list(reversed(list(recent)))
+def _word_query(text: str) -> SearchQuery | None:
+    words = re.findall(r"\w+", text.lower())[:6]
+    if not words:
+        return None
+    return SearchQuery(" & ".join(f"{w}:*" for w in words), config="simple", search_type="raw")
+
+
+def conversations_search(
+    base: QuerySet[Conversation],
+    *,
+    view: str = "all",
+    user: Any = None,
+    status: str = "",
+    channel: str | int = "",
+    tag: str | int = "",
+    q: str = "",
+    cursor: str = "",
+    limit: int = PAGE,
+) -> tuple[list[Conversation], str]:
+    """One page of the inbox, newest activity first, and the cursor of the next page ("" at the end).
+    Search matches the contact's name or phone, or words of any message of the conversation."""
+    qs = base
+    if view == "mine":
+        qs = qs.filter(assignee=user)
+    elif view == "unassigned":
+        qs = qs.filter(assignee=None)
+    if status:
+        qs = qs.filter(status=status)
+    if str(channel).isdigit():
+        qs = qs.filter(channel_id=int(channel))
+    if str(tag).isdigit():
+        qs = qs.filter(contact__tags=int(tag))
+    text = q.strip()
+    if text:
+        match: Any = Q(contact__name__icontains=text) | Q(contact__wa_profile_name__icontains=text)
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if len(digits) >= 4:
+            match |= Q(contact__phone__contains=digits)
+        words = _word_query(text)
+        if words is not None:
+            hits = Message.objects.annotate(search=SearchVector("body", config="simple")).filter(
+                conversation=OuterRef("pk"), search=words
+            )
+            match |= Exists(hits)
+        qs = qs.filter(match)
+    if cursor:
+        stamp, _, last_id = cursor.partition("|")
+        when = datetime.fromisoformat(stamp)
+        qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, id__lt=int(last_id)))
+    page = list(qs.order_by("-last_message_at", "-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    next_cursor = f"{page[-1].last_message_at.isoformat()}|{page[-1].pk}" if more and page else ""
+    return page, next_cursor
+
+
+def conversation_messages(
+    *, conversation: Conversation, before: int | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """The newest `limit` messages (before message id `before`), oldest first, and whether older ones exist."""
+    qs = Message.objects.filter(conversation=conversation).select_related("author")
+    if before:
+        qs = qs.filter(id__lt=before)
+    page = list(qs.order_by("-created_at", "-id")[: limit + 1])
+    return list(reversed(page[:limit])), len(page) > limit

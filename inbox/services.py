@@ -77,6 +77,7 @@ def message_summary(message: Message) -> dict[str, Any]:
         "error_code": message.error_code,
         "error_text": message.error_text,
         "created_at": message.created_at.isoformat() if message.created_at else None,
+        "contact": message.conversation.contact.display_name,
     }
 
 
@@ -368,6 +369,11 @@ def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
     """Record an inbound message once; None for a duplicate delivery."""
     contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name)
     conversation = conversation_open(contact=contact, channel=channel)
+    if conversation.assignee_id is None and conversation.last_inbound_at is None:
+        from inbox.models import InboxSettings
+
+        if InboxSettings.current().auto_assign:
+            conversation_assign_round_robin(conversation=conversation)
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -453,3 +459,59 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
         from inbox.tasks import mark_read
 
         send_on_commit(mark_read, last_inbound.pk, queue="dispatch")
+
+
+# --- team work: assignment, status, notes ---------------------------------------------------------
+
+
+def conversation_assign(*, conversation: Conversation, assignee: Any) -> None:
+    """Assign to a member (or None to unassign)."""
+    from inbox.models import AgentState
+
+    Conversation.objects.filter(pk=conversation.pk).update(assignee=assignee)
+    conversation.assignee = assignee
+    if assignee is not None:
+        AgentState.objects.update_or_create(user=assignee, defaults={"last_assigned_at": timezone.now()})
+    events.announce(
+        events.CONVERSATION_UPDATED,
+        _schema(),
+        {"conversation_id": conversation.pk, "assignee_id": getattr(assignee, "pk", None)},
+    )
+
+
+def conversation_assign_round_robin(*, conversation: Conversation) -> Any:
+    """Give the conversation to the available member who was assigned longest ago (never first)."""
+    from accounts.models import User
+    from inbox.models import AgentState
+
+    tenant = tenant_current()
+    members = list(User.objects.filter(memberships__tenant=tenant, is_active=True))
+    states = {s.user_id: s for s in AgentState.objects.filter(user__in=members)}
+    candidates = [m for m in members if states.get(m.pk) is None or states[m.pk].available]
+    if not candidates:
+        return None
+    epoch = timezone.now() - timedelta(days=36500)
+    chosen = min(candidates, key=lambda m: (states[m.pk].last_assigned_at or epoch) if m.pk in states else epoch)
+    conversation_assign(conversation=conversation, assignee=chosen)
+    return chosen
+
+
+def conversation_set_status(*, conversation: Conversation, status: str) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(status=status)
+    conversation.status = status
+    events.announce(events.CONVERSATION_UPDATED, _schema(), {"conversation_id": conversation.pk, "status": status})
+
+
+def note_add(*, conversation: Conversation, body: str, author: Any) -> Message:
+    """An internal note: in the timeline for the team, never sent to the contact."""
+    note = Message.objects.create(
+        conversation=conversation,
+        channel=conversation.channel,
+        direction=Direction.NOTE,
+        body=body,
+        status=MessageStatus.RECEIVED,
+        author=author,
+        idempotency_key=f"note:{uuid.uuid4().hex}",
+    )
+    events.announce(events.MESSAGE_CREATED, _schema(), message_summary(note))
+    return note

@@ -9,4 +9,8 @@ urlpatterns = [
     path("conversations/", views.conversation_list, name="conversation_list"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation_detail"),
     path("conversations/<int:pk>/messages/<int:message_id>/", views.message_row, name="message_row"),
+    path("conversations/<int:pk>/older/", views.conversation_older, name="conversation_older"),
+    path("conversations/<int:pk>/action/", views.conversation_action, name="conversation_action"),
+    path("inbox/replies/", views.canned_list, name="canned_list"),
+    path("inbox/settings/", views.inbox_settings, name="inbox_settings"),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -11,17 +13,31 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import manager_required, member_required
+from accounts.selectors import members_of
+from crm.models import Tag
 from crm.services import contact_get_or_create
-from inbox.forms import CloudChannelForm, NewConversationForm, ReplyForm, TwilioChannelForm
-from inbox.models import Channel, ChannelKind, Conversation, Message
+from inbox.forms import (
+    CannedResponseForm,
+    CloudChannelForm,
+    InboxSettingsForm,
+    NewConversationForm,
+    NoteForm,
+    ReplyForm,
+    TwilioChannelForm,
+)
+from inbox.models import CannedResponse, Channel, ChannelKind, Conversation, ConversationStatus, InboxSettings, Message
 from inbox.providers import provider_class
-from inbox.selectors import channels_all, conversation_messages, conversations_recent
+from inbox.selectors import channels_all, conversation_messages, conversations_search, conversations_visible
 from inbox.services import (
     channel_create,
     channel_delete,
+    conversation_assign,
+    conversation_assign_round_robin,
     conversation_mark_read,
     conversation_open,
+    conversation_set_status,
     message_send,
+    note_add,
     window_open,
 )
 
@@ -85,39 +101,80 @@ def channel_remove(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("channel_list")
 
 
+def _visible(request: HttpRequest) -> Any:
+    return conversations_visible(user=request.user, is_manager=request.membership.is_manager)  # type: ignore[attr-defined]
+
+
 @member_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
+    """The inbox: filters, debounced search, infinite scroll (cursor pages), live refresh."""
     form = NewConversationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         contact = contact_get_or_create(phone=form.cleaned_data["phone"], name=form.cleaned_data["name"])
         conversation = conversation_open(contact=contact, channel=form.cleaned_data["channel"])
         return redirect("conversation_detail", pk=conversation.pk)
-    return render(
-        request,
-        "inbox/conversations.html",
-        {"conversations": conversations_recent(), "form": form},
-        status=400 if form.errors else 200,
+    params = request.GET
+    page, next_cursor = conversations_search(
+        _visible(request),
+        view=params.get("view", "all"),
+        user=request.user,
+        status=params.get("status", ""),
+        channel=params.get("channel", ""),
+        tag=params.get("tag", ""),
+        q=params.get("q", ""),
+        cursor=params.get("cursor", ""),
     )
+    query = params.copy()
+    query.pop("cursor", None)
+    context = {
+        "conversations": page,
+        "next_cursor": next_cursor,
+        "query": query.urlencode(),
+        "params": params,
+        "form": form,
+        "channels": channels_all(),
+        "tags": Tag.objects.all(),
+    }
+    if params.get("cursor"):
+        return render(request, "inbox/_conversation_rows.html", context)
+    return render(request, "inbox/conversations.html", context, status=400 if form.errors else 200)
 
 
-def _detail_context(conversation: Conversation, form: ReplyForm) -> dict[str, object]:
+def _detail_context(request: HttpRequest, conversation: Conversation, form: ReplyForm) -> dict[str, object]:
     caps = provider_class(conversation.channel.kind).capabilities
+    timeline, has_older = conversation_messages(conversation=conversation)
+    contact = conversation.contact
     return {
         "conversation": conversation,
-        "timeline": conversation_messages(conversation=conversation),
+        "timeline": timeline,
+        "has_older": has_older,
         "form": form,
+        "note_form": NoteForm(),
         "window_open": window_open(conversation),
         "supports_templates": caps.templates,
+        "members": members_of(tenant=request.tenant),  # type: ignore[attr-defined]
+        "canned": list(CannedResponse.objects.values("shortcut", "title", "body")),
+        "contact_tags": contact.tags.all(),
+        "other_conversations": contact.conversations.exclude(pk=conversation.pk).select_related("channel"),  # type: ignore[attr-defined]
     }
 
 
 @member_required
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = get_object_or_404(Conversation.objects.select_related("contact", "channel"), pk=pk)
-    form = ReplyForm(request.POST or None)
+    conversation = get_object_or_404(_visible(request), pk=pk)
+    form = ReplyForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
+        attachment = form.cleaned_data.get("attachment")
+        kind, extra = "text", {}
+        if attachment is not None:
+            mime = getattr(attachment, "content_type", "") or "application/octet-stream"
+            head = mime.split("/")[0]
+            kind = head if head in {"image", "audio", "video"} else "document"
+            extra = {"media": attachment, "media_mime": mime, "media_filename": attachment.name}
         try:
-            message_send(conversation=conversation, body=form.cleaned_data["body"], author=request.user)
+            message_send(
+                conversation=conversation, type=kind, body=form.cleaned_data["body"], author=request.user, **extra
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -125,12 +182,87 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     elif request.method == "GET" and conversation.unread_count:
         conversation_mark_read(conversation=conversation)
     return render(
-        request, "inbox/conversation.html", _detail_context(conversation, form), status=400 if form.errors else 200
+        request,
+        "inbox/conversation.html",
+        _detail_context(request, conversation, form),
+        status=400 if form.errors else 200,
     )
+
+
+@member_required
+def conversation_older(request: HttpRequest, pk: int) -> HttpResponse:
+    """Older messages, prepended when the agent scrolls up."""
+    conversation = get_object_or_404(_visible(request), pk=pk)
+    before = request.GET.get("before", "")
+    timeline, has_older = conversation_messages(
+        conversation=conversation, before=int(before) if before.isdigit() else None
+    )
+    return render(
+        request, "inbox/_older.html", {"conversation": conversation, "timeline": timeline, "has_older": has_older}
+    )
+
+
+@require_POST
+@member_required
+def conversation_action(request: HttpRequest, pk: int) -> HttpResponse:
+    """Assign (to someone, to me, round-robin), resolve, reopen, or add an internal note."""
+    conversation = get_object_or_404(_visible(request), pk=pk)
+    action = request.POST.get("action")
+    if action == "assign":
+        member = members_of(tenant=request.tenant).filter(user_id=request.POST.get("assignee") or 0).first()  # type: ignore[attr-defined]
+        conversation_assign(conversation=conversation, assignee=member.user if member else None)
+    elif action == "round_robin":
+        chosen = conversation_assign_round_robin(conversation=conversation)
+        messages.info(
+            request,
+            _("Assigned to %(name)s.") % {"name": chosen.get_full_name()} if chosen else _("Nobody is available."),
+        )
+    elif action in (ConversationStatus.RESOLVED, ConversationStatus.OPEN, ConversationStatus.PENDING):
+        conversation_set_status(conversation=conversation, status=action)
+    elif action == "note":
+        note = NoteForm(request.POST)
+        if note.is_valid():
+            note_add(conversation=conversation, body=note.cleaned_data["note"], author=request.user)
+    return redirect("conversation_detail", pk=pk)
 
 
 @member_required
 def message_row(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     """One message, rendered: what the live timeline swaps in when an event names it."""
-    message = get_object_or_404(Message, pk=message_id, conversation_id=pk)
+    conversation = get_object_or_404(_visible(request), pk=pk)
+    message = get_object_or_404(Message, pk=message_id, conversation=conversation)
     return render(request, "inbox/_message.html", {"message": message})
+
+
+@member_required
+def canned_list(request: HttpRequest) -> HttpResponse:
+    form = CannedResponseForm(request.POST or None)
+    if request.method == "POST":
+        if not request.membership.is_manager:  # type: ignore[attr-defined]
+            return render(request, "403.html", status=403)
+        if form.is_valid():
+            CannedResponse.objects.update_or_create(
+                shortcut=form.cleaned_data["shortcut"],
+                defaults={"title": form.cleaned_data["title"], "body": form.cleaned_data["body"]},
+            )
+            messages.success(request, _("Saved reply saved."))
+            return redirect("canned_list")
+    return render(
+        request,
+        "inbox/canned.html",
+        {"canned": CannedResponse.objects.all(), "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@manager_required
+def inbox_settings(request: HttpRequest) -> HttpResponse:
+    current = InboxSettings.current()
+    form = InboxSettingsForm(
+        request.POST or None, initial={"agents_see_all": current.agents_see_all, "auto_assign": current.auto_assign}
+    )
+    if request.method == "POST" and form.is_valid():
+        InboxSettings.objects.filter(pk=current.pk).update(**form.cleaned_data)
+        messages.success(request, _("Settings saved."))
+        return redirect("inbox_settings")
+    return render(request, "inbox/settings.html", {"form": form})

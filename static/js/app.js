@@ -59,6 +59,24 @@
 
   document.addEventListener("DOMContentLoaded", connectLive);
 
+  // New customer messages while the tab is in the background: a count in the title, and a browser
+  // notification when the user allowed them.
+  const baseTitle = document.title;
+  let unseen = 0;
+  document.addEventListener("live:message.created", function (event) {
+    const message = event.detail;
+    if (message.direction !== "in" || !document.hidden) return;
+    unseen += 1;
+    document.title = "(" + unseen + ") " + baseTitle;
+    if ("Notification" in window && Notification.permission === "granted") {
+      const note = new Notification(message.contact || "", { body: message.body || "", tag: "conversation-" + message.conversation_id });
+      note.onclick = function () { window.focus(); location.href = "/conversations/" + message.conversation_id + "/"; };
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) { unseen = 0; document.title = baseTitle; }
+  });
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
       navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
