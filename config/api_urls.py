@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, MemberViewSet, MeView
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
+from inbox.api import CannedResponseViewSet, ConversationViewSet
 
 router = DefaultRouter()
 router.register("members", MemberViewSet, basename="member")
@@ -13,6 +14,8 @@ router.register("contacts", ContactViewSet, basename="contact")
 router.register("tags", TagViewSet, basename="tag")
 router.register("custom-fields", CustomFieldViewSet, basename="custom-field")
 router.register("segments", SegmentViewSet, basename="segment")
+router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("saved-replies", CannedResponseViewSet, basename="saved-reply")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

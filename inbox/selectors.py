@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
@@ -70,14 +70,27 @@ def conversations_search(
             match |= Exists(hits)
         qs = qs.filter(match)
     if cursor:
-        stamp, _, last_id = cursor.partition("|")
-        when = datetime.fromisoformat(stamp)
-        qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, id__lt=int(last_id)))
+        when, last_id = cursor_decode(cursor)
+        qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, id__lt=last_id))
     page = list(qs.order_by("-last_message_at", "-id")[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
-    next_cursor = f"{page[-1].last_message_at.isoformat()}|{page[-1].pk}" if more and page else ""
-    return page, next_cursor
+    return page, (cursor_encode(page[-1]) if more and page else "")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def cursor_encode(conversation: Conversation) -> str:
+    """URL-safe and exact: microseconds since the epoch, and the id."""
+    micros = (conversation.last_message_at - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{conversation.pk}"
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, int]:
+    """Raises ValueError for a cursor we did not make."""
+    micros, _, last_id = cursor.partition(".")
+    return EPOCH + timedelta(microseconds=int(micros)), int(last_id)
 
 
 def conversation_messages(

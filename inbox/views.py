@@ -27,7 +27,13 @@ from inbox.forms import (
 )
 from inbox.models import CannedResponse, Channel, ChannelKind, Conversation, ConversationStatus, InboxSettings, Message
 from inbox.providers import provider_class
-from inbox.selectors import channels_all, conversation_messages, conversations_search, conversations_visible
+from inbox.selectors import (
+    channels_all,
+    conversation_messages,
+    conversations_search,
+    conversations_visible,
+    cursor_decode,
+)
 from inbox.services import (
     channel_create,
     channel_delete,
@@ -114,6 +120,11 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         conversation = conversation_open(contact=contact, channel=form.cleaned_data["channel"])
         return redirect("conversation_detail", pk=conversation.pk)
     params = request.GET
+    if params.get("cursor"):
+        try:
+            cursor_decode(params["cursor"])
+        except ValueError:
+            return HttpResponse(status=400)
     page, next_cursor = conversations_search(
         _visible(request),
         view=params.get("view", "all"),

@@ -1,0 +1,166 @@
+"""Inbox endpoints: conversations (cursor pages, filters, search), their messages, sending, assignment,
+status, internal notes; saved replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.selectors import members_of
+from inbox.models import CannedResponse, Conversation, ConversationStatus, Message
+from inbox.selectors import conversation_messages, conversations_search, conversations_visible
+from inbox.services import conversation_assign, conversation_set_status, message_send, note_add
+
+
+class MessageSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "direction",
+            "type",
+            "body",
+            "status",
+            "error_code",
+            "error_text",
+            "provider_message_id",
+            "template_name",
+            "created_at",
+            "sent_at",
+            "delivered_at",
+            "read_at",
+            "failed_at",
+            "author",
+        ]
+
+
+class ConversationSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    contact = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "contact",
+            "channel",
+            "status",
+            "assignee",
+            "last_message_at",
+            "last_inbound_at",
+            "unread_count",
+        ]
+
+    def get_contact(self, conversation: Conversation) -> dict[str, Any]:
+        contact = conversation.contact
+        return {"id": contact.pk, "name": contact.display_name, "phone": contact.phone}
+
+
+class SendSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    type = serializers.ChoiceField(
+        choices=["text", "template", "image", "video", "audio", "document", "location", "interactive", "reaction"],
+        default="text",
+    )
+    body = serializers.CharField(required=False, allow_blank=True, default="")
+    media_url = serializers.URLField(required=False, default="")
+    template_name = serializers.CharField(required=False, default="")
+    template_language = serializers.CharField(required=False, default="")
+    template_variables = serializers.JSONField(required=False, default=dict)
+    payload = serializers.JSONField(required=False, default=dict)
+    idempotency_key = serializers.CharField(required=False, max_length=100, default="")
+    is_marketing = serializers.BooleanField(required=False, default=False)
+
+
+class CannedResponseSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = CannedResponse
+        fields = ["id", "shortcut", "title", "body"]
+
+
+class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Conversations the caller may see. Filters: ?view=all|mine|unassigned, ?status=, ?channel=, ?tag=,
+    ?q= (name, phone, message words); pages by ?cursor= (the `next_cursor` of the previous page)."""
+
+    serializer_class = ConversationSerializer
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        return conversations_visible(user=self.request.user, is_manager=self.request.membership.is_manager)  # type: ignore[attr-defined]
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        params = request.query_params
+        try:
+            page, next_cursor = conversations_search(
+                self.get_queryset(),
+                view=params.get("view", "all"),
+                user=request.user,
+                status=params.get("status", ""),
+                channel=params.get("channel", ""),
+                tag=params.get("tag", ""),
+                q=params.get("q", ""),
+                cursor=params.get("cursor", ""),
+                limit=min(int(params.get("limit", "30") or 30), 200),
+            )
+        except ValueError as exc:
+            raise ValidationError({"cursor": ["Not a cursor from this API; start again without it."]}) from exc
+        return Response({"results": ConversationSerializer(page, many=True).data, "next_cursor": next_cursor or None})
+
+    @extend_schema(request=SendSerializer, responses=MessageSerializer(many=True))
+    @action(detail=True, methods=["get", "post"])
+    def messages(self, request: Request, pk: str | None = None) -> Response:
+        """GET: newest messages first page (?before=<message id> for older). POST: send a message."""
+        conversation = self.get_object()
+        if request.method == "GET":
+            before = request.query_params.get("before", "")
+            items, has_older = conversation_messages(
+                conversation=conversation, before=int(before) if before.isdigit() else None
+            )
+            return Response({"results": MessageSerializer(items, many=True).data, "has_older": has_older})
+        data = SendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            message = message_send(conversation=conversation, author=request.user, **data.validated_data)
+        except DjangoValidationError as exc:
+            raise ValidationError({"detail": exc.messages, "code": exc.code}) from exc
+        return Response(MessageSerializer(message).data, status=201)
+
+    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    def assign(self, request: Request, pk: str | None = None) -> Response:
+        """{"assignee": <user id> | null}"""
+        conversation = self.get_object()
+        user_id = request.data.get("assignee") if isinstance(request.data, dict) else None
+        member = members_of(tenant=request.tenant).filter(user_id=user_id).first() if user_id else None  # type: ignore[attr-defined]
+        if user_id and member is None:
+            raise ValidationError({"assignee": ["Not a member of this workspace."]})
+        conversation_assign(conversation=conversation, assignee=member.user if member else None)
+        return Response(ConversationSerializer(conversation).data)
+
+    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    def status(self, request: Request, pk: str | None = None) -> Response:
+        """{"status": "open" | "pending" | "resolved"}"""
+        conversation = self.get_object()
+        value = request.data.get("status") if isinstance(request.data, dict) else None
+        if value not in ConversationStatus.values:
+            raise ValidationError({"status": [f"One of {', '.join(ConversationStatus.values)}."]})
+        conversation_set_status(conversation=conversation, status=str(value))
+        return Response(ConversationSerializer(conversation).data)
+
+    @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
+    def notes(self, request: Request, pk: str | None = None) -> Response:
+        """{"body": "..."}: an internal note, never sent."""
+        body = str(request.data.get("body", "")).strip() if isinstance(request.data, dict) else ""
+        if not body:
+            raise ValidationError({"body": ["This field is required."]})
+        note = note_add(conversation=self.get_object(), body=body, author=request.user)
+        return Response(MessageSerializer(note).data, status=201)
+
+
+class CannedResponseViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+    serializer_class = CannedResponseSerializer
+    queryset = CannedResponse.objects.all()
