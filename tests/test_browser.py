@@ -155,3 +155,35 @@ def test_a_message_sent_from_the_shell_turns_read_without_a_reload(
     # and a customer's answer appears without a reload
     meta_emulator.inject_inbound(phone_number_id="pnid-alpha", from_phone=conversation.contact.phone, text="Obrigado!")
     expect(page.locator(".msg.in").last).to_contain_text("Obrigado!", timeout=20_000)
+
+
+def test_agent_inbox_live_inbound_reply_and_read_ticks(
+    app_server: str,
+    tenants: tuple[Tenant, Tenant],
+    browser: Browser,
+    committed: Any,
+    celery_worker: None,
+    meta_emulator: Any,
+    channels: dict[str, int],
+) -> None:
+    alpha, _ = tenants
+    email = f"inbox-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email)
+    port = app_server.rsplit(":", 1)[1]
+    base = f"http://alpha.localhost:{port}"
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    _login(page, base, email)
+    page.goto(f"{base}/conversations/")
+    expect(page.locator("#live-dot")).to_have_class("live-dot on", timeout=10_000)
+    phone = f"55119{uuid.uuid4().int % 10**8:08d}"
+    name = f"Cliente {phone[-4:]}"
+    meta_emulator.inject_inbound(phone_number_id="pnid-alpha", from_phone=phone, text="Vocês entregam hoje?", name=name)
+    row = page.locator("#conversation-rows a", has_text=name)
+    expect(row).to_be_visible(timeout=20_000)  # appeared without a reload
+    page.screenshot(path=str(SHOTS / "inbox-list.png"))
+    row.click()
+    expect(page.locator(".msg.in").last).to_contain_text("Vocês entregam hoje?")
+    page.fill("textarea[name=body]", "Sim! Até as 18h.")
+    page.click("[data-testid=send]")
+    expect(page.locator("[data-testid=ticks]").last).to_have_class("ticks read", timeout=20_000)
+    page.screenshot(path=str(SHOTS / "inbox-conversation.png"))
