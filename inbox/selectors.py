@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from inbox.models import Channel, Conversation, InboxSettings, Message
 
@@ -29,6 +29,35 @@ def _word_query(text: str) -> SearchQuery | None:
     if not words:
         return None
     return SearchQuery(" & ".join(f"{w}:*" for w in words), config="simple", search_type="raw")
+
+
+SEARCH_CAP = 5000  # more matches than this and the user should narrow the search
+
+
+def _contacts_matching(text: str) -> list[int]:
+    """Contacts by name or phone digits: one bounded query of its own, so the inbox query stays on its
+    recency index instead of probing contacts row by row."""
+    from crm.models import Contact
+
+    match = Q(name__icontains=text) | Q(wa_profile_name__icontains=text)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) >= 4:
+        match |= Q(phone__contains=digits)
+    return list(Contact.objects.filter(match).values_list("pk", flat=True)[:SEARCH_CAP])
+
+
+def _conversations_with_words(text: str) -> list[int]:
+    """Conversations with a message containing every word (prefixes too), through the full-text index."""
+    words = _word_query(text)
+    if words is None:
+        return []
+    hits = (
+        Message.objects.annotate(search=SearchVector("body", config="simple"))
+        .filter(search=words)
+        .values_list("conversation_id", flat=True)
+        .distinct()
+    )
+    return list(hits[:SEARCH_CAP])
 
 
 def conversations_search(
@@ -58,17 +87,7 @@ def conversations_search(
         qs = qs.filter(contact__tags=int(tag))
     text = q.strip()
     if text:
-        match: Any = Q(contact__name__icontains=text) | Q(contact__wa_profile_name__icontains=text)
-        digits = "".join(ch for ch in text if ch.isdigit())
-        if len(digits) >= 4:
-            match |= Q(contact__phone__contains=digits)
-        words = _word_query(text)
-        if words is not None:
-            hits = Message.objects.annotate(search=SearchVector("body", config="simple")).filter(
-                conversation=OuterRef("pk"), search=words
-            )
-            match |= Exists(hits)
-        qs = qs.filter(match)
+        qs = qs.filter(Q(contact_id__in=_contacts_matching(text)) | Q(id__in=_conversations_with_words(text)))
     if cursor:
         when, last_id = cursor_decode(cursor)
         qs = qs.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, id__lt=last_id))
