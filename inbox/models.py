@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.fields import EncryptedJSONField
 from crm.models import Contact
@@ -48,9 +49,9 @@ class Channel(models.Model):
 
 
 class ConversationStatus(models.TextChoices):
-    OPEN = "open", _("Open")
-    PENDING = "pending", _("Pending")
-    RESOLVED = "resolved", _("Resolved")
+    OPEN = "open", pgettext_lazy("conversation status", "Open")
+    PENDING = "pending", pgettext_lazy("conversation status", "Pending")
+    RESOLVED = "resolved", pgettext_lazy("conversation status", "Resolved")
 
 
 class Conversation(models.Model):
