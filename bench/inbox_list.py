@@ -79,7 +79,10 @@ def prepare(env: dict[str, str], conversations: int, per_conversation: int) -> t
     from inbox.models import Message
 
     wanted = (conversations, conversations * per_conversation)
-    if (Conversation.objects.filter(channel=channel).count(), Message.objects.filter(channel=channel).count()) != wanted:
+    if (
+        Conversation.objects.filter(channel=channel).count(),
+        Message.objects.filter(channel=channel).count(),
+    ) != wanted:
         words = "(ARRAY[" + ",".join(f"'{w}'" for w in WORDS) + "])"
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM inbox_message WHERE channel_id = %s", [channel.pk])

@@ -28,7 +28,11 @@ def filter_spec(params: Any) -> dict[str, Any]:
         "opted_out": params.get("opted_out") or None,
         "channel": params.get("channel") or None,
         "segment": params.get("segment") or None,
-        "fields": {k[6:]: v for k, v in params.items() if k.startswith("field.")},
+        "fields": {
+            **{k[6:]: v for k, v in params.items() if k.startswith("field.")},
+            # the contacts page's "custom field is" filter
+            **({params["field_key"]: params.get("field_value", "")} if params.get("field_key") else {}),
+        },
     }
 
 

@@ -71,3 +71,13 @@ def test_custom_fields_page_and_export(in_tenant_a: Any, tenant_a: Tenant, owner
     contact_get_or_create(phone="+5511974000001", name="Hana")
     export = client.get("/contacts/export/?q=Hana")
     assert "Hana" in b"".join(export.streaming_content).decode()
+
+
+def test_contacts_filter_by_custom_field_on_the_page(in_tenant_a: Any, tenant_a: Tenant, agent_a: User) -> None:
+    CustomField.objects.create(key="cidade", label="Cidade", kind="text")
+    a = contact_get_or_create(phone="+5511975000001", name="Campineiro")
+    a.custom_fields = {"cidade": "Campinas"}
+    a.save()
+    contact_get_or_create(phone="+5511975000002", name="Santista")
+    page = tenant_client(tenant_a, agent_a).get("/contacts/?field_key=cidade&field_value=Campinas").content.decode()
+    assert "Campineiro" in page and "Santista" not in page
