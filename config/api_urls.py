@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.api import ApiTokenViewSet, MemberViewSet, MeView
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet
+from kanban.api import BoardViewSet, CardViewSet, StageViewSet
 
 router = DefaultRouter()
 router.register("members", MemberViewSet, basename="member")
@@ -16,6 +17,9 @@ router.register("custom-fields", CustomFieldViewSet, basename="custom-field")
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("saved-replies", CannedResponseViewSet, basename="saved-reply")
+router.register("boards", BoardViewSet, basename="board")
+router.register("stages", StageViewSet, basename="stage")
+router.register("cards", CardViewSet, basename="card")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

@@ -59,6 +59,7 @@ TENANT_APPS = [
     "inbox",
     "whatsapp",
     "sms",
+    "kanban",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -277,6 +278,7 @@ STATICFILES_DIRS = [
     # Front-end packages come from npm (package.json + lock), never copied by hand.
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/alpinejs", BASE_DIR / "node_modules" / "alpinejs" / "dist"),
+    ("vendor/sortablejs", BASE_DIR / "node_modules" / "sortablejs"),
 ]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "var" / "media"

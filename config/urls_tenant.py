@@ -51,4 +51,5 @@ urlpatterns = [
     path("", include("crm.urls")),
     path("", include("inbox.urls")),
     path("", include("whatsapp.urls")),
+    path("", include("kanban.urls")),
 ]

@@ -25,6 +25,11 @@ CONTACT_OPTED_OUT = "contact.opted_out"
 CONTACT_OPTED_IN = "contact.opted_in"
 TEMPLATE_STATUS = "template.status"
 CONVERSATION_UPDATED = "conversation.updated"  # assignee or status changed
+LEAD_STAGE_ENTERED = "lead.stage_entered"  # payload: card_id, board_id, stage_id, from_stage_id, actor_kind, reason
+LEAD_STAGE_LEFT = "lead.stage_left"
+LEAD_WON = "lead.won"
+LEAD_LOST = "lead.lost"
+BOARD_CHANGED = "kanban.changed"  # anything on a board changed: viewers refresh; payload: board_id
 
 
 def subscribe(event: str, handler: Handler) -> None:

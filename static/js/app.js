@@ -7,6 +7,8 @@
     return match ? decodeURIComponent(match[1]) : "";
   }
 
+  window.csrfToken = csrfToken;
+
   document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class KanbanConfig(AppConfig):
+    name = "kanban"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from kanban import live
+
+        live.connect()
