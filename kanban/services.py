@@ -4,6 +4,8 @@ Positions are fractional keys (the `fractional-indexing` package): a card droppe
 a key between theirs, so no other row changes. Moves into a stage are serialized by a row lock on the
 stage, so two concurrent drops never compute the same key; the card itself is locked too, so two people
 moving the same card end in one consistent state (the last one wins, both are in the history).
+Stage and board locks are FOR NO KEY UPDATE: they serialize writers without blocking the foreign-key
+checks of history rows that point at those stages (which would deadlock two crossing moves).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def board_create(*, name: str, with_default_stages: bool = True) -> Board:
 def stage_create(
     *, board: Board, name: str, kind: str = StageKind.OPEN, color: str = "#64748b", meaning: str = ""
 ) -> Stage:
-    Board.objects.select_for_update().get(pk=board.pk)  # stages of a board are ordered one writer at a time
+    Board.objects.select_for_update(no_key=True).get(pk=board.pk)  # stages of a board are ordered one writer at a time
     last = Stage.objects.filter(board=board).order_by("-rank").values_list("rank", flat=True).first()
     stage = Stage.objects.create(
         board=board, name=name, kind=kind, color=color, meaning=meaning, rank=generate_key_between(last, None)
@@ -76,7 +78,7 @@ def stage_update(*, stage: Stage, **changes: Any) -> Stage:
 
 @transaction.atomic
 def stage_reorder(*, stage: Stage, after_id: int | None = None, before_id: int | None = None) -> Stage:
-    Board.objects.select_for_update().get(pk=stage.board_id)
+    Board.objects.select_for_update(no_key=True).get(pk=stage.board_id)
     siblings = Stage.objects.filter(board_id=stage.board_id).exclude(pk=stage.pk)
     stage.rank = _between(siblings, after_id, before_id)
     stage.save(update_fields=["rank"])
@@ -130,7 +132,7 @@ def card_create(
 ) -> Card:
     if stage.board_id != board.pk:
         raise ValidationError(_("That stage belongs to another board."))
-    Stage.objects.select_for_update().get(pk=stage.pk)
+    Stage.objects.select_for_update(no_key=True).get(pk=stage.pk)
     tags = fields.pop("tags", None)
     card = Card(
         board=board, stage=stage, title=title, rank=_between(Card.objects.filter(stage=stage), None, None), **fields
@@ -182,11 +184,13 @@ def card_move(
 ) -> Card:
     """Put a card in a stage, right after `after_id` or right before `before_id` (else at the end)."""
     with transaction.atomic():
-        to_stage = Stage.objects.select_for_update().get(pk=to_stage_id)
-        card = Card.objects.select_for_update().select_related("stage").get(pk=card_id)
+        to_stage = Stage.objects.select_for_update(no_key=True).get(pk=to_stage_id)
+        # No join here: after waiting on a concurrent mover, PostgreSQL re-checks a joined row against the
+        # new stage and would drop it. The card row alone, then its current stage.
+        card = Card.objects.select_for_update().get(pk=card_id)
         if to_stage.board_id != card.board_id:
             raise ValidationError(_("That stage belongs to another board."))
-        from_stage = card.stage
+        from_stage = Stage.objects.get(pk=card.stage_id)
         siblings = Card.objects.filter(stage=to_stage).exclude(pk=card.pk)
         rank = _between(siblings, after_id, before_id)
         if len(rank) > MAX_RANK_LENGTH:
