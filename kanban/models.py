@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.models import Contact, Tag
 
@@ -28,9 +29,9 @@ class Board(models.Model):
 
 
 class StageKind(models.TextChoices):
-    OPEN = "open", _("Open")
-    WON = "won", _("Won")
-    LOST = "lost", _("Lost")
+    OPEN = "open", pgettext_lazy("stage kind", "Open")
+    WON = "won", pgettext_lazy("stage kind", "Won")
+    LOST = "lost", pgettext_lazy("stage kind", "Lost")
 
 
 class StageMeaning(models.TextChoices):

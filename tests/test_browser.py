@@ -187,3 +187,67 @@ def test_agent_inbox_live_inbound_reply_and_read_ticks(
     page.click("[data-testid=send]")
     expect(page.locator("[data-testid=ticks]").last).to_have_class("ticks read", timeout=20_000)
     page.screenshot(path=str(SHOTS / "inbox-conversation.png"))
+
+
+def test_drag_a_card_to_another_stage_and_a_second_viewer_sees_it_live(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any
+) -> None:
+    from django.db import connection
+
+    from kanban.models import Card
+    from kanban.services import board_create, card_create
+
+    alpha, _ = tenants
+    email = f"board-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email)
+    connection.set_tenant(alpha)
+    board = board_create(name=f"Board {uuid.uuid4().hex[:4]}")
+    stages = list(board.stages.order_by("rank"))
+    card = card_create(board=board, stage=stages[0], title="Arraste-me")
+    card_create(board=board, stage=stages[1], title="Já aqui")
+    connection.set_schema_to_public()
+    port = app_server.rsplit(":", 1)[1]
+    url = f"http://alpha.localhost:{port}/boards/{board.pk}/"
+
+    mover = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    console: list[str] = []
+    mover.on("console", lambda msg: console.append(msg.text))
+    mover.on("pageerror", lambda exc: console.append(str(exc)))
+    watcher = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    for page in (mover, watcher):
+        _login(page, f"http://alpha.localhost:{port}", email)
+        page.goto(url)
+        expect(page.locator("#live-dot")).to_have_class("live-dot on", timeout=10_000)
+
+    source = mover.locator(f'.kanban-card[data-card="{card.pk}"]')
+    target = mover.locator(f'.kanban-cards[data-stage="{stages[1].pk}"] .kanban-card').first
+    box_from, box_to = source.bounding_box(), target.bounding_box()
+    assert box_from and box_to
+    start_x, start_y = box_from["x"] + box_from["width"] - 15, box_from["y"] + 45  # the card body, not its link
+    end_x, end_y = box_to["x"] + box_to["width"] / 2, box_to["y"] + box_to["height"] - 5
+    mover.mouse.move(start_x, start_y)
+    mover.mouse.down()
+    for step in range(1, 31):  # SortableJS follows the pointer in small steps
+        mover.mouse.move(start_x + (end_x - start_x) * step / 30, start_y + (end_y - start_y) * step / 30)
+        mover.wait_for_timeout(25)
+    mover.wait_for_timeout(200)
+    mover.mouse.up()
+
+    def stage_of_card() -> int:
+        connection.set_tenant(alpha)
+        value = Card.objects.get(pk=card.pk).stage_id
+        connection.set_schema_to_public()
+        return value
+
+    from tests.support import wait_until
+
+    mover.screenshot(path=str(SHOTS / "kanban-after-drop.png"))
+    assert not console, console
+    wait_until(lambda: stage_of_card() == stages[1].pk, timeout=10)
+    moved_there = watcher.locator(f'.kanban-cards[data-stage="{stages[1].pk}"] .kanban-card[data-card="{card.pk}"]')
+    expect(moved_there).to_be_visible(timeout=10_000)  # the second viewer saw it live
+    mover.reload()
+    expect(
+        mover.locator(f'.kanban-cards[data-stage="{stages[1].pk}"] .kanban-card[data-card="{card.pk}"]')
+    ).to_be_visible()
+    mover.screenshot(path=str(SHOTS / "kanban.png"))

@@ -11,7 +11,15 @@ from accounts.models import User
 from accounts.services import api_token_create
 from core import events
 from kanban.models import ActorKind, Card, CardMove, Stage
-from kanban.services import MAX_RANK_LENGTH, board_create, card_create, card_move, stage_create, stage_delete, stage_reorder
+from kanban.services import (
+    MAX_RANK_LENGTH,
+    board_create,
+    card_create,
+    card_move,
+    stage_create,
+    stage_delete,
+    stage_reorder,
+)
 from tenants.models import Tenant
 from tests.conftest import tenant_client
 
@@ -49,9 +57,15 @@ def test_moves_place_cards_exactly_and_write_one_card_row(board: Any) -> None:
     untouched = {card.pk: card.rank for card in Card.objects.exclude(pk=x.pk)}
     with CaptureQueriesContext(connection) as captured:
         card_move(card_id=b.pk, to_stage_id=second.pk, reason="ligou de volta")
-    writes = [q["sql"].split(" ")[0:3] for q in captured.captured_queries if q["sql"].startswith(("UPDATE", "INSERT", "DELETE"))]
+    writes = [
+        q["sql"].split(" ")[0:3]
+        for q in captured.captured_queries
+        if q["sql"].startswith(("UPDATE", "INSERT", "DELETE"))
+    ]
     assert writes == [["UPDATE", '"kanban_card"', "SET"], ["INSERT", "INTO", '"kanban_cardmove"']]
-    assert {card.pk: card.rank for card in Card.objects.exclude(pk__in=[x.pk, b.pk])} == {k: v for k, v in untouched.items() if k != b.pk}
+    assert {card.pk: card.rank for card in Card.objects.exclude(pk__in=[x.pk, b.pk])} == {
+        k: v for k, v in untouched.items() if k != b.pk
+    }
     move = CardMove.objects.filter(card=b).first()
     assert (move.from_stage_id, move.to_stage_id, move.reason) == (first.pk, second.pk, "ligou de volta")
 
@@ -105,7 +119,10 @@ def test_a_card_cannot_move_to_another_boards_stage(board: Any) -> None:
 def test_board_page_columns_totals_filters_and_card_page(board: Any, tenant_a: Tenant, agent_a: User) -> None:
     first = board.stages.order_by("rank").first()
     client = tenant_client(tenant_a, agent_a, lang="en")
-    client.post(f"/boards/{board.pk}/stages/{first.pk}/cards/", {"title": "Loja do Zé", "value": "1500.00", "contact_phone": "11 98000-1111"})
+    client.post(
+        f"/boards/{board.pk}/stages/{first.pk}/cards/",
+        {"title": "Loja do Zé", "value": "1500.00", "contact_phone": "11 98000-1111"},
+    )
     client.post(f"/boards/{board.pk}/stages/{first.pk}/cards/", {"title": "Padaria", "value": "500"})
     page = client.get(f"/boards/{board.pk}/").content.decode()
     assert "Loja do Zé" in page and "R$ 2000.00" in page.replace(",", ".")
@@ -128,11 +145,18 @@ def test_pipeline_api(board: Any, tenant_a: Tenant, agent_a: User) -> None:
     _token, raw = api_token_create(user=agent_a, tenant=tenant_a, name="kanban")
     api = Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
     stages = api.get(f"/api/v1/stages/?board={board.pk}").json()["results"]
-    created = api.post("/api/v1/cards/", {"board": board.pk, "stage": stages[0]["id"], "title": "API lead", "value": "99.90"},
-                       content_type="application/json")
+    created = api.post(
+        "/api/v1/cards/",
+        {"board": board.pk, "stage": stages[0]["id"], "title": "API lead", "value": "99.90"},
+        content_type="application/json",
+    )
     assert created.status_code == 201, created.content
     card_id = created.json()["id"]
-    moved = api.post(f"/api/v1/cards/{card_id}/move/", {"stage": stages[1]["id"], "reason": "qualificado"}, content_type="application/json")
+    moved = api.post(
+        f"/api/v1/cards/{card_id}/move/",
+        {"stage": stages[1]["id"], "reason": "qualificado"},
+        content_type="application/json",
+    )
     assert moved.json()["stage"] == stages[1]["id"]
     history = api.get(f"/api/v1/cards/{card_id}/moves/").json()
     assert history[0]["actor_kind"] == "api" and history[0]["reason"] == "qualificado"

@@ -21,8 +21,11 @@ def _api(app_server: str, tenant: Tenant, committed: Any) -> httpx.Client:
     user = make_member(tenant, f"kanban-{uuid.uuid4().hex[:6]}@alpha.test")
     _token, raw = api_token_create(user=user, tenant=tenant, name="race")
     port = app_server.rsplit(":", 1)[1]
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                        headers={"Host": f"{tenant.slug}.localhost:{port}", "Authorization": f"Token {raw}"})
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=30,
+        headers={"Host": f"{tenant.slug}.localhost:{port}", "Authorization": f"Token {raw}"},
+    )
 
 
 def test_concurrent_moves_end_consistent(app_server: str, tenants: tuple[Tenant, Tenant], committed: Any) -> None:
@@ -60,7 +63,9 @@ def test_concurrent_moves_end_consistent(app_server: str, tenants: tuple[Tenant,
     assert ordered[0] == "anchor" and ordered[-1] == "tail" and set(ordered[1:9]) == {f"d{i}" for i in range(8)}
     contested.refresh_from_db()
     last = CardMove.objects.filter(card=contested).order_by("-created_at", "-id").first()
-    assert last is not None and contested.stage_id == last.to_stage_id  # the card is where its last recorded move put it
+    assert (
+        last is not None and contested.stage_id == last.to_stage_id
+    )  # the card is where its last recorded move put it
     moves = CardMove.objects.filter(card=contested, reason="race")
     assert 1 <= moves.count() <= 12 and all(m.from_stage_id != m.to_stage_id for m in moves)
     connection.set_schema_to_public()
