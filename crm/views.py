@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import manager_required, member_required
+from core.contributions import CONTACT_TIMELINE, collect
 from crm.api import csv_response, filter_spec
 from crm.forms import ContactForm, CustomFieldForm
 from crm.imports import import_configure, import_start
@@ -103,10 +104,19 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, _("Contact saved."))
             return redirect("contact_detail", pk=pk)
-    timeline = []
+    timeline: list[dict[str, Any]] = []
     for conversation in contact.conversations.select_related("channel").all():  # type: ignore[attr-defined]
-        timeline += [(m, conversation) for m in conversation.messages.order_by("-created_at")[:50]]
-    timeline.sort(key=lambda pair: pair[0].created_at, reverse=True)
+        for m in conversation.messages.order_by("-created_at")[:50]:
+            direction = _("received") if m.direction == "in" else _("note") if m.direction == "note" else _("sent")
+            timeline.append(
+                {
+                    "when": m.created_at,
+                    "text": m.body or m.get_type_display(),
+                    "detail": f"{conversation.channel.name} · {direction}",
+                }
+            )
+    timeline += collect(CONTACT_TIMELINE, contact=contact)  # stage changes, campaigns, calls...
+    timeline.sort(key=lambda entry: entry["when"], reverse=True)
     context = {
         "contact": contact,
         "form": form,

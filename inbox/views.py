@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import manager_required, member_required
 from accounts.selectors import members_of
+from core.contributions import CONTACT_PANEL, collect
 from crm.models import Tag
 from crm.services import contact_get_or_create
 from inbox.forms import (
@@ -167,6 +168,7 @@ def _detail_context(request: HttpRequest, conversation: Conversation, form: Repl
         "canned": list(CannedResponse.objects.values("shortcut", "title", "body")),
         "contact_tags": contact.tags.all(),
         "other_conversations": contact.conversations.exclude(pk=conversation.pk).select_related("channel"),  # type: ignore[attr-defined]
+        "panels": collect(CONTACT_PANEL, contact=contact),  # the lead card, from the pipeline
     }
 
 

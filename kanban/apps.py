@@ -6,6 +6,7 @@ class KanbanConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from kanban import live
+        from kanban import contributions, live
 
         live.connect()
+        contributions.connect()

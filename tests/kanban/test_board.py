@@ -163,3 +163,21 @@ def test_pipeline_api(board: Any, tenant_a: Tenant, agent_a: User) -> None:
     bad = api.post(f"/api/v1/cards/{card_id}/move/", {"stage": 999999}, content_type="application/json")
     assert bad.status_code == 400
     assert api.get("/api/v1/boards/").json()["results"][0]["stages"]
+
+
+def test_lead_card_in_the_inbox_and_stage_changes_in_the_contact_timeline(
+    board: Any, tenant_a: Tenant, agent_a: User, channels: dict[str, int]
+) -> None:
+    from tests.messaging import open_conversation
+
+    conversation = open_conversation(channels["sms"], "+5511976000001")
+    stages = list(board.stages.order_by("rank"))
+    card = card_create(
+        board=board, stage=stages[0], title="Pedido grande", contact=conversation.contact, value=Decimal("3200")
+    )
+    card_move(card_id=card.pk, to_stage_id=stages[2].pk, actor=agent_a, reason="reunião marcada")
+    client = tenant_client(tenant_a, agent_a, lang="en")
+    panel = client.get(f"/conversations/{conversation.pk}/").content.decode()
+    assert 'data-testid="lead-card"' in panel and "Pedido grande" in panel and stages[2].name in panel
+    page = client.get(f"/contacts/{conversation.contact.pk}/").content.decode()
+    assert f"Pedido grande: {stages[0].name} → {stages[2].name}" in page and "reunião marcada" in page

@@ -1,0 +1,29 @@
+"""Places where an app to the right adds to a page of an app to the left, without being imported by it
+(the contact page shows pipeline cards; the inbox side panel shows the lead card).
+
+    contribute("contact.panel", fn)          # in AppConfig.ready(); fn(**kwargs) -> list of HTML strings
+    collect("contact.panel", contact=c)      # in the page that owns the slot
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+_slots: dict[str, list[Callable[..., list[Any]]]] = defaultdict(list)
+
+CONTACT_PANEL = "contact.panel"  # -> HTML fragments about a contact
+CONTACT_TIMELINE = "contact.timeline"  # -> {"when": datetime, "text": str, "detail": str}
+
+
+def contribute(slot: str, fn: Callable[..., list[Any]]) -> None:
+    if fn not in _slots[slot]:
+        _slots[slot].append(fn)
+
+
+def collect(slot: str, **kwargs: Any) -> list[Any]:
+    found: list[Any] = []
+    for fn in _slots.get(slot, ()):
+        found.extend(fn(**kwargs) or [])
+    return found
