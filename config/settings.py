@@ -300,7 +300,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 CHANNEL_PROVIDERS = {
     "whatsapp_cloud": "whatsapp.providers.CloudProvider",
     "sms_twilio": "sms.providers.TwilioSmsProvider",
+    "whatsapp_web": "whatsapp.web.provider.WebProvider",
 }
+WA_WEB_ENGINE = env_str("WA_WEB_ENGINE", "neonize")  # "fake": the demo's and the tests' engine
 META_GRAPH_BASE_URL = env_str("META_GRAPH_BASE_URL", "https://graph.facebook.com")
 META_GRAPH_VERSION = env_str("META_GRAPH_VERSION", "v21.0")
 META_APP_SECRET = env_str("META_APP_SECRET")

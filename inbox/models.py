@@ -21,7 +21,9 @@ class ChannelKind(models.TextChoices):
 
 class ChannelStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
+    PENDING = "pending", _("Waiting for the QR code scan")
     DISCONNECTED = "disconnected", _("Disconnected")
+    NEEDS_RESCAN = "needs_rescan", _("Logged out: scan the QR code again")
     ERROR = "error", _("Error")
 
 

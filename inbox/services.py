@@ -101,7 +101,7 @@ def channel_create(
     channel = Channel.objects.create(
         kind=kind,
         name=name,
-        phone_number=phone_normalize(phone_number),
+        phone_number=phone_normalize(phone_number) if phone_number else "",  # QR channels learn it on scan
         credentials=credentials,
         waba_id=waba_id,
         phone_number_id=phone_number_id,
@@ -115,6 +115,7 @@ def channel_create(
 
 @transaction.atomic
 def channel_delete(*, channel: Channel) -> None:
+    provider_for(channel).disconnect()  # e.g. log a QR-linked session out on both sides
     route_remove(tenant_id=tenant_current().pk, channel_id=channel.pk)
     channel.delete()
 

@@ -64,5 +64,6 @@ os.environ.update(
         "FACEBOOK_CLIENT_SECRET": "test-facebook-secret",
         "OAUTH_FACEBOOK_BASE_URL": f"http://127.0.0.1:{OAUTH_PORT}",
         "LOGIN_THROTTLE_ATTEMPTS": "5",
+        "WA_WEB_ENGINE": "fake",
     }
 )

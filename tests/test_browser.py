@@ -251,3 +251,85 @@ def test_drag_a_card_to_another_stage_and_a_second_viewer_sees_it_live(
         mover.locator(f'.kanban-cards[data-stage="{stages[1].pk}"] .kanban-card[data-card="{card.pk}"]')
     ).to_be_visible()
     mover.screenshot(path=str(SHOTS / "kanban.png"))
+
+
+def test_connect_whatsapp_by_qr_in_demo_mode_and_exchange_messages(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any, celery_worker: None
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    from inbox.models import Channel, ChannelStatus
+    from whatsapp.web import bus
+    from whatsapp.web.client import FAKES, FakeWebClient, WebInbound
+    from whatsapp.web.manager import SessionManager
+
+    alpha, _ = tenants
+    email = f"qr-{uuid.uuid4().hex[:6]}@alpha.test"
+    from accounts.models import Role
+
+    make_member(alpha, email, Role.OWNER)
+    port = app_server.rsplit(":", 1)[1]
+    base = f"http://alpha.localhost:{port}"
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    _login(page, base, email)
+    page.goto(f"{base}/channels/")
+    page.fill("#qr-name", "Celular da loja")
+    page.click("form[action$='/channels/qr/new/'] button")
+    expect(page.locator("#qr-card")).to_be_visible()
+    connection.set_tenant(alpha)
+    channel = Channel.objects.get(pk=int(page.locator("#qr-card").get_attribute("data-channel") or 0))
+    connection.set_schema_to_public()
+
+    manager = SessionManager(
+        process_id="browser-wa-web",
+        client_factory=lambda key, session, events: FakeWebClient(key, session, events, qr_every_s=1.0),
+    )
+    manager.wanted = lambda: [(alpha.schema_name, channel.pk)]  # type: ignore[method-assign]
+    stop = threading.Event()
+    runner = threading.Thread(target=manager.run, args=(stop, 0.1), daemon=True)
+    runner.start()
+    try:
+        expect(page.locator("#live-dot")).to_have_class("live-dot on", timeout=10_000)
+        expect(page.locator("[data-testid=qr-image] svg")).to_be_visible(timeout=15_000)  # the QR renders, live
+        page.screenshot(path=str(SHOTS / "qr.png"))
+        page.click("[data-testid=demo-scan]")
+        expect(page.locator("[data-testid=qr-connected]")).to_contain_text("+5511955550000", timeout=15_000)
+
+        key = bus.session_key(alpha.schema_name, channel.pk)
+        customer = f"5511944{uuid.uuid4().int % 10**6:06d}"
+        name = f"Joana {customer[-4:]}"
+        FAKES[key].receive(
+            WebInbound(
+                message_id="BR" + uuid.uuid4().hex[:10],
+                chat=f"{customer}@s.whatsapp.net",
+                sender_phone=f"+{customer}",
+                push_name=name,
+                type="text",
+                text="Oi, é pelo QR!",
+            )
+        )
+        from intake.models import WebhookEvent
+
+        def ingested() -> bool:
+            connection.set_schema_to_public()
+            return WebhookEvent.objects.filter(route_key=key).exclude(processed_at=None).exists()
+
+        from tests.support import wait_until
+
+        wait_until(ingested, timeout=20)
+        page.goto(f"{base}/conversations/")
+        row = page.locator("#conversation-rows a", has_text=name)
+        expect(row).to_be_visible(timeout=20_000)
+        row.click()
+        page.fill("textarea[name=body]", "Recebido pelo QR também!")
+        page.click("[data-testid=send]")
+        expect(page.locator("[data-testid=ticks]").last).to_have_class("ticks sent", timeout=20_000)
+        assert any(m["text"] == "Recebido pelo QR também!" for m in FAKES[key].sent)
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+        connection.set_tenant(alpha)
+        Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.NEEDS_RESCAN)
+        connection.set_schema_to_public()

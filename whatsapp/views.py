@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -10,13 +11,15 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import manager_required, member_required
-from inbox.models import Channel, ChannelKind, Conversation
-from inbox.services import message_send
+from inbox.models import Channel, ChannelKind, ChannelStatus, Conversation
+from inbox.services import channel_create, message_send
 from whatsapp.client import GraphError
 from whatsapp.forms import TemplateCreateForm
 from whatsapp.models import MessageTemplate
 from whatsapp.selectors import templates_approved, templates_of
 from whatsapp.services import template_create, templates_sync
+from whatsapp.web import bus
+from whatsapp.web.manager import qr_svg
 
 
 def _cloud_channel(pk: int) -> Channel:
@@ -101,3 +104,54 @@ def template_send(request: HttpRequest, pk: int) -> HttpResponse:
         "whatsapp/template_send.html",
         {"conversation": conversation, "templates": approved, "error": error, "suggested": contact.display_name},
     )
+
+
+# --- WhatsApp Web (QR) ------------------------------------------------------------------------------
+
+
+@require_POST
+@manager_required
+def qr_channel_new(request: HttpRequest) -> HttpResponse:
+    name = request.POST.get("name", "").strip() or _("WhatsApp (QR)")
+    channel = channel_create(
+        kind=ChannelKind.WHATSAPP_WEB, name=name, phone_number="", credentials={}, rate_limit_per_s=1
+    )
+    Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.PENDING)
+    return redirect("qr_channel", pk=channel.pk)
+
+
+@member_required
+def qr_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Connect a number by scanning a QR code; the code refreshes and the page turns connected, live."""
+    channel = get_object_or_404(Channel, pk=pk, kind=ChannelKind.WHATSAPP_WEB)
+    key = bus.session_key(request.tenant.schema_name, channel.pk)  # type: ignore[attr-defined]
+    notice = ""
+    if request.method == "POST":
+        if not request.membership.is_manager:  # type: ignore[attr-defined]
+            return render(request, "403.html", status=403)
+        action = request.POST.get("action")
+        if action == "rescan":
+            Channel.objects.filter(pk=pk).update(status=ChannelStatus.PENDING, status_detail="")
+        elif action == "logout":
+            bus.command(key, "logout", wait_s=10)
+        elif action == "pair":
+            answer = bus.command(key, "pair", wait_s=15, phone=request.POST.get("phone", ""))
+            notice = (
+                _("Enter this code on the phone: %(code)s") % {"code": answer["code"]}
+                if answer and "code" in answer
+                else _("The WhatsApp session is not running yet. Try again in a few seconds.")
+            )
+        elif action == "demo_scan" and settings.WA_WEB_ENGINE == "fake":
+            bus.command(key, "fake_scan", wait_s=10, phone=request.POST.get("phone") or "+5511955550000")
+        if not notice:
+            return redirect("qr_channel", pk=pk)
+    channel.refresh_from_db()
+    code = bus.latest_qr(key)
+    context = {
+        "channel": channel,
+        "qr_svg": qr_svg(code) if code and channel.status == ChannelStatus.PENDING else "",
+        "notice": notice,
+        "demo": settings.WA_WEB_ENGINE == "fake",
+        "usage": bus.usage(key),
+    }
+    return render(request, "whatsapp/qr.html", context)

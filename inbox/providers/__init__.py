@@ -134,6 +134,9 @@ class ChannelProvider:
     def mark_read(self, provider_message_id: str) -> None:
         """Tell the provider the business read an inbound message (blue ticks); a no-op where unsupported."""
 
+    def disconnect(self) -> None:
+        """End the provider-side session when the channel goes away (a no-op for API-based kinds)."""
+
     def fetch_media(self, media_ref: str) -> tuple[bytes, str]:
         raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"{self.kind} has no media to fetch")
 

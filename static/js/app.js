@@ -75,6 +75,10 @@
       note.onclick = function () { window.focus(); location.href = "/conversations/" + message.conversation_id + "/"; };
     }
   });
+  // A QR-linked number logged out anywhere in the workspace: tell whoever is looking.
+  document.addEventListener("live:waweb.logged_out", function (event) {
+    if (!document.getElementById("qr-card")) window.toast(document.body.dataset.loggedOutText || "WhatsApp (QR) logged out", "warning");
+  });
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) { unseen = 0; document.title = baseTitle; }
   });

@@ -1,0 +1,251 @@
+"""WhatsApp Web (QR): the real session manager, lease, persistence and provider, driven through a fake
+engine with the library's methods and events (no WhatsApp server is reachable here)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from inbox.ingest import drain_batch
+from inbox.models import Channel, ChannelStatus, Direction, Message, MessageStatus
+from inbox.services import channel_create, message_dispatch, message_send
+from tenants.models import Tenant
+from tests.messaging import open_conversation
+from tests.support import wait_until
+from whatsapp.web import bus
+from whatsapp.web.client import FAKES, FakeWebClient, WebInbound
+from whatsapp.web.manager import SessionManager
+
+
+def fake_factory(key: str, session: bytes | None, events: Any) -> FakeWebClient:
+    return FakeWebClient(key, session, events, qr_every_s=0.05)
+
+
+@pytest.fixture
+def web_channel(tenants: tuple[Tenant, Tenant], committed: Any) -> Iterator[tuple[Tenant, Channel, str]]:
+    alpha = tenants[0]
+    connection.set_tenant(alpha)
+    channel = channel_create(kind="whatsapp_web", name=f"QR {uuid.uuid4().hex[:4]}", phone_number="", credentials={})
+    Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.PENDING)
+    connection.set_schema_to_public()
+    yield alpha, channel, bus.session_key(alpha.schema_name, channel.pk)
+    connection.set_tenant(alpha)
+    Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.NEEDS_RESCAN)  # out of every later manager's way
+    connection.set_schema_to_public()
+
+
+def channel_now(tenant: Tenant, channel: Channel) -> Channel:
+    connection.set_tenant(tenant)
+    fresh = Channel.objects.get(pk=channel.pk)
+    connection.set_schema_to_public()
+    return fresh
+
+
+def only(manager: SessionManager, key: str) -> None:
+    """Tick, keeping only this test's session (other tests' channels are not ours to drive)."""
+    schema, channel_id = key.split(":")
+    manager.wanted = lambda: [(schema, int(channel_id))]  # type: ignore[method-assign]
+    manager.tick()
+
+
+def test_scan_connects_persists_encrypted_and_a_restart_needs_no_new_scan(web_channel: Any) -> None:
+    tenant, channel, key = web_channel
+    first = SessionManager(process_id="p1", client_factory=fake_factory)
+    only(first, key)
+    wait_until(lambda: bus.latest_qr(key).startswith("2@"), timeout=5)  # a QR is offered (and pushed live)
+    FAKES[key].scan("+5511999990001")
+    fresh = channel_now(tenant, channel)
+    assert fresh.status == ChannelStatus.ACTIVE and fresh.phone_number == "+5511999990001"
+    assert fresh.credentials["session"]
+    connection.set_tenant(tenant)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT credentials FROM inbox_channel WHERE id = %s", [channel.pk])
+        assert "fake-session" not in cursor.fetchone()[0]  # encrypted at rest
+    connection.set_schema_to_public()
+    first.stop_all()
+
+    bus.r().delete(f"waweb:qr:{key}")
+    second = SessionManager(process_id="p2", client_factory=fake_factory)
+    only(second, key)
+    assert FAKES[key].connected and FAKES[key].connect_calls == 1
+    time.sleep(0.2)
+    assert bus.latest_qr(key) == ""  # reconnected from the stored session: no QR
+    second.stop_all()
+
+
+def test_two_processes_never_own_one_session(web_channel: Any) -> None:
+    _tenant, _channel, key = web_channel
+    one = SessionManager(process_id="one", client_factory=fake_factory, lease_ttl_s=0.6)
+    two = SessionManager(process_id="two", client_factory=fake_factory, lease_ttl_s=0.6)
+    for _ in range(3):
+        only(one, key)
+        only(two, key)
+    assert (key in one.sessions) != (key in two.sessions)
+    assert bus.owner_of(key) == "one"
+    one.sessions.clear()  # "one" dies without releasing: its lease must run out first
+    only(two, key)
+    assert key not in two.sessions
+    time.sleep(0.8)
+    only(two, key)
+    assert key in two.sessions and bus.owner_of(key) == "two"
+    two.stop_all()
+    assert bus.owner_of(key) is None
+
+
+def test_logged_out_on_the_phone_needs_a_rescan_and_does_not_loop(web_channel: Any) -> None:
+    tenant, channel, key = web_channel
+    manager = SessionManager(process_id="p-logout", client_factory=fake_factory)
+    only(manager, key)
+    FAKES[key].scan("+5511999990002")
+    FAKES[key].remote_logout()
+    fresh = channel_now(tenant, channel)
+    assert fresh.status == ChannelStatus.NEEDS_RESCAN and "session" not in fresh.credentials
+    assert key not in manager.sessions and bus.owner_of(key) is None
+    del manager.wanted  # back to the real discovery: a channel that needs a person to scan is left alone
+    manager.tick()
+    assert key not in manager.sessions
+
+
+def test_a_dropped_connection_reconnects_with_backoff(web_channel: Any) -> None:
+    tenant, channel, key = web_channel
+    manager = SessionManager(process_id="p-drop", client_factory=fake_factory)
+    only(manager, key)
+    FAKES[key].scan("+5511999990003")
+    first_client = FAKES[key]
+    first_client.drop()
+    session = manager.sessions[key]
+    assert channel_now(tenant, channel).status == ChannelStatus.DISCONNECTED
+    assert session.reconnect_at is not None and session.attempts == 1
+    session.reconnect_at = 0  # time passes
+    only(manager, key)
+    assert FAKES[key] is not first_client and FAKES[key].connected
+    assert channel_now(tenant, channel).status == ChannelStatus.ACTIVE
+    manager.stop_all()
+
+
+def test_send_receive_and_receipts_through_the_provider(web_channel: Any) -> None:
+    tenant, channel, key = web_channel
+    manager = SessionManager(process_id="p-send", client_factory=fake_factory)
+    only(manager, key)
+    FAKES[key].scan("+5511999990004")
+    stop = threading.Event()
+    manager.wanted = lambda: [(tenant.schema_name, channel.pk)]  # type: ignore[method-assign]
+    runner = threading.Thread(target=manager.run, args=(stop, 0.05), daemon=True)
+    runner.start()
+    try:
+        connection.set_tenant(tenant)
+        conversation = open_conversation(channel.pk, "+5511977770001")
+        message = message_send(conversation=conversation, body="Olá pelo WhatsApp Web")
+        assert message_dispatch(message_id=message.pk) is None
+        message.refresh_from_db()
+        assert message.status == MessageStatus.SENT
+        sent = FAKES[key].sent[-1]
+        assert (sent["id"], sent["to"], sent["text"]) == (
+            message.provider_message_id,
+            "+5511977770001",
+            "Olá pelo WhatsApp Web",
+        )
+        from whatsapp.web.provider import WebProvider
+
+        assert WebProvider(Channel.objects.get(pk=channel.pk)).usage()["sent_today"] >= 1
+
+        FAKES[key].receipt([message.provider_message_id], "delivered")
+        FAKES[key].receipt([message.provider_message_id], "read")
+        FAKES[key].receive(
+            WebInbound(
+                message_id="IN1" + uuid.uuid4().hex[:8],
+                chat="5511977770001@s.whatsapp.net",
+                sender_phone="+5511977770001",
+                push_name="Rita",
+                type="text",
+                text="Recebi, obrigada!",
+            )
+        )
+        FAKES[key].receive(
+            WebInbound(
+                message_id="GRP" + uuid.uuid4().hex[:8],
+                chat="120363@g.us",
+                sender_phone="+5511977770009",
+                push_name="Grupo",
+                type="text",
+                text="mensagem de grupo",
+            )
+        )
+
+        def settled() -> bool:
+            drain_batch()
+            connection.set_tenant(tenant)
+            return (
+                Message.objects.get(pk=message.pk).status == MessageStatus.READ
+                and Message.objects.filter(
+                    conversation=conversation, direction=Direction.INBOUND, body="Recebi, obrigada!"
+                ).exists()
+            )
+
+        wait_until(settled, timeout=20)
+        connection.set_tenant(tenant)
+        assert not Message.objects.filter(body="mensagem de grupo").exists()  # groups are ignored
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+        connection.set_schema_to_public()
+
+
+def test_provider_says_retry_when_no_session_is_live(web_channel: Any) -> None:
+    from inbox.providers import ErrorKind, OutboundMessage, ProviderError
+    from whatsapp.web.provider import WebProvider
+
+    tenant, channel, _key = web_channel
+    connection.set_tenant(tenant)
+    with pytest.raises(ProviderError) as raised:
+        WebProvider(Channel.objects.get(pk=channel.pk)).send(
+            OutboundMessage(to="+5511900000000", type="text", body="x")
+        )
+    assert raised.value.kind == ErrorKind.RETRYABLE
+    connection.set_schema_to_public()
+
+
+def test_qr_pages_connect_rescan_and_pair(web_channel: Any, django_db_blocker: Any) -> None:
+    from accounts.models import Role
+    from tests.conftest import tenant_client
+    from tests.support import make_member
+
+    tenant, channel, key = web_channel
+    owner = make_member(tenant, f"qr-{uuid.uuid4().hex[:6]}@alpha.test", Role.OWNER)
+    client = tenant_client(tenant, owner, lang="en")
+    manager = SessionManager(process_id="p-ui", client_factory=fake_factory)
+    stop = threading.Event()
+    manager.wanted = lambda: [(tenant.schema_name, channel.pk)]  # type: ignore[method-assign]
+    runner = threading.Thread(target=manager.run, args=(stop, 0.05), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: bus.latest_qr(key) != "", timeout=5)
+        page = client.get(f"/channels/{channel.pk}/qr/").content.decode()
+        assert "<svg" in page and "Linked devices" in page
+        paired = client.post(
+            f"/channels/{channel.pk}/qr/", {"action": "pair", "phone": "+5511955550001"}
+        ).content.decode()
+        assert "Enter this code on the phone" in paired
+        client.post(f"/channels/{channel.pk}/qr/", {"action": "demo_scan", "phone": "+5511955550001"})
+        assert "Connected as +5511955550001" in client.get(f"/channels/{channel.pk}/qr/").content.decode()
+        client.post(f"/channels/{channel.pk}/qr/", {"action": "logout"})
+        assert channel_now(tenant, channel).status == ChannelStatus.NEEDS_RESCAN
+        client.post(f"/channels/{channel.pk}/qr/", {"action": "rescan"})
+        assert channel_now(tenant, channel).status == ChannelStatus.PENDING
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+    created = client.post("/channels/qr/new/", {"name": "Vendas QR"})
+    assert created.status_code == 302 and "/qr/" in created["Location"]
+    connection.set_tenant(tenant)
+    assert Channel.objects.get(name="Vendas QR").status == ChannelStatus.PENDING
+    Channel.objects.filter(name="Vendas QR").update(
+        status=ChannelStatus.NEEDS_RESCAN
+    )  # no later manager should drive it
+    connection.set_schema_to_public()

@@ -1,0 +1,74 @@
+"""Redis keys shared by the `wa-web` process and everyone who talks to a live session."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+LEASE_TTL_S = 15.0
+
+
+def session_key(schema_name: str, channel_id: int) -> str:
+    return f"{schema_name}:{channel_id}"
+
+
+@lru_cache(maxsize=1)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def r() -> redis.Redis:
+    return _client(settings.REDIS_URL)
+
+
+def lease_key(key: str) -> str:
+    return f"waweb:lease:{key}"
+
+
+def owner_of(key: str) -> str | None:
+    value = r().get(lease_key(key))
+    return str(value) if value else None
+
+
+def command(key: str, op: str, wait_s: float | None = 20.0, **args: Any) -> dict[str, Any] | None:
+    """Hand a command to the process that owns the session; wait for its answer unless wait_s is None."""
+    command_id = uuid.uuid4().hex
+    expires = datetime.now(tz=UTC).timestamp() + (wait_s or 60)
+    r().lpush(f"waweb:cmd:{key}", json.dumps({"id": command_id, "op": op, "expires": expires, **args}))
+    if wait_s is None:
+        return None
+    answer = r().blpop([f"waweb:reply:{command_id}"], timeout=wait_s)
+    return json.loads(answer[1]) if answer else None
+
+
+def reply(command_id: str, **answer: Any) -> None:
+    pipe = r().pipeline()
+    pipe.lpush(f"waweb:reply:{command_id}", json.dumps(answer))
+    pipe.expire(f"waweb:reply:{command_id}", 120)
+    pipe.execute()
+
+
+def latest_qr(key: str) -> str:
+    return str(r().get(f"waweb:qr:{key}") or "")
+
+
+def usage(key: str) -> dict[str, Any]:
+    """What anti-ban pacing needs: messages sent today by this number, and when it last sent."""
+    today = datetime.now(tz=UTC).strftime("%Y%m%d")
+    sent, last = r().mget(f"waweb:sent:{key}:{today}", f"waweb:last:{key}")
+    return {"sent_today": int(sent or 0), "last_sent_at": float(last) if last else None}
+
+
+def count_send(key: str) -> None:
+    today = datetime.now(tz=UTC).strftime("%Y%m%d")
+    pipe = r().pipeline()
+    pipe.incr(f"waweb:sent:{key}:{today}")
+    pipe.expire(f"waweb:sent:{key}:{today}", 3 * 86400)
+    pipe.set(f"waweb:last:{key}", datetime.now(tz=UTC).timestamp())
+    pipe.execute()

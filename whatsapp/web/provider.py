@@ -1,0 +1,84 @@
+"""The WhatsApp Web (QR) provider: the same interface as every channel; the live session lives in the
+`wa-web` process, reached through Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from django.db import connection
+
+from inbox.models import Channel
+from inbox.providers import (
+    Capabilities,
+    ChannelProvider,
+    ErrorKind,
+    Event,
+    InboundMessage,
+    OutboundMessage,
+    ProviderError,
+    SendResult,
+    StatusUpdate,
+)
+from whatsapp.web import bus
+
+
+def _key(channel: Channel) -> str:
+    return bus.session_key(str(getattr(connection, "schema_name", "public")), channel.pk)
+
+
+class WebProvider(ChannelProvider):
+    kind = "whatsapp_web"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        media_kinds=frozenset({"image", "audio", "video", "document"}), reactions=True, qr_login=True, max_body=65536
+    )
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        key = _key(self.channel)
+        if bus.owner_of(key) is None:
+            raise ProviderError(
+                ErrorKind.RETRYABLE, "not_connected", "The WhatsApp session is not connected.", retry_after=30
+            )
+        text = message.body or message.media_url
+        answer = bus.command(key, "send", to=message.to, kind=message.type, text=text, payload=message.payload)
+        if answer is None:
+            raise ProviderError(ErrorKind.UNKNOWN, "timeout", "The WhatsApp session did not answer in time.")
+        if "error" in answer:
+            raise ProviderError(
+                ErrorKind.RETRYABLE, str(answer["error"]), str(answer.get("message", "")), retry_after=30
+            )
+        return SendResult(str(answer["id"]))
+
+    def typing(self, to: str) -> None:
+        """Show "typing..." to the contact (bots call this before they answer)."""
+        bus.command(_key(self.channel), "typing", wait_s=None, to=to)
+
+    def disconnect(self) -> None:
+        if bus.owner_of(_key(self.channel)) is not None:
+            bus.command(_key(self.channel), "logout", wait_s=10)
+
+    def usage(self) -> dict[str, Any]:
+        return bus.usage(_key(self.channel))
+
+    @classmethod
+    def route_keys(cls, channel: Channel) -> list[tuple[str, str]]:
+        return [("whatsapp_web", _key(channel))]
+
+    @classmethod
+    def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        when = datetime.fromtimestamp(float(payload.get("ts") or 0), tz=UTC)
+        if payload.get("kind") == "receipt":
+            return [StatusUpdate(provider_message_id=payload["id"], status=payload["status"], timestamp=when)]
+        if payload.get("kind") == "message":
+            return [
+                InboundMessage(
+                    provider_message_id=payload["id"],
+                    from_phone=payload["from"],
+                    type=payload.get("type", "text"),
+                    timestamp=when,
+                    body=payload.get("text", ""),
+                    profile_name=payload.get("name", ""),
+                    payload=payload.get("payload") or {},
+                )
+            ]
+        return []
