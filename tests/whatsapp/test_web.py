@@ -241,11 +241,143 @@ def test_qr_pages_connect_rescan_and_pair(web_channel: Any, django_db_blocker: A
     finally:
         stop.set()
         runner.join(timeout=10)
-    created = client.post("/channels/qr/new/", {"name": "Vendas QR"})
+    qr_name = f"Vendas QR {uuid.uuid4().hex[:4]}"
+    created = client.post("/channels/qr/new/", {"name": qr_name})
     assert created.status_code == 302 and "/qr/" in created["Location"]
     connection.set_tenant(tenant)
-    assert Channel.objects.get(name="Vendas QR").status == ChannelStatus.PENDING
-    Channel.objects.filter(name="Vendas QR").update(
-        status=ChannelStatus.NEEDS_RESCAN
-    )  # no later manager should drive it
+    assert Channel.objects.get(name=qr_name).status == ChannelStatus.PENDING
+    Channel.objects.filter(name=qr_name).update(status=ChannelStatus.NEEDS_RESCAN)  # no later manager should drive it
     connection.set_schema_to_public()
+
+
+def test_two_wa_web_processes_never_own_one_session(web_channel: Any, test_env: dict[str, str]) -> None:
+    """Two real `wa-web` processes (the Procfile command) race for the same number: one owns it, and
+    when it stops, the other takes over."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    _tenant, _channel, key = web_channel
+    logs = Path(settings.BASE_DIR) / "test-artifacts"
+    logs.mkdir(exist_ok=True)
+    env = dict(test_env, WA_WEB_ENGINE="fake", LOG_LEVEL="INFO")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "run_wa_web"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=(logs / f"wa-web-{i}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
+    try:
+        wait_until(lambda: bus.owner_of(key) is not None, timeout=30)
+        time.sleep(3)  # several heartbeats of both
+        owners = [i for i in range(2) if f"owns session {key}" in (logs / f"wa-web-{i}.log").read_text()]
+        assert len(owners) == 1, owners
+        first = bus.owner_of(key)
+        procs[owners[0]].terminate()
+        procs[owners[0]].wait(timeout=20)
+        other = 1 - owners[0]
+        wait_until(lambda: f"owns session {key}" in (logs / f"wa-web-{other}.log").read_text(), timeout=30)
+        assert bus.owner_of(key) not in (None, first)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("field", "kind"),
+    [
+        ("conversation", "text"),
+        ("imageMessage", "image"),
+        ("audioMessage", "audio"),
+        ("documentMessage", "document"),
+        ("locationMessage", "location"),
+        ("reactionMessage", "reaction"),
+    ],
+)
+def test_neonize_events_map_to_our_inbound_shape(field: str, kind: str) -> None:
+    """The adapter's mapping, fed the library's own protobuf types (no connection is made)."""
+    from neonize.events import MessageEv
+    from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
+
+    from whatsapp.web.client import NeonizeClient
+
+    parts: dict[str, Any] = {
+        "conversation": {"conversation": "Oi!"},
+        "imageMessage": {"imageMessage": wa.ImageMessage(caption="foto", mimetype="image/jpeg")},
+        "audioMessage": {"audioMessage": wa.AudioMessage(mimetype="audio/ogg", PTT=True)},
+        "documentMessage": {"documentMessage": wa.DocumentMessage(fileName="boleto.pdf", mimetype="application/pdf")},
+        "locationMessage": {
+            "locationMessage": wa.LocationMessage(degreesLatitude=-23.5, degreesLongitude=-46.6, name="Loja")
+        },
+        "reactionMessage": {"reactionMessage": wa.ReactionMessage(text="👍")},
+    }[field]
+    event = MessageEv()
+    event.Info.ID = "3EB0ABC"
+    event.Info.Pushname = "Ana"
+    event.Info.Timestamp = 1_717_000_000
+    event.Info.MessageSource.Chat.User, event.Info.MessageSource.Chat.Server = "5511988887777", "s.whatsapp.net"
+    event.Info.MessageSource.Sender.User = "5511988887777"
+    event.Message.CopyFrom(wa.Message(**parts))
+
+    class Downloader:
+        def download_any(self, message: Any) -> bytes:
+            return b"media-bytes"
+
+    inbound = NeonizeClient._inbound(Downloader(), event)
+    assert (inbound.type, inbound.sender_phone, inbound.push_name, inbound.chat) == (
+        kind,
+        "+5511988887777",
+        "Ana",
+        "5511988887777@s.whatsapp.net",
+    )
+    assert inbound.timestamp == 1_717_000_000
+    if kind in {"image", "audio", "document"}:
+        assert inbound.media == b"media-bytes"
+    if kind == "audio":
+        assert inbound.payload == {"voice": True}
+    if kind == "document":
+        assert inbound.filename == "boleto.pdf"
+    if kind == "location":
+        assert inbound.payload["latitude"] == -23.5 and inbound.text == "Loja"
+    if kind == "text":
+        assert inbound.text == "Oi!"
+
+
+def test_inbound_media_over_qr_is_stored(web_channel: Any) -> None:
+    tenant, _channel, key = web_channel
+    manager = SessionManager(process_id="p-media", client_factory=fake_factory)
+    only(manager, key)
+    FAKES[key].scan("+5511999990005")
+    message_id = "IMG" + uuid.uuid4().hex[:8]
+    FAKES[key].receive(
+        WebInbound(
+            message_id=message_id,
+            chat="5511977770002@s.whatsapp.net",
+            sender_phone="+5511977770002",
+            push_name="Caio",
+            type="image",
+            text="olha",
+            media=b"\xff\xd8jpeg",
+            mime="image/jpeg",
+        )
+    )
+    drain_batch()
+    connection.set_tenant(tenant)
+    message = Message.objects.get(provider_message_id=message_id)
+    from inbox.services import media_store
+
+    media_store(message_id=message.pk)
+    message.refresh_from_db()
+    assert message.media.read() == b"\xff\xd8jpeg" and message.media_mime == "image/jpeg"
+    connection.set_schema_to_public()
+    manager.stop_all()

@@ -72,3 +72,20 @@ def count_send(key: str) -> None:
     pipe.expire(f"waweb:sent:{key}:{today}", 3 * 86400)
     pipe.set(f"waweb:last:{key}", datetime.now(tz=UTC).timestamp())
     pipe.execute()
+
+
+MEDIA_TTL_S = 24 * 3600
+
+
+def media_park(media_ref: str, content: bytes, mime: str) -> None:
+    raw = redis.Redis.from_url(settings.REDIS_URL)
+    raw.set(f"waweb:media:{media_ref}", mime.encode() + b"\n" + content, ex=MEDIA_TTL_S)
+
+
+def media_take(media_ref: str) -> tuple[bytes, str] | None:
+    raw = redis.Redis.from_url(settings.REDIS_URL)
+    value = raw.get(f"waweb:media:{media_ref}")
+    if value is None:
+        return None
+    mime, _, content = bytes(value).partition(b"\n")  # type: ignore[arg-type]
+    return content, mime.decode()

@@ -23,6 +23,9 @@ class WebInbound:
     text: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
     timestamp: float = 0.0
+    media: bytes | None = None  # downloaded by the engine; handed to the app through Redis
+    mime: str = ""
+    filename: str = ""
 
     @property
     def is_group_or_broadcast(self) -> bool:
@@ -181,6 +184,59 @@ class NeonizeClient:
             if status:
                 events.on_receipt(list(event.MessageIDs), status)
 
+    @staticmethod
+    def _inbound(client: Any, event: Any) -> WebInbound:
+        """whatsmeow's message event -> WebInbound; media is downloaded now, while the keys are at hand."""
+        info, message = event.Info, event.Message
+        common: dict[str, Any] = {
+            "message_id": info.ID,
+            "chat": f"{info.MessageSource.Chat.User}@{info.MessageSource.Chat.Server}",
+            "sender_phone": "+" + info.MessageSource.Sender.User,
+            "push_name": info.Pushname,
+            "timestamp": float(info.Timestamp) / 1000 if info.Timestamp > 10**11 else float(info.Timestamp),
+        }
+        for field_name, kind in (
+            ("imageMessage", "image"),
+            ("videoMessage", "video"),
+            ("audioMessage", "audio"),
+            ("documentMessage", "document"),
+            ("stickerMessage", "sticker"),
+        ):
+            if message.HasField(field_name):
+                part = getattr(message, field_name)
+                return WebInbound(
+                    type=kind,
+                    text=getattr(part, "caption", "") or "",
+                    media=client.download_any(message),
+                    mime=getattr(part, "mimetype", ""),
+                    filename=getattr(part, "fileName", ""),
+                    payload={"voice": bool(getattr(part, "PTT", False))} if kind == "audio" else {},
+                    **common,
+                )
+        if message.HasField("locationMessage"):
+            loc = message.locationMessage
+            return WebInbound(
+                type="location",
+                text=loc.name or loc.address,
+                payload={
+                    "latitude": loc.degreesLatitude,
+                    "longitude": loc.degreesLongitude,
+                    "name": loc.name,
+                    "address": loc.address,
+                },
+                **common,
+            )
+        if message.HasField("reactionMessage"):
+            reaction = message.reactionMessage
+            return WebInbound(
+                type="reaction",
+                text=reaction.text,
+                payload={"message_id": reaction.key.ID, "emoji": reaction.text},
+                **common,
+            )
+        text = message.conversation or message.extendedTextMessage.text
+        return WebInbound(type="text" if text else "unsupported", text=text or "", **common)
+
     def connect(self) -> None:
         threading.Thread(target=self.client.connect, daemon=True).start()
 
@@ -193,7 +249,41 @@ class NeonizeClient:
     def send(self, to_phone: str, kind: str, text: str = "", payload: dict[str, Any] | None = None) -> str:
         from neonize.utils import build_jid
 
-        response = self.client.send_message(build_jid(to_phone.lstrip("+")), text)
+        jid, extra = build_jid(to_phone.lstrip("+")), payload or {}
+        media: str | bytes = (
+            base64.b64decode(extra["media_b64"]) if extra.get("media_b64") else str(extra.get("media_url", ""))
+        )
+        if kind == "image":
+            response = self.client.send_image(jid, media, caption=text or None)
+        elif kind == "video":
+            response = self.client.send_video(jid, media, caption=text or None)
+        elif kind == "audio":
+            response = self.client.send_audio(jid, media, ptt=bool(extra.get("voice", True)))
+        elif kind == "document":
+            response = self.client.send_document(
+                jid,
+                media,
+                caption=text or None,
+                filename=extra.get("filename") or None,
+                mimetype=extra.get("mime") or None,
+            )
+        elif kind == "reaction":
+            reaction = self.client.build_reaction(
+                jid, jid, str(extra.get("message_id", "")), str(extra.get("emoji", ""))
+            )
+            response = self.client.send_message(jid, reaction)
+        elif kind == "location":
+            from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import LocationMessage, Message
+
+            location = LocationMessage(
+                degreesLatitude=float(extra["latitude"]),
+                degreesLongitude=float(extra["longitude"]),
+                name=str(extra.get("name", "")),
+                address=str(extra.get("address", "")),
+            )
+            response = self.client.send_message(jid, Message(locationMessage=location))
+        else:
+            response = self.client.send_message(jid, text)
         return str(response.ID)
 
     def send_typing(self, to_phone: str) -> None:

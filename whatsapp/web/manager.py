@@ -144,6 +144,7 @@ class SessionManager:
     # --- sessions ---
     def _start(self, session: Session) -> None:
         self.sessions[session.key] = session
+        logger.info("wa-web %s owns session %s", self.process_id, session.key)
         self._connect(session)
 
     def _connect(self, session: Session) -> None:
@@ -279,7 +280,13 @@ class _Handlers:
             "text": message.text,
             "payload": message.payload,
             "ts": message.timestamp or time.time(),
+            "mime": message.mime,
+            "filename": message.filename,
         }
+        if message.media:
+            media_ref = f"{self.session.key}:{message.message_id}"
+            bus.media_park(media_ref, message.media, message.mime)
+            payload["media_ref"] = media_ref
         events_store(
             provider="waweb",
             events=[

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -39,8 +40,15 @@ class WebProvider(ChannelProvider):
             raise ProviderError(
                 ErrorKind.RETRYABLE, "not_connected", "The WhatsApp session is not connected.", retry_after=30
             )
-        text = message.body or message.media_url
-        answer = bus.command(key, "send", to=message.to, kind=message.type, text=text, payload=message.payload)
+        payload = {
+            **message.payload,
+            "media_url": message.media_url,
+            "filename": message.media_filename,
+            "mime": message.media_mime,
+        }
+        if message.media_bytes:
+            payload["media_b64"] = base64.b64encode(message.media_bytes).decode()
+        answer = bus.command(key, "send", to=message.to, kind=message.type, text=message.body, payload=payload)
         if answer is None:
             raise ProviderError(ErrorKind.UNKNOWN, "timeout", "The WhatsApp session did not answer in time.")
         if "error" in answer:
@@ -56,6 +64,13 @@ class WebProvider(ChannelProvider):
     def disconnect(self) -> None:
         if bus.owner_of(_key(self.channel)) is not None:
             bus.command(_key(self.channel), "logout", wait_s=10)
+
+    def fetch_media(self, media_ref: str) -> tuple[bytes, str]:
+        """The wa-web process downloaded it (the engine holds the keys) and parked it in Redis."""
+        found = bus.media_take(media_ref)
+        if found is None:
+            raise ProviderError(ErrorKind.PERMANENT, "media_gone", "The media of this message is no longer available.")
+        return found
 
     def usage(self) -> dict[str, Any]:
         return bus.usage(_key(self.channel))
@@ -79,6 +94,9 @@ class WebProvider(ChannelProvider):
                     body=payload.get("text", ""),
                     profile_name=payload.get("name", ""),
                     payload=payload.get("payload") or {},
+                    media_ref=payload.get("media_ref", ""),
+                    media_mime=payload.get("mime", ""),
+                    media_filename=payload.get("filename", ""),
                 )
             ]
         return []
