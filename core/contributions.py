@@ -15,6 +15,7 @@ _slots: dict[str, list[Callable[..., list[Any]]]] = defaultdict(list)
 
 CONTACT_PANEL = "contact.panel"  # -> HTML fragments about a contact
 CONTACT_TIMELINE = "contact.timeline"  # -> {"when": datetime, "text": str, "detail": str}
+CONTACT_FILTERS = "contacts.filters"  # -> HTML form controls for the contacts table's filter form
 
 
 def contribute(slot: str, fn: Callable[..., list[Any]]) -> None:

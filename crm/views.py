@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import manager_required, member_required
-from core.contributions import CONTACT_TIMELINE, collect
+from core.contributions import CONTACT_FILTERS, CONTACT_PANEL, CONTACT_TIMELINE, collect
 from crm.api import csv_response, filter_spec
 from crm.forms import ContactForm, CustomFieldForm
 from crm.imports import import_configure, import_start
@@ -39,7 +39,12 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"page": page, "query": query.urlencode(), **_filter_context(request.GET)}
+    context = {
+        "page": page,
+        "query": query.urlencode(),
+        **_filter_context(request.GET),
+        "filter_controls": collect(CONTACT_FILTERS, params=request.GET),
+    }
     return render(request, "crm/contacts.html", context)
 
 
@@ -124,8 +129,9 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contact_tags": set(contact.tags.values_list("pk", flat=True)),
         "consent": consent_summary(contact),
         "timeline": timeline[:100],
-        "conversations": contact.conversations.select_related("channel"),
-    }  # type: ignore[attr-defined]
+        "conversations": contact.conversations.select_related("channel"),  # type: ignore[attr-defined]
+        "panels": collect(CONTACT_PANEL, contact=contact),  # e.g. the pipeline's lead cards
+    }
     return render(request, "crm/contact.html", context, status=400 if form.errors else 200)
 
 

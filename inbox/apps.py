@@ -6,6 +6,9 @@ class InboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from core.contributions import CONTACT_FILTERS, contribute
         from inbox import live
+        from inbox.contributions import channel_filter
 
         live.connect()
+        contribute(CONTACT_FILTERS, channel_filter)

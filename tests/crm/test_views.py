@@ -81,3 +81,19 @@ def test_contacts_filter_by_custom_field_on_the_page(in_tenant_a: Any, tenant_a:
     contact_get_or_create(phone="+5511975000002", name="Santista")
     page = tenant_client(tenant_a, agent_a).get("/contacts/?field_key=cidade&field_value=Campinas").content.decode()
     assert "Campineiro" in page and "Santista" not in page
+
+
+def test_contacts_filter_by_channel(
+    in_tenant_a: Any, tenant_a: Tenant, agent_a: User, channels: dict[str, int]
+) -> None:
+    from tests.messaging import open_conversation
+
+    talked = open_conversation(channels["sms"], "+5511975100001").contact
+    talked.name = "Falou por SMS"
+    talked.save()
+    contact_get_or_create(phone="+5511975100002", name="Nunca falou")
+    client = tenant_client(tenant_a, agent_a)
+    page = client.get("/contacts/").content.decode()
+    assert 'name="channel"' in page  # the inbox adds its channels to the filters
+    filtered = client.get(f"/contacts/?channel={channels['sms']}").content.decode()
+    assert "Falou por SMS" in filtered and "Nunca falou" not in filtered

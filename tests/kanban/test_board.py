@@ -181,3 +181,4 @@ def test_lead_card_in_the_inbox_and_stage_changes_in_the_contact_timeline(
     assert 'data-testid="lead-card"' in panel and "Pedido grande" in panel and stages[2].name in panel
     page = client.get(f"/contacts/{conversation.contact.pk}/").content.decode()
     assert f"Pedido grande: {stages[0].name} → {stages[2].name}" in page and "reunião marcada" in page
+    assert 'data-testid="lead-card"' in page
