@@ -32,6 +32,7 @@ migrate: services
 demo: migrate
 	$(PY) manage.py demo_setup
 	$(PY) manage.py demo_channels
+	$(PY) manage.py demo_pipeline
 
 # Procfile.dev = the production Procfile plus the local provider emulators.
 run: static demo

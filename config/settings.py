@@ -110,13 +110,17 @@ if not DATABASE_URL:
     raise ImproperlyConfigured("DATABASE_URL is not set (run `make run`, or set it in the environment)")
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 # A bounded psycopg pool per process: under ASGI each request may run on its own thread, and per-thread
-# persistent connections would multiply until PostgreSQL refuses more clients.
-DATABASES["default"]["OPTIONS"]["pool"] = {
-    "min_size": env_int("DB_POOL_MIN", 1),
-    "max_size": env_int("DB_POOL_MAX", 16),
-    "timeout": 10,
-}
-DATABASES["default"]["CONN_MAX_AGE"] = 0
+# persistent connections would multiply until PostgreSQL refuses more clients. (The test suite turns it
+# off: the pool is created before the test database exists and would keep pointing at the real one.)
+if env_bool("DB_POOL", True):
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DB_POOL_MIN", 1),
+        "max_size": env_int("DB_POOL_MAX", 16),
+        "timeout": 10,
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
 INTAKE_POOL_MAX = env_int("INTAKE_POOL_MAX", 8)  # the async webhook intake's own pool, per web process
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

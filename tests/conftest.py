@@ -36,6 +36,21 @@ ARTIFACTS = BASE_DIR / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(
+    request: Any, django_test_environment: Any, django_db_blocker: Any, django_db_keepdb: bool
+) -> Iterator[None]:
+    """Always make the test database. pytest-django makes one only when some collected test uses `db`;
+    a session of only `committed` tests would otherwise run against the configured database itself."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, keepdb=django_db_keepdb, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0, keepdb=django_db_keepdb)
+
+
+@pytest.fixture(scope="session")
 def tenants(django_db_setup: Any, django_db_blocker: Any) -> tuple[Tenant, Tenant]:
     """Two tenants, created once per session (schema creation is the slow part)."""
     with django_db_blocker.unblock():

@@ -38,6 +38,18 @@ def _with_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+def _with_dbname(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+# The suite never touches the development database: pytest-django makes `test_cp_suite` from this name,
+# and anything that bypassed it would fail on a database that does not exist rather than write to ours.
+database_url = os.environ.get("DATABASE_URL") or _local_env().get("DATABASE_URL", "")
+if database_url:
+    os.environ["DATABASE_URL"] = _with_dbname(database_url, "cp_suite")
+os.environ["DB_POOL"] = "0"
+
 redis_url = os.environ.get("REDIS_URL") or _local_env().get("REDIS_URL", "")
 if redis_url:
     os.environ["REDIS_URL"] = _with_db(redis_url, 9)
