@@ -144,11 +144,11 @@ def test_send_receive_and_receipts_through_the_provider(web_channel: Any) -> Non
         message = message_send(conversation=conversation, body="Olá pelo WhatsApp Web")
         message_dispatch(message_id=message.pk)  # or a running worker got there first: either way, once
 
-        def sent() -> bool:
+        def is_sent() -> bool:
             message.refresh_from_db()
             return message.status == MessageStatus.SENT
 
-        wait_until(sent, timeout=25)
+        wait_until(is_sent, timeout=25)
         sent = FAKES[key].sent[-1]
         assert (sent["id"], sent["to"], sent["text"]) == (
             message.provider_message_id,
@@ -375,8 +375,13 @@ def test_inbound_media_over_qr_is_stored(web_channel: Any) -> None:
             mime="image/jpeg",
         )
     )
-    drain_batch()
-    connection.set_tenant(tenant)
+
+    def applied() -> bool:  # by us, or by a worker that claimed the event first
+        drain_batch()
+        connection.set_tenant(tenant)
+        return Message.objects.filter(provider_message_id=message_id).exists()
+
+    wait_until(applied, timeout=20)
     message = Message.objects.get(provider_message_id=message_id)
     from inbox.services import media_store
 

@@ -135,7 +135,7 @@ class FakeWebClient:
 
 
 class NeonizeClient:
-    """neonize keeps its device keys in a SQLite file; we restore it from the (encrypted) database row
+    """neonize keeps its device keys in a file store of its own; we restore it from the (encrypted) database row
     before connecting and export it after every change, so the file itself never needs to persist."""
 
     def __init__(self, key: str, session: bytes | None, events: WebEvents) -> None:
@@ -144,7 +144,7 @@ class NeonizeClient:
 
         self.events = events
         self._dir = Path(tempfile.mkdtemp(prefix="waweb-"))
-        self._db = self._dir / "session.sqlite3"
+        self._db = self._dir / "device-store.db"
         if session:
             self._db.write_bytes(session)
         self._db.touch(mode=0o600)
