@@ -122,6 +122,9 @@ if env_bool("DB_POOL", True):
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
 INTAKE_POOL_MAX = env_int("INTAKE_POOL_MAX", 8)  # the async webhook intake's own pool, per web process
+# Drains started per wake-up. More apply events faster but take CPU from intake on a small machine
+# (measured on 2 cores: 2 drains cut the drain time from 50 s to 30 s but intake p99 rose to ~180 ms).
+INGEST_PARALLEL_DRAINS = env_int("INGEST_PARALLEL_DRAINS", 1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

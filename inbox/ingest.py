@@ -46,7 +46,7 @@ def ingest_drain(*, time_budget_s: float = 50.0) -> int:
             if done == 0:
                 return total
         if time.monotonic() > deadline:
-            drain_enqueue()
+            drain_enqueue(1)  # hand over to a fresh task: one for one, the others go on by themselves
             return total
 
 

@@ -67,10 +67,12 @@ def drain_kick() -> None:
         drain_enqueue()
 
 
-def drain_enqueue() -> None:
+def drain_enqueue(count: int | None = None) -> None:
+    """Start drains; several can work at once (they claim events with SKIP LOCKED)."""
     from config.celery import app
 
-    app.send_task(DRAIN_TASK, queue="ingest", headers={"_schema_name": "public"})
+    for _ in range(count or settings.INGEST_PARALLEL_DRAINS):
+        app.send_task(DRAIN_TASK, queue="ingest", headers={"_schema_name": "public"})
 
 
 def drain_flag_clear() -> None:
