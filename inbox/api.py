@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from accounts.selectors import members_of
 from inbox.models import CannedResponse, Conversation, ConversationStatus, Message
-from inbox.selectors import conversation_messages, conversations_search, conversations_visible
+from inbox.selectors import conversation_messages, conversations_page, conversations_visible
 from inbox.services import conversation_assign, conversation_set_status, message_send, note_add
 
 
@@ -96,17 +96,9 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         params = request.query_params
         try:
-            page, next_cursor = conversations_search(
-                self.get_queryset(),
-                view=params.get("view", "all"),
-                user=request.user,
-                status=params.get("status", ""),
-                channel=params.get("channel", ""),
-                tag=params.get("tag", ""),
-                q=params.get("q", ""),
-                cursor=params.get("cursor", ""),
-                limit=min(int(params.get("limit", "30") or 30), 200),
-            )
+            raw_limit = str(params.get("limit", ""))
+            limit = min(int(raw_limit), 200) if raw_limit.isdigit() and int(raw_limit) > 0 else 30
+            page, next_cursor = conversations_page(self.get_queryset(), params, user=request.user, limit=limit)
         except ValueError as exc:
             raise ValidationError({"cursor": ["Not a cursor from this API; start again without it."]}) from exc
         return Response({"results": ConversationSerializer(page, many=True).data, "next_cursor": next_cursor or None})

@@ -97,6 +97,24 @@ def conversations_search(
     return page, (cursor_encode(page[-1]) if more and page else "")
 
 
+def conversations_page(
+    base: QuerySet[Conversation], params: Any, *, user: Any, limit: int = PAGE
+) -> tuple[list[Conversation], str]:
+    """conversations_search driven by query parameters (the inbox page and the API share them).
+    Raises ValueError for a cursor we did not make."""
+    return conversations_search(
+        base,
+        view=params.get("view", "all"),
+        user=user,
+        status=params.get("status", ""),
+        channel=params.get("channel", ""),
+        tag=params.get("tag", ""),
+        q=params.get("q", ""),
+        cursor=params.get("cursor", ""),
+        limit=limit,
+    )
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

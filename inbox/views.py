@@ -28,13 +28,7 @@ from inbox.forms import (
 )
 from inbox.models import CannedResponse, Channel, ChannelKind, Conversation, ConversationStatus, InboxSettings, Message
 from inbox.providers import provider_class
-from inbox.selectors import (
-    channels_all,
-    conversation_messages,
-    conversations_search,
-    conversations_visible,
-    cursor_decode,
-)
+from inbox.selectors import channels_all, conversation_messages, conversations_page, conversations_visible
 from inbox.services import (
     channel_create,
     channel_delete,
@@ -121,21 +115,10 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         conversation = conversation_open(contact=contact, channel=form.cleaned_data["channel"])
         return redirect("conversation_detail", pk=conversation.pk)
     params = request.GET
-    if params.get("cursor"):
-        try:
-            cursor_decode(params["cursor"])
-        except ValueError:
-            return HttpResponse(status=400)
-    page, next_cursor = conversations_search(
-        _visible(request),
-        view=params.get("view", "all"),
-        user=request.user,
-        status=params.get("status", ""),
-        channel=params.get("channel", ""),
-        tag=params.get("tag", ""),
-        q=params.get("q", ""),
-        cursor=params.get("cursor", ""),
-    )
+    try:
+        page, next_cursor = conversations_page(_visible(request), params, user=request.user)
+    except ValueError:
+        return HttpResponse(status=400)  # a cursor we did not make
     query = params.copy()
     query.pop("cursor", None)
     context = {
