@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 
-import redis
-from django.conf import settings
+from core.redis import redis_client
 
 # KEYS[1] bucket; ARGV: rate/s, burst, now (s), cost. Returns the wait in ms (0 = granted).
 _TAKE = """
@@ -24,14 +22,9 @@ return wait
 """
 
 
-@lru_cache(maxsize=1)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
-
-
 def take(key: str, *, rate_per_s: float, burst: float | None = None, cost: float = 1) -> float:
     """Take `cost` tokens from bucket `key`; returns 0 when granted, else seconds to wait (nothing taken)."""
-    client = _client(settings.REDIS_URL)
+    client = redis_client()
     script = client.register_script(_TAKE)
     wait_ms = script(keys=[f"rl:{key}"], args=[rate_per_s, burst or max(rate_per_s, 1), time.time(), cost])
     return int(wait_ms) / 1000.0  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
 
 STAFF_TOPIC = "staff"
 
@@ -30,7 +29,8 @@ _batch = threading.local()
 
 
 def push(schema_name: str, topic: str, event: str, payload: dict[str, Any]) -> None:
-    """Send now (or at the end of the enclosing `batched()` block). In a transaction, use push_on_commit."""
+    """Send now (or at the end of the enclosing `batched()` block). Inside a transaction, call it from an
+    on-commit hook, as core.events does."""
     message = {"type": "live.event", "event": event, "payload": payload}
     pending = getattr(_batch, "items", None)
     if pending is not None:
@@ -64,7 +64,3 @@ def _send(items: list[tuple[str, dict[str, Any]]]) -> None:
             await layer.group_send(group, message)
 
     async_to_sync(send_all)()
-
-
-def push_on_commit(schema_name: str, topic: str, event: str, payload: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: push(schema_name, topic, event, payload))

@@ -40,6 +40,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
+    def send_bytes(self, content: bytes, mime: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", mime)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
     def redirect(self, location: str) -> None:
         self.send_response(302)
         self.send_header("Location", location)

@@ -66,12 +66,7 @@ class MetaHandler(EmulatorHandler):
         if not self._authorized():
             return
         if parts[0] == "_media" and len(parts) == 2 and parts[1] in self.server.media:
-            content, mime = self.server.media[parts[1]]
-            self.send_response(200)
-            self.send_header("Content-Type", mime)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
+            self.send_bytes(*self.server.media[parts[1]])
             return
         if len(parts) == 3 and parts[2] == "message_templates":
             self._templates_list(parts[1])

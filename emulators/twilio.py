@@ -70,12 +70,7 @@ class TwilioHandler(EmulatorHandler):
             )
             return
         if len(parts) == 2 and parts[0] == "media" and parts[1] in self.server.media:
-            content, mime = self.server.media[parts[1]]
-            self.send_response(200)
-            self.send_header("Content-Type", mime)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
+            self.send_bytes(*self.server.media[parts[1]])
             return
         self._error(20404)
 

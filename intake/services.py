@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import connection
 
+from core.redis import redis_client
 from intake.models import ChannelRoute
 
 DRAIN_FLAG = "intake:drain-pending"
@@ -51,19 +51,9 @@ def events_store(*, provider: str, events: list[RawEvent]) -> int:
     return inserted
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
-
-
-_client: redis.Redis | None = None
-
-
 def drain_kick() -> None:
     """Enqueue a drain unless one is already pending (the flag is cleared by the drain before its last look)."""
-    global _client
-    if _client is None:
-        _client = _redis()
-    if _client.set(DRAIN_FLAG, "1", nx=True, ex=60):
+    if redis_client().set(DRAIN_FLAG, "1", nx=True, ex=60):
         drain_enqueue()
 
 
@@ -76,10 +66,7 @@ def drain_enqueue(count: int | None = None) -> None:
 
 
 def drain_flag_clear() -> None:
-    global _client
-    if _client is None:
-        _client = _redis()
-    _client.delete(DRAIN_FLAG)
+    redis_client().delete(DRAIN_FLAG)
 
 
 def route_register(*, kind: str, external_id: str, tenant_id: int, channel_id: int) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 
 from kanban.models import Board, Card, CardMove, Stage
 
@@ -39,10 +39,6 @@ def board_columns(*, board: Board, owner: str = "", tag: str = "", q: str = "") 
             }
         )
     return columns
-
-
-def board_totals(*, board: Board) -> dict[str, Any]:
-    return Card.objects.filter(board=board).aggregate(count=Count("id"), total=Sum("value"))
 
 
 def card_history(*, card: Card) -> QuerySet[CardMove]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import redis
-from django.conf import settings
+
+from core.redis import redis_client
 
 LEASE_TTL_S = 15.0
 
@@ -18,13 +18,8 @@ def session_key(schema_name: str, channel_id: int) -> str:
     return f"{schema_name}:{channel_id}"
 
 
-@lru_cache(maxsize=1)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True)
-
-
 def r() -> redis.Redis:
-    return _client(settings.REDIS_URL)
+    return redis_client(decode=True)
 
 
 def lease_key(key: str) -> str:
@@ -78,13 +73,11 @@ MEDIA_TTL_S = 24 * 3600
 
 
 def media_park(media_ref: str, content: bytes, mime: str) -> None:
-    raw = redis.Redis.from_url(settings.REDIS_URL)
-    raw.set(f"waweb:media:{media_ref}", mime.encode() + b"\n" + content, ex=MEDIA_TTL_S)
+    redis_client().set(f"waweb:media:{media_ref}", mime.encode() + b"\n" + content, ex=MEDIA_TTL_S)
 
 
 def media_take(media_ref: str) -> tuple[bytes, str] | None:
-    raw = redis.Redis.from_url(settings.REDIS_URL)
-    value = raw.get(f"waweb:media:{media_ref}")
+    value = redis_client().get(f"waweb:media:{media_ref}")
     if value is None:
         return None
     mime, _, content = bytes(value).partition(b"\n")  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ import base64
 import secrets
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -309,7 +308,3 @@ def encode_session(raw: bytes) -> str:
 
 def decode_session(text: str) -> bytes:
     return base64.b64decode(text.encode()) if text else b""
-
-
-def now() -> float:
-    return time.time()
