@@ -29,6 +29,7 @@ REDIS_SOCKET = REDIS_DIR / "redis.sock"
 LOCAL_API_URLS = {
     "META_GRAPH_BASE_URL": "http://127.0.0.1:8710",
     "TWILIO_API_BASE_URL": "http://127.0.0.1:8711",
+    "RETELL_API_BASE_URL": "http://127.0.0.1:8712",
     "WA_WEB_ENGINE": "fake",  # no WhatsApp server locally: the demo links numbers with the fake engine
 }
 

@@ -9,6 +9,7 @@ from accounts import public_views
 from core import pwa
 from core.health import health, live
 from sms.webhooks import twilio_inbound, twilio_status
+from voice.webhooks import retell_webhook, twilio_voice
 from whatsapp.webhooks import meta_webhook
 
 admin.site.site_header = "Superadmin"
@@ -31,6 +32,8 @@ urlpatterns = [
     path("webhooks/whatsapp/", meta_webhook, name="webhook_meta"),
     path("webhooks/twilio/inbound/", twilio_inbound, name="webhook_twilio_inbound"),
     path("webhooks/twilio/status/", twilio_status, name="webhook_twilio_status"),
+    path("webhooks/retell/<str:route>/", retell_webhook, name="webhook_retell"),
+    path("webhooks/twilio/voice/<str:route>/", twilio_voice, name="webhook_twilio_voice"),
     path("manifest.webmanifest", pwa.manifest, name="pwa_manifest"),
     path("sw.js", pwa.service_worker, name="pwa_sw"),
     path("offline/", pwa.offline, name="pwa_offline"),

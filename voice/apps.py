@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class VoiceConfig(AppConfig):
+    name = "voice"
+    verbose_name = _("Voice")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from voice import contributions
+
+        contributions.connect()

@@ -1,0 +1,215 @@
+"""The one client of Retell AI's REST API (agents, LLMs, phone calls) and the check of its webhook signature.
+
+A thin layer over a pooled httpx client whose base URL comes from settings (an emulator in tests and
+the demo). Errors map to three kinds: retryable (429, 5xx, no connection), permanent (other 4xx) and
+unknown (the request went out but no answer came back: the call may or may not exist).
+The API key is sent as a bearer token and never appears in an exception message or a log line."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from core.http import pooled_client
+
+SIGNATURE_WINDOW_MS = 5 * 60 * 1000
+SIGNATURE_FORMAT = re.compile(r"^v=(\d+),d=([0-9a-fA-F]+)$")
+
+RETRYABLE, PERMANENT, UNKNOWN = "retryable", "permanent", "unknown"
+
+
+class RetellError(Exception):
+    """An error answer from Retell, or no answer at all; `kind` says whether a retry may help."""
+
+    def __init__(self, status: int, message: str, kind: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status, self.message, self.kind = status, message, kind
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == RETRYABLE
+
+
+@dataclass(frozen=True)
+class LlmSpec:
+    general_prompt: str
+    begin_message: str | None = None  # None: Retell generates one; "": the agent waits for the caller
+    model: str = "gpt-4o-mini"
+
+
+@dataclass(frozen=True)
+class Llm:
+    llm_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    llm_id: str
+    voice_id: str
+    agent_name: str
+    language: str
+    webhook_url: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class PhoneCall:
+    """The fields of Retell's call object that we act on; `raw` keeps the rest."""
+
+    call_id: str
+    call_status: str
+    direction: str
+    from_number: str
+    to_number: str
+    agent_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PhoneCall:
+        return cls(
+            call_id=str(data.get("call_id", "")),
+            call_status=str(data.get("call_status", "")),
+            direction=str(data.get("direction", "")),
+            from_number=str(data.get("from_number", "")),
+            to_number=str(data.get("to_number", "")),
+            agent_id=str(data.get("agent_id", "")),
+            metadata=dict(data.get("metadata") or {}),
+            raw=data,
+        )
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("error_message", "message", "detail", "error"):
+            if body.get(key):
+                return str(body[key])
+    return response.reason_phrase
+
+
+class RetellClient:
+    def __init__(self, api_key: str) -> None:
+        self.http = pooled_client(settings.RETELL_API_BASE_URL)
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.headers["Authorization"] == "Bearer ":
+            raise RetellError(0, "no API key", PERMANENT)
+        try:
+            response = self.http.request(method, path, headers=self.headers, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise RetellError(0, f"connection failed: {type(exc).__name__}", RETRYABLE) from exc
+        except httpx.HTTPError as exc:
+            raise RetellError(0, f"no answer: {type(exc).__name__}", UNKNOWN) from exc
+        status = response.status_code
+        if status >= 400:
+            kind = RETRYABLE if status == 429 or status >= 500 else PERMANENT
+            raise RetellError(status, _error_message(response), kind)
+        if not response.content:
+            return {}
+        result: dict[str, Any] = response.json()
+        return result
+
+    def create_retell_llm(self, spec: LlmSpec) -> Llm:
+        data = self._request("POST", "/create-retell-llm", _llm_body(spec))
+        return Llm(llm_id=str(data["llm_id"]), version=int(data.get("version") or 0))
+
+    def update_retell_llm(self, llm_id: str, spec: LlmSpec) -> Llm:
+        data = self._request("PATCH", f"/update-retell-llm/{llm_id}", _llm_body(spec))
+        return Llm(llm_id=str(data.get("llm_id", llm_id)), version=int(data.get("version") or 0))
+
+    def create_agent(self, spec: AgentSpec) -> Agent:
+        data = self._request("POST", "/create-agent", _agent_body(spec))
+        return Agent(agent_id=str(data["agent_id"]), version=int(data.get("version") or 0))
+
+    def update_agent(self, agent_id: str, spec: AgentSpec) -> Agent:
+        data = self._request("PATCH", f"/update-agent/{agent_id}", _agent_body(spec))
+        return Agent(agent_id=str(data.get("agent_id", agent_id)), version=int(data.get("version") or 0))
+
+    def create_phone_call(
+        self, *, from_number: str, to_number: str, agent_id: str, metadata: dict[str, Any]
+    ) -> PhoneCall:
+        body = {
+            "from_number": from_number,
+            "to_number": to_number,
+            "override_agent_id": agent_id,
+            "metadata": metadata,
+        }
+        return PhoneCall.from_json(self._request("POST", "/v2/create-phone-call", body))
+
+    def register_phone_call(
+        self, *, agent_id: str, from_number: str, to_number: str, direction: str, metadata: dict[str, Any]
+    ) -> PhoneCall:
+        body = {
+            "agent_id": agent_id,
+            "from_number": from_number,
+            "to_number": to_number,
+            "direction": direction,
+            "metadata": metadata,
+        }
+        return PhoneCall.from_json(self._request("POST", "/v2/register-phone-call", body))
+
+    def get_call(self, call_id: str) -> PhoneCall:
+        return PhoneCall.from_json(self._request("GET", f"/v2/get-call/{call_id}"))
+
+
+def _llm_body(spec: LlmSpec) -> dict[str, Any]:
+    return {
+        "general_prompt": spec.general_prompt,
+        "begin_message": spec.begin_message,
+        "model": spec.model,
+        "start_speaker": "agent",
+        "general_tools": [{"type": "end_call", "name": "end_call", "description": "End the call when done."}],
+    }
+
+
+def _agent_body(spec: AgentSpec) -> dict[str, Any]:
+    return {
+        "response_engine": {"type": "retell-llm", "llm_id": spec.llm_id},
+        "voice_id": spec.voice_id,
+        "agent_name": spec.agent_name,
+        "language": spec.language,
+        "webhook_url": spec.webhook_url,
+    }
+
+
+def signature_compute(body: bytes, api_key: str, timestamp_ms: int) -> str:
+    """Lowercase hex HMAC-SHA256 keyed with the API key over the raw body followed by the decimal timestamp."""
+    return hmac.new(api_key.encode(), body + str(timestamp_ms).encode(), hashlib.sha256).hexdigest()
+
+
+def signature_header(body: bytes, api_key: str, now_ms: int | None = None) -> str:
+    """The `x-retell-signature` value Retell sends (used by the emulator and tests)."""
+    timestamp = int(time.time() * 1000) if now_ms is None else now_ms
+    return f"v={timestamp},d={signature_compute(body, api_key, timestamp)}"
+
+
+def signature_valid(body: bytes, api_key: str, header: str, now_ms: int | None = None) -> bool:
+    """Is `header` Retell's signature of this raw body, made within the last five minutes?"""
+    if not api_key or not header:
+        return False
+    match = SIGNATURE_FORMAT.match(header.strip())
+    if match is None:
+        return False
+    timestamp = int(match.group(1))
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if abs(now - timestamp) > SIGNATURE_WINDOW_MS:
+        return False
+    return hmac.compare_digest(signature_compute(body, api_key, timestamp), match.group(2).lower())
