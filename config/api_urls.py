@@ -4,9 +4,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, MemberViewSet, MeView
+from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet
 from kanban.api import BoardViewSet, CardViewSet, StageViewSet
+from voice.api import CallViewSet, VoiceAgentViewSet
 
 router = DefaultRouter()
 router.register("members", MemberViewSet, basename="member")
@@ -20,6 +22,11 @@ router.register("saved-replies", CannedResponseViewSet, basename="saved-reply")
 router.register("boards", BoardViewSet, basename="board")
 router.register("stages", StageViewSet, basename="stage")
 router.register("cards", CardViewSet, basename="card")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("cadences", CadenceViewSet, basename="cadence")
+router.register("enrollments", EnrollmentViewSet, basename="enrollment")
+router.register("calls", CallViewSet, basename="call")
+router.register("voice-agents", VoiceAgentViewSet, basename="voice-agent")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

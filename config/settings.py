@@ -60,6 +60,8 @@ TENANT_APPS = [
     "whatsapp",
     "sms",
     "kanban",
+    "campaigns",
+    "voice",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -162,6 +164,7 @@ CELERY_TASK_TENANT_CACHE_SECONDS = 30
 CELERY_BEAT_SCHEDULE = {
     "ingest-sweep": {"task": "inbox.ingest_sweep", "schedule": 10.0, "options": {"queue": "ingest"}},
     "sending-sweep": {"task": "inbox.sending_sweep", "schedule": 60.0, "options": {"queue": "default"}},
+    "campaigns-tick": {"task": "campaigns.tick", "schedule": 15.0, "options": {"queue": "dispatch"}},
     "whatsapp-templates-sync": {
         "task": "whatsapp.templates_sync_all",
         "schedule": 3600.0,
@@ -315,6 +318,7 @@ META_GRAPH_VERSION = env_str("META_GRAPH_VERSION", "v21.0")
 META_APP_SECRET = env_str("META_APP_SECRET")
 META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
 TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL", "https://api.twilio.com")
+RETELL_API_BASE_URL = env_str("RETELL_API_BASE_URL", "https://api.retellai.com")
 # Where providers reach our webhooks (signatures are checked against this, not the Host header).
 PUBLIC_WEBHOOK_BASE_URL = env_str(
     "PUBLIC_WEBHOOK_BASE_URL", f"{BASE_SCHEME}://{BASE_DOMAIN}" + (f":{BASE_PORT}" if BASE_PORT else "")

@@ -52,4 +52,6 @@ urlpatterns = [
     path("", include("inbox.urls")),
     path("", include("whatsapp.urls")),
     path("", include("kanban.urls")),
+    path("", include("campaigns.urls")),
+    path("", include("voice.urls")),
 ]

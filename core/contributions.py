@@ -2,13 +2,14 @@
 (the contact page shows pipeline cards; the inbox side panel shows the lead card).
 
     contribute("contact.panel", fn)          # in AppConfig.ready(); fn(**kwargs) -> list of HTML strings
-    collect("contact.panel", contact=c)      # in the page that owns the slot
+    collect("contact.panel", contact=c, request=request)  # in the page that owns the slot
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 _slots: dict[str, list[Callable[..., list[Any]]]] = defaultdict(list)
@@ -16,6 +17,18 @@ _slots: dict[str, list[Callable[..., list[Any]]]] = defaultdict(list)
 CONTACT_PANEL = "contact.panel"  # -> HTML fragments about a contact
 CONTACT_TIMELINE = "contact.timeline"  # -> {"when": datetime, "text": str, "detail": str}
 CONTACT_FILTERS = "contacts.filters"  # -> HTML form controls for the contacts table's filter form
+CONTACT_BULK = "contacts.bulk"  # -> BulkAction: more actions on the contacts table's selection
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """An action on a selection of contacts: its form controls (named ``action`` = key on the button) and
+    ``run(contacts=<queryset>, data=<POST>, user=<user>) -> str``, the text of the confirmation toast.
+    ``run`` raises django's ValidationError with a message for the user when it cannot proceed."""
+
+    key: str
+    controls: str
+    run: Callable[..., str]
 
 
 def contribute(slot: str, fn: Callable[..., list[Any]]) -> None:

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import manager_required, member_required
-from core.contributions import CONTACT_FILTERS, CONTACT_PANEL, CONTACT_TIMELINE, collect
+from core.contributions import CONTACT_BULK, CONTACT_FILTERS, CONTACT_PANEL, CONTACT_TIMELINE, collect
 from crm.api import csv_response, filter_spec
 from crm.forms import ContactForm, CustomFieldForm
 from crm.imports import import_configure, import_start
@@ -44,6 +44,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         **_filter_context(request.GET),
         "filter_controls": collect(CONTACT_FILTERS, params=request.GET),
+        "bulk_actions": collect(CONTACT_BULK),
     }
     return render(request, "crm/contacts.html", context)
 
@@ -56,7 +57,8 @@ def contact_export(request: HttpRequest) -> StreamingHttpResponse:
 @require_POST
 @member_required
 def contact_bulk(request: HttpRequest) -> HttpResponse:
-    """Tag, untag or delete the selected contacts, or every contact matching the filter."""
+    """Tag, untag, delete, save as segment (or a contributed action such as starting a cadence) the
+    selected contacts, or every contact matching the filter."""
     params = QueryDict(request.POST.get("filter", ""))
     contacts = contacts_filter(filter_spec(params))
     if request.POST.get("scope") != "all":
@@ -80,6 +82,15 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
         name = request.POST.get("segment_name", "").strip() or _("Segment")
         Segment.objects.update_or_create(name=name, defaults={"filters": filter_spec(params)})
         messages.success(request, _("Segment %(name)s saved.") % {"name": name})
+    else:  # an action another app adds (e.g. start a cadence)
+        contributed = {bulk.key: bulk for bulk in collect(CONTACT_BULK)}
+        if action in contributed:
+            try:
+                done = contributed[action].run(contacts=contacts, data=request.POST, user=request.user)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, done)
     return redirect(f"/contacts/?{params.urlencode()}")
 
 
@@ -130,7 +141,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "consent": consent_summary(contact),
         "timeline": timeline[:100],
         "conversations": contact.conversations.select_related("channel"),  # type: ignore[attr-defined]
-        "panels": collect(CONTACT_PANEL, contact=contact),  # e.g. the pipeline's lead cards
+        "panels": collect(CONTACT_PANEL, contact=contact, request=request),  # e.g. the pipeline's lead cards
     }
     return render(request, "crm/contact.html", context, status=400 if form.errors else 200)
 

@@ -70,6 +70,7 @@ def message_summary(message: Message) -> dict[str, Any]:
     return {
         "id": message.pk,
         "conversation_id": message.conversation_id,
+        "contact_id": message.conversation.contact_id,
         "direction": message.direction,
         "type": message.type,
         "body": message.body,

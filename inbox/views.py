@@ -151,7 +151,7 @@ def _detail_context(request: HttpRequest, conversation: Conversation, form: Repl
         "canned": list(CannedResponse.objects.values("shortcut", "title", "body")),
         "contact_tags": contact.tags.all(),
         "other_conversations": contact.conversations.exclude(pk=conversation.pk).select_related("channel"),  # type: ignore[attr-defined]
-        "panels": collect(CONTACT_PANEL, contact=contact),  # the lead card, from the pipeline
+        "panels": collect(CONTACT_PANEL, contact=contact, request=request),  # the lead card, from the pipeline
     }
 
 

@@ -25,6 +25,7 @@ from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Role, User
 from emulators.meta import MetaEmulator
 from emulators.oauth import OAuthEmulator
+from emulators.retell import RetellEmulator
 from emulators.twilio import TwilioEmulator
 from tenants.models import Tenant
 from tenants.services import tenant_create
@@ -290,6 +291,17 @@ def twilio_emulator() -> Iterator[TwilioEmulator]:
         port=pytest_env.TWILIO_PORT,
         delays=(0.05, 0.15),
     ).start()
+    yield emulator
+    emulator.callbacks.close()
+    emulator.stop()
+
+
+RETELL_KEY = "key_alpha_retell_test"
+
+
+@pytest.fixture(scope="session")
+def retell_emulator() -> Iterator[RetellEmulator]:
+    emulator = RetellEmulator(port=pytest_env.RETELL_PORT, delays=(0.05, 0.15, 0.3)).start()
     yield emulator
     emulator.callbacks.close()
     emulator.stop()

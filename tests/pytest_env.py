@@ -2,6 +2,7 @@
 
 - Redis: the same server as the app, but database 9 (broker, cache, channel layer), so a running demo
   never consumes the suite's tasks.
+- TEST_SUITE_DB / TEST_SUITE_REDIS_DB name another database pair, so two sessions can run side by side.
 - Ports for the live server and the OAuth emulator are chosen now, so in-process settings and the
   subprocesses agree on every URL.
 """
@@ -47,23 +48,25 @@ def _with_dbname(url: str, name: str) -> str:
 # and anything that bypassed it would fail on a database that does not exist rather than write to ours.
 database_url = os.environ.get("DATABASE_URL") or _local_env().get("DATABASE_URL", "")
 if database_url:
-    os.environ["DATABASE_URL"] = _with_dbname(database_url, "cp_suite")
+    os.environ["DATABASE_URL"] = _with_dbname(database_url, os.environ.get("TEST_SUITE_DB", "cp_suite"))
 os.environ["DB_POOL"] = "0"
 
 redis_url = os.environ.get("REDIS_URL") or _local_env().get("REDIS_URL", "")
 if redis_url:
-    os.environ["REDIS_URL"] = _with_db(redis_url, 9)
+    os.environ["REDIS_URL"] = _with_db(redis_url, int(os.environ.get("TEST_SUITE_REDIS_DB", "9")))
 
 LIVE_PORT = _free_port()
 OAUTH_PORT = _free_port()
 META_PORT = _free_port()
 TWILIO_PORT = _free_port()
+RETELL_PORT = _free_port()
 os.environ.update(
     {
         "META_GRAPH_BASE_URL": f"http://127.0.0.1:{META_PORT}",
         "META_APP_SECRET": "test-app-secret",
         "META_VERIFY_TOKEN": "test-verify-token",
         "TWILIO_API_BASE_URL": f"http://127.0.0.1:{TWILIO_PORT}",
+        "RETELL_API_BASE_URL": f"http://127.0.0.1:{RETELL_PORT}",
         "PUBLIC_WEBHOOK_BASE_URL": f"http://localhost:{LIVE_PORT}",
         "BASE_DOMAIN": "localhost",
         "BASE_PORT": str(LIVE_PORT),

@@ -89,11 +89,12 @@ def test_field_stores_ciphertext_and_reads_plaintext(settings: Any, vault_table:
 
 
 def test_rotation_reencrypts_with_the_newest_key(settings: Any, vault_table: None) -> None:
+    configured = list(settings.FIELD_ENCRYPTION_KEYS)  # rows other tests committed (channel credentials) use these
     settings.FIELD_ENCRYPTION_KEYS = [OLD]
     row = Vault.objects.create(secret="s3cret", creds={"a": 1})
     assert key_id_of(raw_column(row.pk, "secret")) == "old"
 
-    settings.FIELD_ENCRYPTION_KEYS = [NEW, OLD]  # new key first, old still readable
+    settings.FIELD_ENCRYPTION_KEYS = [NEW, OLD, *configured]  # new key first, old ones still readable
     assert Vault.objects.get(pk=row.pk).secret == "s3cret"
     call_command("rotate_encryption_keys", verbosity=0)
     assert key_id_of(raw_column(row.pk, "secret")) == "new"

@@ -1,0 +1,226 @@
+"""Broadcasts: audience fixed once at launch, each contact once, opted-out skipped with the reason,
+paced batches, pause/resume/cancel, scheduling and quiet hours."""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone, translation
+
+from campaigns.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignStatus,
+    QuietHours,
+    RecipientStatus,
+)
+from campaigns.selectors import campaign_stats
+from campaigns.services import (
+    campaign_cancel,
+    campaign_launch,
+    campaign_pause,
+    campaign_resume,
+    campaign_run,
+    campaign_save,
+    campaigns_start_due,
+    content_render,
+    quiet_until,
+)
+from crm.models import ConsentStatus, Contact, Tag
+from crm.services import consent_record, contact_get_or_create
+from inbox.models import Channel, Message
+from tests.messaging import open_conversation
+from whatsapp.models import MessageTemplate
+
+pytestmark = pytest.mark.django_db
+SP = "America/Sao_Paulo"
+
+
+def _quiet(**fields: Any) -> QuietHours:
+    defaults = {"enabled": True, "start": datetime.time(21), "end": datetime.time(8), "quiet_sundays": True}
+    return QuietHours(**{**defaults, **fields})
+
+
+def _at(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime.datetime:
+    return datetime.datetime(year, month, day, hour, minute, tzinfo=zoneinfo.ZoneInfo(SP))
+
+
+def test_quiet_hours_across_midnight_and_sundays() -> None:
+    quiet = _quiet()
+    # Tuesday 2026-11-24
+    assert quiet_until(_at(2026, 11, 24, 12), quiet, SP) is None
+    assert quiet_until(_at(2026, 11, 24, 22), quiet, SP) == _at(2026, 11, 25, 8)
+    assert quiet_until(_at(2026, 11, 24, 7, 30), quiet, SP) == _at(2026, 11, 24, 8)
+    assert quiet_until(_at(2026, 11, 24, 21), quiet, SP) == _at(2026, 11, 25, 8)  # the start is quiet
+    assert quiet_until(_at(2026, 11, 24, 8), quiet, SP) is None  # the end is not
+    # Saturday night runs through Sunday to Monday morning; Sunday noon as well.
+    assert quiet_until(_at(2026, 11, 28, 23), quiet, SP) == _at(2026, 11, 30, 8)
+    assert quiet_until(_at(2026, 11, 29, 12), quiet, SP) == _at(2026, 11, 30, 8)
+    assert quiet_until(_at(2026, 11, 29, 12), _quiet(quiet_sundays=False), SP) is None
+    assert quiet_until(_at(2026, 11, 24, 23), _quiet(enabled=False), SP) is None
+    lunch = _quiet(start=datetime.time(12), end=datetime.time(13), quiet_sundays=False)
+    assert quiet_until(_at(2026, 11, 24, 12, 30), lunch, SP) == _at(2026, 11, 24, 13)
+    assert quiet_until(_at(2026, 11, 24, 13, 30), lunch, SP) is None
+
+
+def test_placeholders_fill_from_the_contact(in_tenant_a: Any) -> None:
+    contact = Contact(
+        phone="+5511999990000", name="Ana Souza", email="ana@x.test", custom_fields={"cidade": "Campinas"}
+    )
+    text = "Oi {{first_name}} ({{ name }}), {{cidade}}: {{phone}} {{email}} {{unknown}}!"
+    assert content_render(text, contact) == "Oi Ana (Ana Souza), Campinas: +5511999990000 ana@x.test !"
+    assert content_render("Oi {{first_name}}", Contact(phone="+5511999990001")) == "Oi "
+
+
+def _audience(tag_name: str, count: int, prefix: str) -> list[Contact]:
+    tag = Tag.objects.create(name=tag_name)
+    contacts = [contact_get_or_create(phone=f"+55119{prefix}{i:04d}", name=f"Cliente {i}") for i in range(count)]
+    tag.contacts.add(*contacts)
+    return contacts
+
+
+def _sms_campaign(channels: dict[str, int], tag: Tag, **extra: Any) -> Campaign:
+    fields = {
+        "name": "Black Friday",
+        "channel": Channel.objects.get(pk=channels["sms"]),
+        "audience": {"tags": [tag.pk]},
+        "kind": "text",
+        "body": "Oi {{first_name}}, 20% off hoje!",
+        "respect_quiet_hours": False,
+        **extra,
+    }
+    return campaign_save(**fields)
+
+
+def _run_to_end(campaign: Campaign, limit: int = 50) -> int:
+    rounds = 0
+    while campaign_run(campaign_id=campaign.pk) is not None:
+        rounds += 1
+        assert rounds < limit
+    return rounds
+
+
+def test_launch_sends_each_contact_once_and_skips_opted_out(in_tenant_a: Any, channels: dict[str, int]) -> None:
+    contacts = _audience("bf", 7, "7301")
+    consent_record(contact=contacts[0], medium="sms", status=ConsentStatus.OPTED_OUT, source="test")
+    Channel.objects.filter(pk=channels["sms"]).update(rate_limit_per_s=3)  # batches of 3
+    campaign = _sms_campaign(channels, Tag.objects.get(name="bf"))
+    campaign = campaign_launch(campaign=campaign)
+    assert campaign.status == CampaignStatus.RUNNING and campaign.total_recipients == 7
+    with pytest.raises(ValidationError):
+        campaign_launch(campaign=campaign)  # a second launch adds nobody
+    assert _run_to_end(campaign) == 2  # 7 recipients in batches of 3: two waits between three batches
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.COMPLETED and campaign.finished_at
+    messages = Message.objects.filter(idempotency_key__startswith=f"campaign:{campaign.pk}:")
+    assert messages.count() == 6
+    assert {m.body for m in messages} >= {"Oi Cliente, 20% off hoje!"}
+    skipped = CampaignRecipient.objects.get(campaign=campaign, contact=contacts[0])
+    assert skipped.status == RecipientStatus.SKIPPED and "Cliente 0" in skipped.reason and "SMS" in skipped.reason
+    stats = campaign_stats(campaign)
+    assert (stats["total"], stats["skipped"], stats["queued"], stats["progress"]) == (7, 1, 6, 100)
+    # A batch replayed after a crash (recipients back to pending) sends nothing twice.
+    CampaignRecipient.objects.filter(campaign=campaign).update(status=RecipientStatus.PENDING)
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.RUNNING)
+    _run_to_end(campaign)
+    assert Message.objects.filter(idempotency_key__startswith=f"campaign:{campaign.pk}:").count() == 6
+
+
+def test_pause_resume_and_cancel(in_tenant_a: Any, channels: dict[str, int]) -> None:
+    _audience("pause", 5, "7302")
+    Channel.objects.filter(pk=channels["sms"]).update(rate_limit_per_s=2)
+    campaign = campaign_launch(campaign=_sms_campaign(channels, Tag.objects.get(name="pause")))
+    campaign_run(campaign_id=campaign.pk)
+    assert campaign_pause(campaign=campaign) and campaign.status == CampaignStatus.PAUSED
+    assert campaign_run(campaign_id=campaign.pk) is None  # a paused campaign sends nothing
+    assert campaign_stats(campaign)["processed"] == 2
+    assert not campaign_pause(campaign=campaign)
+    assert campaign_resume(campaign=campaign) and campaign.status == CampaignStatus.RUNNING
+    campaign_run(campaign_id=campaign.pk)
+    assert campaign_cancel(campaign=campaign)
+    stats = campaign_stats(campaign)
+    assert (stats["processed"], stats["pending"], stats["skipped"]) == (5, 0, 1)
+    assert campaign_run(campaign_id=campaign.pk) is None
+    with pytest.raises(ValidationError):
+        campaign_save(campaign=campaign, name="renamed")
+
+
+def test_scheduled_campaign_starts_when_due(in_tenant_a: Any, channels: dict[str, int]) -> None:
+    _audience("later", 2, "7303")
+    later = timezone.now() + datetime.timedelta(hours=2)
+    campaign = campaign_launch(campaign=_sms_campaign(channels, Tag.objects.get(name="later"), scheduled_at=later))
+    assert campaign.status == CampaignStatus.SCHEDULED and campaign.total_recipients == 2
+    assert campaigns_start_due() == 0
+    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert campaigns_start_due() == 1
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING and campaign.started_at
+
+
+def test_quiet_hours_hold_the_campaign_until_they_end(in_tenant_a: Any, channels: dict[str, int]) -> None:
+    _audience("quiet", 2, "7304")
+    local = timezone.now().astimezone(zoneinfo.ZoneInfo(SP))
+    start = (local - datetime.timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    end = (local + datetime.timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    QuietHours.objects.update_or_create(pk=1, defaults={"enabled": True, "start": start, "end": end})
+    try:
+        campaign = _sms_campaign(channels, Tag.objects.get(name="quiet"), respect_quiet_hours=True)
+        campaign_launch(campaign=campaign)
+        wait = campaign_run(campaign_id=campaign.pk)
+        assert wait is not None and 3000 < wait <= 3600
+        assert campaign_stats(campaign)["processed"] == 0
+        Campaign.objects.filter(pk=campaign.pk).update(respect_quiet_hours=False)
+        _run_to_end(campaign)
+        assert campaign_stats(campaign)["processed"] == 2
+    finally:
+        QuietHours.objects.filter(pk=1).delete()
+
+
+def test_whatsapp_template_campaign_fills_variables_and_free_text_needs_the_window(
+    in_tenant_a: Any, channels: dict[str, int]
+) -> None:
+    MessageTemplate.objects.create(
+        waba_id="waba-alpha",
+        template_id="9001",
+        name="promo_bf",
+        language="pt_BR",
+        category="MARKETING",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Olá {{1}}, sua oferta em {{2}} chegou!"}],
+    )
+    contacts = _audience("wa", 2, "7305")
+    contacts[0].custom_fields = {"cidade": "Recife"}
+    contacts[0].save()
+    whatsapp = Channel.objects.get(pk=channels["whatsapp"])
+    with pytest.raises(ValidationError) as refused:
+        campaign_save(name="x", channel=whatsapp, kind="template", template_name="", audience={})
+    assert "template_name" in refused.value.message_dict
+    campaign = campaign_save(
+        name="Ofertas",
+        channel=whatsapp,
+        audience={"tags": [Tag.objects.get(name="wa").pk]},
+        kind="template",
+        template_name="promo_bf",
+        template_language="pt_BR",
+        template_variables=["{{first_name}}", "{{cidade}}"],
+        respect_quiet_hours=False,
+    )
+    _run_to_end(campaign_launch(campaign=campaign))
+    message = Message.objects.get(idempotency_key=f"campaign:{campaign.pk}:{contacts[0].pk}")
+    assert message.type == "template" and message.template_variables == {"body": ["Cliente", "Recife"]}
+    assert message.body == "Olá Cliente, sua oferta em Recife chegou!" and message.is_marketing
+    # Free text on the Cloud API reaches only open 24-hour windows; the rest are skipped, with the reason.
+    open_conversation(channels["whatsapp"], contacts[1].phone, window_open=True)
+    text = campaign_save(name="Texto", channel=whatsapp, audience={"tags": [Tag.objects.get(name="wa").pk]}, body="oi")
+    text.respect_quiet_hours = False
+    text.save()
+    with translation.override("en"):
+        _run_to_end(campaign_launch(campaign=text))
+    by_contact = {r.contact_id: r for r in CampaignRecipient.objects.filter(campaign=text)}
+    assert by_contact[contacts[1].pk].status == RecipientStatus.QUEUED
+    assert by_contact[contacts[0].pk].status == RecipientStatus.SKIPPED
+    assert "24-hour" in by_contact[contacts[0].pk].reason

@@ -1,0 +1,169 @@
+"""The campaign and cadence pages and their API, as a manager and as an agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.services import api_token_create
+from campaigns.models import Cadence, Campaign, CampaignStatus, Enrollment, QuietHours
+from campaigns.services import cadences_advance, campaign_run
+from crm.models import Tag
+from crm.services import contact_get_or_create
+from tenants.models import Tenant
+from tests.conftest import tenant_client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_manager_creates_launches_and_follows_a_campaign(
+    in_tenant_a: Any, tenant_a: Tenant, owner_a: User, agent_a: User, channels: dict[str, int]
+) -> None:
+    tag = Tag.objects.create(name="vip")
+    for i in range(3):
+        contact_get_or_create(phone=f"+55119750{i:05d}", name=f"VIP {i}").tags.add(tag)
+    manager = tenant_client(tenant_a, owner_a, lang="en")
+    assert manager.get("/campaigns/").status_code == 200
+    assert "New campaign" in manager.get("/campaigns/new/").content.decode()
+    refused = manager.post("/campaigns/new/", {"name": "Sem texto", "channel": channels["sms"], "kind": "text"})
+    assert refused.status_code == 400 and "Write the message." in refused.content.decode()
+    created = manager.post(
+        "/campaigns/new/",
+        {
+            "name": "VIP week",
+            "channel": channels["sms"],
+            "tag": tag.pk,
+            "kind": "text",
+            "body": "Oi {{first_name}}!",
+            "respect_quiet_hours": "",
+        },
+    )
+    campaign = Campaign.objects.get(name="VIP week")
+    assert created.status_code == 302 and campaign.audience == {"tags": [tag.pk]}
+    draft = manager.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "3 contacts match the audience now." in draft and "Launch" in draft
+    agent = tenant_client(tenant_a, agent_a, lang="en")
+    assert agent.post(f"/campaigns/{campaign.pk}/launch/").status_code == 403
+    assert agent.get(f"/campaigns/{campaign.pk}/").status_code == 200
+    manager.post(f"/campaigns/{campaign.pk}/launch/")
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING
+    while campaign_run(campaign_id=campaign.pk) is not None:
+        pass
+    progress = manager.get(f"/campaigns/{campaign.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-status="completed"' in progress and "3 of 3 handled" in progress
+    listing = manager.get("/campaigns/").content.decode()
+    assert "VIP week" in listing and "Completed" in listing
+    # The contact's timeline shows the campaign.
+    contact = tag.contacts.first()
+    assert "Campaign VIP week" in manager.get(f"/contacts/{contact.pk}/").content.decode()  # type: ignore[union-attr]
+    assert manager.get(f"/campaigns/{campaign.pk}/edit/").status_code == 302  # no edits once sending
+
+
+def test_quiet_hours_page_is_for_managers(in_tenant_a: Any, tenant_a: Tenant, owner_a: User, agent_a: User) -> None:
+    assert tenant_client(tenant_a, agent_a).get("/campaigns/quiet-hours/").status_code == 403
+    manager = tenant_client(tenant_a, owner_a, lang="en")
+    assert "America/Sao_Paulo" in manager.get("/campaigns/quiet-hours/").content.decode()
+    manager.post("/campaigns/quiet-hours/", {"enabled": "on", "start": "20:00", "end": "09:30"})
+    quiet = QuietHours.current()
+    assert (quiet.start.hour, quiet.end.hour, quiet.end.minute, quiet.quiet_sundays) == (20, 9, 30, False)
+
+
+def test_cadence_editor_saves_steps_in_order(
+    in_tenant_a: Any, tenant_a: Tenant, owner_a: User, channels: dict[str, int]
+) -> None:
+    manager = tenant_client(tenant_a, owner_a, lang="en")
+    assert "Add step" in manager.get("/cadences/new/").content.decode()
+    form = {
+        "name": "Pós-venda",
+        "channel": channels["sms"],
+        "is_active": "on",
+        "stop_on_reply": "on",
+        "step_delay": ["0", "2", "3"],
+        "step_unit": ["minutes", "hours", "days"],
+        "step_kind": ["text", "text", "text"],
+        "step_body": ["Obrigado pela compra!", "Chegou tudo certo?", "Avalie a gente"],
+        "step_template": ["", "", ""],
+        "step_variables": ["", "", ""],
+    }
+    saved = manager.post("/cadences/new/", form)
+    cadence = Cadence.objects.get(name="Pós-venda")
+    assert saved.status_code == 302
+    assert [(s.delay_minutes, s.body) for s in cadence.steps.all()] == [
+        (0, "Obrigado pela compra!"),
+        (120, "Chegou tudo certo?"),
+        (4320, "Avalie a gente"),
+    ]
+    detail = manager.get(f"/cadences/{cadence.pk}/").content.decode()
+    assert "after 2 hours" in detail and "after 3 days" in detail and "right away" in detail
+    editor = manager.get(f"/cadences/{cadence.pk}/edit/").content.decode()
+    assert '"unit": "days"' in editor and "Avalie a gente" in editor
+    bad = manager.post(f"/cadences/{cadence.pk}/edit/", {**form, "step_body": ["", "x", "y"]})
+    assert bad.status_code == 400 and "Step 1" in bad.content.decode()
+    assert "Pós-venda" in manager.get("/cadences/").content.decode()
+
+
+def test_campaign_and_cadence_api(in_tenant_a: Any, tenant_a: Tenant, owner_a: User, channels: dict[str, int]) -> None:
+    _token, secret = api_token_create(name="ci", user=owner_a, tenant=tenant_a)
+    api = APIClient(HTTP_HOST=f"{tenant_a.slug}.localhost")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+    tag = Tag.objects.create(name="api-aud")
+    ids = []
+    for i in range(2):
+        contact = contact_get_or_create(phone=f"+55119760{i:05d}", name=f"API {i}")
+        contact.tags.add(tag)
+        ids.append(contact.pk)
+    created = api.post(
+        "/api/v1/campaigns/",
+        {
+            "name": "API launch",
+            "channel": channels["sms"],
+            "audience": {"tags": [tag.pk]},
+            "kind": "text",
+            "body": "Olá!",
+            "respect_quiet_hours": False,
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    launched = api.post(f"/api/v1/campaigns/{pk}/launch/")
+    assert launched.status_code == 200 and launched.json()["status"] == "running"
+    assert api.post(f"/api/v1/campaigns/{pk}/launch/").status_code == 400
+    assert api.delete(f"/api/v1/campaigns/{pk}/").status_code == 400
+    while campaign_run(campaign_id=pk) is not None:
+        pass
+    stats = api.get(f"/api/v1/campaigns/{pk}/").json()["stats"]
+    assert (stats["total"], stats["queued"]) == (2, 2)
+    recipients = api.get(f"/api/v1/campaigns/{pk}/recipients/").json()["results"]
+    assert {r["contact"] for r in recipients} == set(ids) and all(r["message_status"] == "queued" for r in recipients)
+
+    cadence = api.post(
+        "/api/v1/cadences/",
+        {
+            "name": "API cadence",
+            "channel": channels["sms"],
+            "respect_quiet_hours": False,
+            "steps": [{"delay_minutes": 0, "kind": "text", "body": "um"}, {"delay_minutes": 60, "body": "dois"}],
+        },
+        format="json",
+    )
+    assert cadence.status_code == 201, cadence.content
+    cadence_id = cadence.json()["id"]
+    assert [s["position"] for s in cadence.json()["steps"]] == [0, 1]
+    renamed = api.patch(f"/api/v1/cadences/{cadence_id}/", {"name": "Renamed"}, format="json")
+    assert renamed.status_code == 200 and len(renamed.json()["steps"]) == 2  # steps kept
+    enrolled = api.post(f"/api/v1/cadences/{cadence_id}/enroll/", {"filter": {"tags": [tag.pk]}}, format="json")
+    assert enrolled.status_code == 201 and enrolled.json() == {"enrolled": 2}
+    assert api.post(f"/api/v1/cadences/{cadence_id}/enroll/", {}, format="json").status_code == 400
+    cadences_advance()
+    listed = api.get(f"/api/v1/enrollments/?cadence={cadence_id}").json()["results"]
+    assert len(listed) == 2 and all(e["steps_sent"] == 1 for e in listed)
+    stopped = api.post(f"/api/v1/enrollments/{listed[0]['id']}/stop/")
+    assert stopped.json()["status"] == "stopped"
+    assert Enrollment.objects.filter(cadence_id=cadence_id, status="active").count() == 1
+    schema = api.get("/api/v1/schema/").content.decode()
+    assert "/api/v1/campaigns/{id}/launch/" in schema and "/api/v1/cadences/{id}/enroll/" in schema
