@@ -16,13 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
-from _support import BASE_DIR, bench_env, database_ensure, free_port, start, stop
+import httpx
+from _support import BASE_DIR, bench_env, database_ensure, free_port, start, stop, wait_http
 
 TARGET_RATIO = 0.85  # of the ceiling
 
@@ -52,24 +55,38 @@ def main() -> None:
     from campaigns.models import Campaign, CampaignStatus
     from campaigns.services import campaign_launch, campaign_save
     from crm.models import Contact, Tag
-    from emulators.meta import MetaEmulator
     from inbox.models import Channel, Message, MessageStatus
     from inbox.providers import OutboundMessage, provider_for
     from inbox.services import channel_create
     from tenants.models import Tenant
     from tenants.services import tenant_create
 
-    # Status callbacks go to a closed port: this measures sending, not intake (bench/webhook_intake.py does).
-    emulator = MetaEmulator(
-        app_secret=env["META_APP_SECRET"],
-        webhook_url=f"http://127.0.0.1:{free_port()}/",
-        port=meta_port,
-        auto_read=False,
-    ).start()
-    emulator.callbacks.close()
+    # The emulator in its own process, as the real API is. Status callbacks go to a closed port: this
+    # measures sending, not intake (bench/webhook_intake.py does).
+    emulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emulators.meta",
+            "--port",
+            str(meta_port),
+            "--app-secret",
+            env["META_APP_SECRET"],
+            "--webhook",
+            f"http://127.0.0.1:{free_port()}/",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{meta_port}/_emulator/state")
+
+    def received() -> Counter[str]:
+        return Counter(httpx.get(f"http://127.0.0.1:{meta_port}/_emulator/state").json()["sent_to"])
 
     tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
-    connection.set_tenant(tenant)
+    connection.set_tenant(tenant)  # type: ignore[attr-defined]
     channel = Channel.objects.filter(phone_number_id="bench-campaign").first() or channel_create(
         kind="whatsapp_cloud",
         name="Bench campaign",
@@ -103,7 +120,7 @@ def main() -> None:
     for t in threads:
         t.join()
     client_ceiling = sum(count) / 3
-    emulator.sent.clear()
+    before = received()
 
     Channel.objects.filter(pk=channel.pk).update(rate_limit_per_s=args.rate)
     channel.refresh_from_db()
@@ -136,11 +153,14 @@ def main() -> None:
     sent = keys.filter(status=MessageStatus.SENT)
     span = sent.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     latencies = sorted(
-        (m.sent_at - m.queued_at).total_seconds() * 1000 for m in sent.only("sent_at", "queued_at") if m.sent_at
+        (m.sent_at - m.queued_at).total_seconds() * 1000
+        for m in sent.only("sent_at", "queued_at")
+        if m.sent_at and m.queued_at
     )
     wanted = {c.phone.lstrip("+") for c in contacts}
-    received = Counter(m["to"] for m in list(emulator.sent.values()) if m["to"] in wanted)
-    emulator.stop()
+    got = received() - before
+    emulator.terminate()
+    got = Counter({to: n for to, n in got.items() if to in wanted})
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else 0.0
@@ -159,8 +179,8 @@ def main() -> None:
         "p99_ms": pct(0.99),
         "wall_s": round(wall, 2),
         "errors": keys.filter(status__in=[MessageStatus.FAILED, MessageStatus.UNKNOWN]).count(),
-        "lost": len(wanted - set(received)),
-        "duplicates": sum(n - 1 for n in received.values()),
+        "lost": len(wanted - set(got)),
+        "duplicates": sum(n - 1 for n in got.values()),
         "client_ceiling_per_s": round(client_ceiling, 1),
         "ceiling_per_s": round(ceiling, 1),
         "ratio_to_ceiling": round(per_s / ceiling, 3) if ceiling else 0.0,

@@ -10,6 +10,16 @@ from crm.models import Segment, Tag
 from inbox.models import Channel, ChannelKind
 
 
+class CheckboxesInline:
+    """Checkboxes sit beside their label (the page styles make inputs full width)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # type: ignore[attr-defined]
+            if isinstance(field, forms.BooleanField):
+                field.widget.attrs["style"] = "width:auto"
+
+
 def template_choices() -> list[tuple[str, Any]]:
     """Approved WhatsApp templates of every Cloud API number, as "name|language"."""
     from whatsapp.selectors import templates_approved
@@ -25,7 +35,7 @@ def template_choices() -> list[tuple[str, Any]]:
     return choices
 
 
-class CampaignForm(forms.ModelForm):  # type: ignore[type-arg]
+class CampaignForm(CheckboxesInline, forms.ModelForm):  # type: ignore[type-arg]
     segment = forms.ModelChoiceField(
         label=_("Segment"), queryset=Segment.objects.none(), required=False, empty_label=_("Every contact")
     )
@@ -89,7 +99,7 @@ class CampaignForm(forms.ModelForm):  # type: ignore[type-arg]
         }
 
 
-class CadenceForm(forms.ModelForm):  # type: ignore[type-arg]
+class CadenceForm(CheckboxesInline, forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Cadence
         fields = ["name", "channel", "is_active", "stop_on_reply", "respect_quiet_hours"]
@@ -147,7 +157,7 @@ def steps_for_editor(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-class QuietHoursForm(forms.ModelForm):  # type: ignore[type-arg]
+class QuietHoursForm(CheckboxesInline, forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = QuietHours
         fields = ["enabled", "start", "end", "quiet_sundays"]

@@ -30,14 +30,14 @@ from campaigns.models import (
     QuietHours,
     RecipientStatus,
 )
-from core import events
+from core import events, realtime
 from core.tasks import send_on_commit
 from crm.models import Contact
 from crm.selectors import contacts_filter
 from crm.services import MEDIUM_OF_KIND
-from inbox.models import Channel, Message, MessageType
+from inbox.models import Channel, Conversation, Message, MessageType
 from inbox.providers import provider_class
-from inbox.services import conversation_open, message_send
+from inbox.services import conversation_open, message_send, messages_dispatch_now
 
 logger = logging.getLogger(__name__)
 
@@ -88,39 +88,61 @@ def content_validate(*, kind: str, body: str, template_name: str, channel: Chann
         raise ValidationError({"body": _("The message is longer than this channel allows.")})
 
 
-def _template_preview(content: OutreachContent, channel: Channel, variables: list[str]) -> str:
+def template_text(content: OutreachContent, channel: Channel) -> str:
+    """The approved template's body with its {{1}}… slots (the name when the template is unknown here)."""
     from whatsapp.models import MessageTemplate
 
     template = MessageTemplate.objects.filter(
         waba_id=channel.waba_id, name=content.template_name, language=content.template_language
     ).first()
-    text = template.body_text if template else content.template_name
-    for i, variable in enumerate(variables, start=1):
-        text = text.replace("{{" + str(i) + "}}", variable)
-    return text
+    return template.body_text if template else content.template_name
 
 
-def outreach_send(*, content: OutreachContent, channel: Channel, contact: Contact, idempotency_key: str) -> Message:
-    """Send campaign or cadence content to one contact (marketing, so marketing opt-outs hold)."""
-    conversation = conversation_open(contact=contact, channel=channel)
+def outreach_send(
+    *,
+    content: OutreachContent,
+    channel: Channel,
+    contact: Contact,
+    idempotency_key: str,
+    conversation: Conversation | None = None,
+    template_body: str | None = None,
+    dispatch: bool = True,
+) -> Message:
+    """Send campaign or cadence content to one contact (marketing, so marketing opt-outs hold). A batch
+    passes the conversation and the template text it already has."""
+    conversation = conversation or conversation_open(contact=contact, channel=channel)
     if content.kind == ContentKind.TEMPLATE:
         variables = [content_render(str(v), contact) for v in content.template_variables]
+        preview = template_body if template_body is not None else template_text(content, channel)
+        for i, variable in enumerate(variables, start=1):
+            preview = preview.replace("{{" + str(i) + "}}", variable)
         return message_send(
             conversation=conversation,
             type=MessageType.TEMPLATE,
             template_name=content.template_name,
             template_language=content.template_language,
             template_variables={"body": variables},
-            body=_template_preview(content, channel, variables),
+            body=preview,
             is_marketing=True,
             idempotency_key=idempotency_key,
+            dispatch=dispatch,
         )
     return message_send(
         conversation=conversation,
         body=content_render(content.body, contact),
         is_marketing=True,
         idempotency_key=idempotency_key,
+        dispatch=dispatch,
     )
+
+
+def conversations_for(*, channel: Channel, contacts: list[Contact]) -> dict[int, Conversation]:
+    """Each contact's conversation on the channel, opening the missing ones: two statements for a batch."""
+    Conversation.objects.bulk_create(
+        [Conversation(contact=contact, channel=channel) for contact in contacts], ignore_conflicts=True
+    )
+    found = Conversation.objects.filter(channel=channel, contact__in=contacts).select_related("channel", "contact")
+    return {conversation.contact_id: conversation for conversation in found}
 
 
 # --- quiet hours ----------------------------------------------------------------------------------
@@ -232,13 +254,16 @@ def campaign_run(*, campaign_id: int) -> float | None:
         return max(1.0, (opening - timezone.now()).total_seconds())
     started = time.monotonic()
     batch_size = max(1, min(MAX_BATCH, campaign.channel.rate_limit_per_s))
-    with transaction.atomic():
+    template_body = template_text(campaign, campaign.channel) if campaign.kind == ContentKind.TEMPLATE else None
+    # Live pushes of the whole batch leave together, after the commit.
+    with realtime.batched(), transaction.atomic():
         batch = list(
             CampaignRecipient.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(campaign=campaign, status=RecipientStatus.PENDING)
             .select_related("contact")
             .order_by("id")[:batch_size]
         )
+        conversations = conversations_for(channel=campaign.channel, contacts=[r.contact for r in batch])
         now = timezone.now()
         for recipient in batch:
             try:
@@ -247,6 +272,9 @@ def campaign_run(*, campaign_id: int) -> float | None:
                     channel=campaign.channel,
                     contact=recipient.contact,
                     idempotency_key=f"campaign:{campaign.pk}:{recipient.contact_id}",
+                    conversation=conversations[recipient.contact_id],
+                    template_body=template_body,
+                    dispatch=False,
                 )
             except ValidationError as exc:
                 code = getattr(exc, "code", None)
@@ -256,7 +284,9 @@ def campaign_run(*, campaign_id: int) -> float | None:
                 recipient.status = RecipientStatus.QUEUED
                 recipient.message = message
             recipient.processed_at = now
-        CampaignRecipient.objects.bulk_update(batch, ["status", "message", "reason", "processed_at"])
+        _recipients_record(batch, now)
+    # Committed: send the batch from here, many requests at once (no task per message).
+    messages_dispatch_now(message_ids=[r.message.pk for r in batch if r.message is not None])
     if CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).exists():
         # More to send (or another runner holds the last rows): the next batch, one second after this one.
         return max(0.0, 1.0 - (time.monotonic() - started))
@@ -266,6 +296,23 @@ def campaign_run(*, campaign_id: int) -> float | None:
     ):
         events.announce(events.CAMPAIGN_FINISHED, _schema(), {"campaign_id": campaign.pk})
     return None
+
+
+def _recipients_record(batch: list[CampaignRecipient], now: datetime.datetime) -> None:
+    """One UPDATE ... FROM (VALUES ...) for the batch (bulk_update's CASE per row grows with the batch)."""
+    if not batch:
+        return
+    rows = ", ".join(["(%s::bigint, %s, %s::bigint, %s)"] * len(batch))
+    params: list[Any] = []
+    for r in batch:
+        params += [r.pk, r.status, r.message.pk if r.message else None, r.reason]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {CampaignRecipient._meta.db_table} AS r SET status = v.status, message_id = v.message_id, "  # noqa: S608
+            f"reason = v.reason, processed_at = %s FROM (VALUES {rows}) AS v(id, status, message_id, reason) "
+            "WHERE r.id = v.id",
+            [now, *params],
+        )
 
 
 def campaign_pause(*, campaign: Campaign) -> bool:

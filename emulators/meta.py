@@ -17,6 +17,7 @@ import json
 import random
 import secrets
 import time
+from collections import Counter
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
@@ -318,6 +319,7 @@ class MetaEmulator(EmulatorServer):
     def snapshot(self) -> dict[str, Any]:
         return {
             "sent": len(self.sent),
+            "sent_to": dict(Counter(str(m.get("to", "")) for m in list(self.sent.values()))),
             "callbacks_pending": self.callbacks.pending(),
             "callbacks_delivered": self.callbacks.delivered,
             "callback_failures": self.callbacks.failures[-20:],

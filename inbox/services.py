@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -158,8 +159,10 @@ def message_send(
     author: Any = None,
     idempotency_key: str = "",
     consent_notice: bool = False,
+    dispatch: bool = True,
 ) -> Message:
-    """Queue a message and dispatch it after commit. The same idempotency key never makes two messages.
+    """Queue a message and dispatch it after commit (``dispatch=False``: the caller sends it, as a campaign
+    batch does with messages_dispatch_now). The same idempotency key never makes two messages.
 
     Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``) with a message the
     user can act on."""
@@ -213,11 +216,35 @@ def message_send(
     except IntegrityError:
         return Message.objects.get(idempotency_key=idempotency_key)  # a concurrent send with the same key won
 
-    from inbox.tasks import dispatch_message
+    if dispatch:
+        from inbox.tasks import dispatch_message
 
-    send_on_commit(dispatch_message, message.pk, queue="dispatch")
+        send_on_commit(dispatch_message, message.pk, queue="dispatch")
     events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
     return message
+
+
+def messages_dispatch_now(*, message_ids: list[int], threads: int = 8) -> None:
+    """Send a batch of queued messages from here, several requests at once, each thread on its own
+    database connection. A message that must wait (rate limit, retryable error) goes to the dispatch
+    queue with its delay, like any other."""
+    from inbox.tasks import dispatch_message
+
+    schema, tenant = _schema(), getattr(connection, "tenant", None)
+
+    def one(message_id: int) -> tuple[int, float | None]:
+        connection.set_tenant(tenant)  # type: ignore[attr-defined]
+        try:
+            return message_id, message_dispatch(message_id=message_id)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(message_ids)))) as pool:
+        for message_id, delay in pool.map(one, message_ids):
+            if delay is not None:
+                dispatch_message.apply_async(
+                    args=(message_id,), countdown=delay, queue="dispatch", headers={"_schema_name": schema}
+                )
 
 
 def _outbound_of(message: Message) -> OutboundMessage:

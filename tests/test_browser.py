@@ -333,3 +333,45 @@ def test_connect_whatsapp_by_qr_in_demo_mode_and_exchange_messages(
         connection.set_tenant(alpha)
         Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.NEEDS_RESCAN)
         connection.set_schema_to_public()
+
+
+def test_manager_builds_a_cadence_with_the_step_editor_and_drafts_a_campaign(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any, channels: dict[str, int]
+) -> None:
+    from accounts.models import Role
+
+    alpha, _ = tenants
+    email = f"manager-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email, Role.ADMIN)
+    port = app_server.rsplit(":", 1)[1]
+    base = f"http://alpha.localhost:{port}"
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    _login(page, base, email)
+    page.goto(f"{base}/cadences/new/")
+    name = f"Onboarding {uuid.uuid4().hex[:4]}"
+    page.fill("input[name=name]", name)
+    page.select_option("select[name=channel]", str(channels["sms"]))
+    page.locator("textarea[name=step_body]").first.fill("Oi {{first_name}}, bem-vindo!")
+    page.click("[data-testid=add-step]")  # Alpine adds a second step row (1 day by default)
+    expect(page.get_by_test_id("cadence-step")).to_have_count(2)
+    page.locator("textarea[name=step_body]").nth(1).fill("Posso ajudar em algo?")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "cadence-editor.png"), full_page=True)
+    page.click("main form button[type=submit]")
+    expect(page.locator("h1")).to_contain_text(name)
+    expect(page.locator("ol.timeline li")).to_have_count(2)
+    page.screenshot(path=str(SHOTS / "cadence.png"), full_page=True)
+
+    page.goto(f"{base}/campaigns/new/")
+    page.fill("input[name=name]", f"Promo {uuid.uuid4().hex[:4]}")
+    page.select_option("select[name=channel]", str(channels["sms"]))
+    page.fill("textarea[name=body]", "Oi {{first_name}}, 10% off hoje!")
+    page.click("main form button[type=submit]")
+    expect(page.get_by_test_id("campaign-status")).to_be_visible()
+    expect(page.get_by_test_id("audience-count")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "campaign-draft.png"), full_page=True)
+    assert errors == []
+    context.close()
