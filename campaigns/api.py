@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -27,11 +26,6 @@ from campaigns.services import (
     enrollments_stop,
 )
 from crm.selectors import contacts_filter
-
-
-def _errors(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
-
 
 CONTENT_FIELDS = ["kind", "body", "template_name", "template_language", "template_variables"]
 
@@ -66,16 +60,10 @@ class CampaignSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
     def create(self, validated: dict[str, Any]) -> Campaign:
         user = self.context["request"].user
-        try:
-            return campaign_save(created_by=user if user.is_authenticated else None, **validated)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        return campaign_save(created_by=user if user.is_authenticated else None, **validated)
 
     def update(self, campaign: Campaign, validated: dict[str, Any]) -> Campaign:
-        try:
-            return campaign_save(campaign=campaign, **validated)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        return campaign_save(campaign=campaign, **validated)
 
 
 class RecipientSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -100,10 +88,7 @@ class CampaignViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
     def _transition(self, service: Any) -> Response:
         campaign = self.get_object()
-        try:
-            service(campaign=campaign)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        service(campaign=campaign)
         campaign.refresh_from_db()
         return Response(CampaignSerializer(campaign, context=self.get_serializer_context()).data)
 
@@ -157,10 +142,7 @@ class CadenceSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         steps = validated.pop("steps", None)
         if steps is None and cadence is not None:
             steps = list(cadence.steps.values(*StepSerializer.Meta.fields))
-        try:
-            return cadence_save(cadence=cadence, steps=steps or [], **validated)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        return cadence_save(cadence=cadence, steps=steps or [], **validated)
 
     def create(self, validated: dict[str, Any]) -> Cadence:
         return self._save(None, validated)
@@ -199,10 +181,7 @@ class CadenceViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             contacts = contacts_filter(data["filter"])
         else:
             raise ValidationError({"contacts": ["Give contact ids, or a filter."]})
-        try:
-            count = cadence_enroll(cadence=self.get_object(), contacts=contacts, enrolled_by=request.user)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        count = cadence_enroll(cadence=self.get_object(), contacts=contacts, enrolled_by=request.user)
         return Response({"enrolled": count}, status=status.HTTP_201_CREATED)
 
 

@@ -107,36 +107,31 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "campaigns/campaign.html", context)
 
 
-CAMPAIGN_ACTIONS = {
-    "pause": (campaign_pause, "Campaign paused."),
-    "resume": (campaign_resume, "Campaign resumed."),
-    "cancel": (campaign_cancel, "Campaign canceled."),
-}
+def _campaign_actions() -> dict[str, tuple[Any, str]]:
+    return {
+        "pause": (campaign_pause, _("Campaign paused.")),
+        "resume": (campaign_resume, _("Campaign resumed.")),
+        "cancel": (campaign_cancel, _("Campaign canceled.")),
+    }
 
 
 @require_POST
 @manager_required
 def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
+    actions = _campaign_actions()
     if action == "launch":
         try:
             campaign_launch(campaign=campaign)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            if campaign.status == CampaignStatus.SCHEDULED:
-                messages.success(request, _("Campaign scheduled."))
-            else:
-                messages.success(request, _("Sending started."))
-    elif action in CAMPAIGN_ACTIONS:
-        service, _done = CAMPAIGN_ACTIONS[action]
+            scheduled = campaign.status == CampaignStatus.SCHEDULED
+            messages.success(request, _("Campaign scheduled.") if scheduled else _("Sending started."))
+    elif action in actions:
+        service, done = actions[action]
         if service(campaign=campaign):
-            messages.success(
-                request,
-                {"pause": _("Campaign paused."), "resume": _("Campaign resumed."), "cancel": _("Campaign canceled.")}[
-                    action
-                ],
-            )
+            messages.success(request, done)
         else:
             messages.error(request, _("The campaign is %(status)s.") % {"status": campaign.get_status_display()})
     return redirect("campaign_detail", pk=pk)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -34,10 +33,6 @@ def filter_spec(params: Any) -> dict[str, Any]:
             **({params["field_key"]: params.get("field_value", "")} if params.get("field_key") else {}),
         },
     }
-
-
-def _django_errors(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
 
 
 class TagSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -71,19 +66,13 @@ class ContactSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         return consent_summary(contact)
 
     def create(self, validated: dict[str, Any]) -> Contact:
-        try:
-            contact = contact_get_or_create(phone=validated["phone"])
-            return contact_update(contact=contact, **{k: v for k, v in validated.items() if k != "phone"})
-        except DjangoValidationError as exc:
-            raise _django_errors(exc) from exc
+        contact = contact_get_or_create(phone=validated["phone"])
+        return contact_update(contact=contact, **{k: v for k, v in validated.items() if k != "phone"})
 
     def update(self, contact: Contact, validated: dict[str, Any]) -> Contact:
         if "tags" in validated:
             validated["tags"] = [t.pk for t in validated["tags"]]
-        try:
-            return contact_update(contact=contact, **validated)
-        except DjangoValidationError as exc:
-            raise _django_errors(exc) from exc
+        return contact_update(contact=contact, **validated)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         validated: dict[str, Any] = super().to_internal_value(data)
@@ -118,10 +107,7 @@ class ContactViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         duplicate = contacts_filter().filter(pk=int(duplicate_id)).first() if duplicate_id.isdigit() else None
         if duplicate is None:
             raise ValidationError({"duplicate": ["No such contact."]})
-        try:
-            merged = contact_merge(primary=self.get_object(), duplicate=duplicate)
-        except DjangoValidationError as exc:
-            raise _django_errors(exc) from exc
+        merged = contact_merge(primary=self.get_object(), duplicate=duplicate)
         return Response(ContactSerializer(merged).data)
 
     @action(detail=False, methods=["get"], url_path="export")

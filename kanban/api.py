@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
@@ -16,10 +15,6 @@ from rest_framework.response import Response
 from kanban.models import ActorKind, Board, Card, CardMove, Stage
 from kanban.selectors import card_history
 from kanban.services import board_create, card_create, card_delete, card_move, card_update, stage_create, stage_delete
-
-
-def _errors(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
 
 
 class StageSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -96,10 +91,7 @@ class StageViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         serializer.instance = stage_create(**data)
 
     def perform_destroy(self, instance: Stage) -> None:
-        try:
-            stage_delete(stage=instance)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        stage_delete(stage=instance)
 
 
 class CardViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
@@ -117,10 +109,7 @@ class CardViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
     def perform_create(self, serializer: Any) -> None:
         data = dict(serializer.validated_data)
-        try:
-            serializer.instance = card_create(actor=self.request.user, actor_kind=ActorKind.API, **data)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        serializer.instance = card_create(actor=self.request.user, actor_kind=ActorKind.API, **data)
 
     def perform_update(self, serializer: Any) -> None:
         data = {k: v for k, v in serializer.validated_data.items() if k not in ("board", "stage")}
@@ -147,8 +136,6 @@ class CardViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             )
         except Stage.DoesNotExist as exc:
             raise ValidationError({"stage": ["No such stage."]}) from exc
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
         return Response(CardSerializer(moved).data)
 
     @extend_schema(responses=CardMoveSerializer(many=True))

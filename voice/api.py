@@ -21,10 +21,6 @@ from voice.selectors import calls_filter, voice_agents_active
 from voice.services import call_start, voice_agent_create, voice_agent_delete, voice_agent_update
 
 
-def _errors(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
-
-
 class CallSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = Call
@@ -91,10 +87,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         agent = voice_agents_active().filter(pk=data.validated_data["agent_id"]).first()
         if agent is None:
             raise ValidationError({"agent_id": [_("No such active voice agent.")]})
-        try:
-            call = call_start(contact=contact, agent=agent, actor=request.user)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        call = call_start(contact=contact, agent=agent, actor=request.user)
         return Response(CallSerializer(call).data, status=status.HTTP_201_CREATED)
 
 
@@ -135,16 +128,10 @@ class VoiceAgentViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         return [IsTenantManager()]
 
     def perform_create(self, serializer: Any) -> None:
-        try:
-            serializer.instance = voice_agent_create(**serializer.validated_data)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        serializer.instance = voice_agent_create(**serializer.validated_data)
 
     def perform_update(self, serializer: Any) -> None:
-        try:
-            serializer.instance = voice_agent_update(agent=serializer.instance, **serializer.validated_data)
-        except DjangoValidationError as exc:
-            raise _errors(exc) from exc
+        serializer.instance = voice_agent_update(agent=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: VoiceAgent) -> None:
         voice_agent_delete(agent=instance)
