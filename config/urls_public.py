@@ -10,7 +10,7 @@ from core import pwa
 from core.health import health, live
 from sms.webhooks import twilio_inbound, twilio_status
 from voice.webhooks import retell_webhook, twilio_voice
-from whatsapp.webhooks import meta_webhook
+from whatsapp.webhooks import meta_app_webhook, meta_webhook
 
 admin.site.site_header = "Superadmin"
 admin.site.site_title = "Superadmin"
@@ -30,6 +30,7 @@ urlpatterns = [
     path("health", health, name="health"),
     path("livez", live, name="livez"),
     path("webhooks/whatsapp/", meta_webhook, name="webhook_meta"),
+    path("webhooks/whatsapp/app/<str:key>/", meta_app_webhook, name="webhook_meta_app"),
     path("webhooks/twilio/inbound/", twilio_inbound, name="webhook_twilio_inbound"),
     path("webhooks/twilio/status/", twilio_status, name="webhook_twilio_status"),
     path("webhooks/retell/<str:route>/", retell_webhook, name="webhook_retell"),

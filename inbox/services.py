@@ -39,7 +39,7 @@ from inbox.providers import (
     provider_class,
     provider_for,
 )
-from intake.services import route_register, route_remove
+from intake.services import RouteTaken, route_register, route_remove
 from tenants.selectors import tenant_current
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,6 @@ def message_summary(message: Message) -> dict[str, Any]:
 # --- channels ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def channel_create(
     *,
     kind: str,
@@ -97,28 +96,40 @@ def channel_create(
     phone_number_id: str = "",
     rate_limit_per_s: int = 80,
 ) -> Channel:
-    """Connect a number and register the routes its webhooks arrive by."""
+    """Connect a number: prove with the credentials given that its ids are theirs (the provider is asked),
+    then register the routes its webhooks arrive by. A route another channel holds is never taken over."""
     from crm.services import phone_normalize
 
-    channel = Channel.objects.create(
+    channel = Channel(
         kind=kind,
         name=name,
         phone_number=phone_normalize(phone_number) if phone_number else "",  # QR channels learn it on scan
         credentials=credentials,
-        waba_id=waba_id,
-        phone_number_id=phone_number_id,
+        waba_id=waba_id.strip(),
+        phone_number_id=phone_number_id.strip(),
         rate_limit_per_s=rate_limit_per_s,
     )
+    provider = provider_class(kind)
+    provider.connect_verify(channel)  # network calls: outside the transaction
     tenant = tenant_current()
-    for route_kind, external_id in provider_class(kind).route_keys(channel):
-        route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
+    try:
+        with transaction.atomic():
+            channel.save()
+            for route_kind, external_id in provider.route_keys(channel):
+                route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
+    except RouteTaken as exc:
+        logger.warning("channel connect refused: route %s is held by another channel", exc)
+        raise ValidationError(
+            _("This number is already connected to a workspace. Remove it there first, or contact support.")
+        ) from exc
     return channel
 
 
 @transaction.atomic
 def channel_delete(*, channel: Channel) -> None:
-    provider_for(channel).disconnect()  # e.g. log a QR-linked session out on both sides
-    route_remove(tenant_id=tenant_current().pk, channel_id=channel.pk)
+    provider = provider_for(channel)
+    provider.disconnect()  # e.g. log a QR-linked session out on both sides
+    route_remove(kinds=provider.route_kinds(), tenant_id=tenant_current().pk, channel_id=channel.pk)
     channel.delete()
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from core.redis import redis_client
 from intake.models import ChannelRoute
@@ -69,14 +69,27 @@ def drain_flag_clear() -> None:
     redis_client().delete(DRAIN_FLAG)
 
 
+class RouteTaken(Exception):
+    """The external id is already routed to another channel (of this tenant or another one)."""
+
+
 def route_register(*, kind: str, external_id: str, tenant_id: int, channel_id: int) -> None:
-    ChannelRoute.objects.update_or_create(
-        kind=kind, external_id=external_id, defaults={"tenant_id": tenant_id, "channel_id": channel_id}
-    )
+    """Route a provider's external id to a channel. A route held by another channel is never moved: the
+    unique constraint decides between two concurrent claims, and the loser gets RouteTaken."""
+    if not external_id:
+        raise ValueError(f"empty external id for route kind {kind!r}")
+    with transaction.atomic():
+        route, created = ChannelRoute.objects.get_or_create(
+            kind=kind, external_id=external_id, defaults={"tenant_id": tenant_id, "channel_id": channel_id}
+        )
+    if not created and (route.tenant_id, route.channel_id) != (tenant_id, channel_id):
+        raise RouteTaken(f"{kind}:{external_id}")
 
 
-def route_remove(*, tenant_id: int, channel_id: int) -> None:
-    ChannelRoute.objects.filter(tenant_id=tenant_id, channel_id=channel_id).delete()
+def route_remove(*, kinds: list[str], tenant_id: int, channel_id: int) -> None:
+    """Remove the routes of one owner: the kinds name which table of ids (channels, voice settings...) the
+    owner id refers to, so a channel never removes the voice route that happens to share its id."""
+    ChannelRoute.objects.filter(kind__in=kinds, tenant_id=tenant_id, channel_id=channel_id).delete()
 
 
 def route_lookup(*, kind: str, external_id: str) -> ChannelRoute | None:

@@ -23,7 +23,7 @@ from django.test import Client
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Role, User
-from emulators.meta import MetaEmulator
+from emulators.meta import MetaEmulator, PhoneNumber
 from emulators.oauth import OAuthEmulator
 from emulators.retell import RetellEmulator
 from emulators.twilio import TwilioEmulator
@@ -238,26 +238,30 @@ def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
 # --- channels and provider emulators -----------------------------------------------------------
 
 WA_TOKEN = "test-token"
-TWILIO_SID, TWILIO_TOKEN = "ACalpha0000000000000000000000000", "alpha-twilio-token"
+WA_PNID, WA_WABA, WA_NUMBER = "100000000000001", "200000000000001", "+5511911110000"
+TWILIO_SID, TWILIO_TOKEN = "ACa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1", "alpha-twilio-token"
 SMS_NUMBER = "+5511900000001"
 
 
 @pytest.fixture(scope="session")
-def channels(tenants: tuple[Tenant, Tenant], django_db_blocker: Any) -> dict[str, int]:
-    """Alpha's WhatsApp Cloud and SMS channels (ids), committed once, routes registered."""
+def channels(
+    tenants: tuple[Tenant, Tenant], django_db_blocker: Any, meta_emulator: MetaEmulator, twilio_emulator: TwilioEmulator
+) -> dict[str, int]:
+    """Alpha's WhatsApp Cloud and SMS channels (ids), committed once, routes registered (ownership proved
+    against the emulators, as against Meta and Twilio)."""
     from inbox.models import Channel
     from inbox.services import channel_create
 
     alpha = tenants[0]
     with django_db_blocker.unblock():
         connection.set_tenant(alpha)
-        wa = Channel.objects.filter(phone_number_id="pnid-alpha").first() or channel_create(
+        wa = Channel.objects.filter(phone_number_id=WA_PNID).first() or channel_create(
             kind="whatsapp_cloud",
             name="WhatsApp Alpha",
-            phone_number="+5511911110000",
+            phone_number=WA_NUMBER,
             credentials={"access_token": WA_TOKEN},
-            waba_id="waba-alpha",
-            phone_number_id="pnid-alpha",
+            waba_id=WA_WABA,
+            phone_number_id=WA_PNID,
         )
         sms = Channel.objects.filter(kind="sms_twilio").first() or channel_create(
             kind="sms_twilio",
@@ -277,6 +281,7 @@ def meta_emulator() -> Iterator[MetaEmulator]:
         port=pytest_env.META_PORT,
         tokens={WA_TOKEN},
         delays=(0.05, 0.15, 0.3),
+        numbers={WA_PNID: PhoneNumber(waba_id=WA_WABA, display_phone_number=WA_NUMBER, token=WA_TOKEN)},
     ).start()
     yield emulator
     emulator.callbacks.close()
