@@ -152,6 +152,10 @@ CHANNEL_LAYERS = {
 # Celery: tasks carry the tenant schema in their headers (tenant-schemas-celery).
 CELERY_BROKER_URL = celery_url_from_redis_url(env_str("CELERY_BROKER_URL") or REDIS_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+# One Redis, one key namespace per role (cache "cp:", channel layer "asgi", broker, results; the direct
+# keys of core.redis are "rl:", "intake:", "waweb:"), so nothing needs a database-wide flush.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": env_str("CELERY_BROKER_KEY_PREFIX", "broker:")}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": env_str("CELERY_RESULT_KEY_PREFIX", "results:")}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

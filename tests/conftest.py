@@ -114,9 +114,21 @@ def _clean_state_between_tests() -> Iterator[None]:
     connection.set_schema_to_public()
     yield
     connection.set_schema_to_public()
-    from django.core.cache import cache
+    cache_keys_delete()
 
-    cache.clear()  # throttling counters and hand-off nonces live there
+
+def cache_keys_delete() -> None:
+    """Forget throttling counters and hand-off nonces: the cache's own keys only. The broker, results,
+    channel layer and wa-web leases share the Redis database under their own prefixes and are never
+    flushed, so a test that leaves work behind shows up instead of being wiped."""
+    from core.redis import redis_client
+
+    client = redis_client()
+    prefix = settings.CACHES["default"]["KEY_PREFIX"].encode()
+    # django-tenants' cache keys are "<schema>:<prefix>:<version>:<key>"
+    batch = [key for key in client.scan_iter(match=b"*:" + prefix + b":*", count=500) if key.split(b":")[1] == prefix]
+    if batch:
+        client.delete(*batch)
 
 
 # --- processes --------------------------------------------------------------------------------

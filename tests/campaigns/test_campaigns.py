@@ -35,6 +35,7 @@ from crm.models import ConsentStatus, Contact, Tag
 from crm.services import consent_record, contact_get_or_create
 from inbox.models import Channel, Message
 from tests.messaging import open_conversation
+from tests.support import run_until_none
 from whatsapp.models import MessageTemplate
 
 pytestmark = pytest.mark.django_db
@@ -98,11 +99,7 @@ def _sms_campaign(channels: dict[str, int], tag: Tag, **extra: Any) -> Campaign:
 
 
 def _run_to_end(campaign: Campaign, limit: int = 50) -> int:
-    rounds = 0
-    while campaign_run(campaign_id=campaign.pk) is not None:
-        rounds += 1
-        assert rounds < limit
-    return rounds
+    return run_until_none(lambda: campaign_run(campaign_id=campaign.pk), limit=limit, what="the campaign to finish")
 
 
 def test_launch_sends_each_contact_once_and_skips_opted_out(in_tenant_a: Any, channels: dict[str, int]) -> None:

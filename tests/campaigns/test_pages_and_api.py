@@ -15,6 +15,7 @@ from crm.models import Tag
 from crm.services import contact_get_or_create
 from tenants.models import Tenant
 from tests.conftest import tenant_client
+from tests.support import run_until_none
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +52,7 @@ def test_manager_creates_launches_and_follows_a_campaign(
     manager.post(f"/campaigns/{campaign.pk}/launch/")
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.RUNNING
-    while campaign_run(campaign_id=campaign.pk) is not None:
-        pass
+    run_until_none(lambda: campaign_run(campaign_id=campaign.pk), what="the campaign to finish")
     progress = manager.get(f"/campaigns/{campaign.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert 'data-status="completed"' in progress and "3 of 3 handled" in progress
     listing = manager.get("/campaigns/").content.decode()
@@ -134,8 +134,7 @@ def test_campaign_and_cadence_api(in_tenant_a: Any, tenant_a: Tenant, owner_a: U
     assert launched.status_code == 200 and launched.json()["status"] == "running"
     assert api.post(f"/api/v1/campaigns/{pk}/launch/").status_code == 400
     assert api.delete(f"/api/v1/campaigns/{pk}/").status_code == 400
-    while campaign_run(campaign_id=pk) is not None:
-        pass
+    run_until_none(lambda: campaign_run(campaign_id=pk), what="the campaign to finish")
     stats = api.get(f"/api/v1/campaigns/{pk}/").json()["stats"]
     assert (stats["total"], stats["queued"]) == (2, 2)
     recipients = api.get(f"/api/v1/campaigns/{pk}/recipients/").json()["results"]
