@@ -165,6 +165,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
+# A send claimed this long ago and still 'sending' had its worker die mid-call: the sweep marks it unknown.
+SENDING_STUCK_AFTER_S = env_int("SENDING_STUCK_AFTER_S", 300)
 CELERY_BEAT_SCHEDULE = {
     "ingest-sweep": {"task": "inbox.ingest_sweep", "schedule": 10.0, "options": {"queue": "ingest"}},
     "sending-sweep": {"task": "inbox.sending_sweep", "schedule": 60.0, "options": {"queue": "default"}},

@@ -206,6 +206,8 @@ class MetaHandler(EmulatorHandler):
             return
         wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
         self.server.record_send(pnid, wamid, body)
+        if self.server.stall_s:  # accepted, but the answer is late (a sender may die waiting for it)
+            time.sleep(self.server.stall_s)
         self.send_json(
             200,
             {
@@ -303,6 +305,7 @@ class MetaEmulator(EmulatorServer):
         self.error_rate, self.error_code = 0.0, 130429
         self.undeliverable: dict[str, int] = {}
         self.read_receipts: list[str] = []
+        self.stall_s = 0.0
         self.callbacks = CallbackQueue()
 
     def next_error(self) -> int:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
@@ -290,7 +291,7 @@ def message_dispatch(*, message_id: int) -> float | None:
     The claim (queued -> sending) is a conditional UPDATE, so two workers never send the same message;
     a send whose outcome is unknown is marked so and never retried blindly."""
     claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
-        status=MessageStatus.SENDING, attempts=F("attempts") + 1
+        status=MessageStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
     )
     if claimed != 1:
         return None
@@ -353,10 +354,11 @@ def _dispatch_failed(message: Message, exc: ProviderError) -> float | None:
     return None
 
 
-def sending_sweep(*, older_than: timedelta = timedelta(minutes=5)) -> int:
-    """A message left in 'sending' (a worker died mid-call) may or may not have gone out: mark it unknown."""
-    cutoff = timezone.now() - older_than
-    return Message.objects.filter(status=MessageStatus.SENDING, queued_at__lt=cutoff).update(
+def sending_sweep(*, older_than: timedelta | None = None) -> int:
+    """A message left in 'sending' (a worker died mid-call) may or may not have gone out: mark it unknown.
+    Stuck is measured from the claim, never from the queueing (a message may wait long before it is sent)."""
+    cutoff = timezone.now() - (older_than or timedelta(seconds=settings.SENDING_STUCK_AFTER_S))
+    return Message.objects.filter(status=MessageStatus.SENDING, claimed_at__lt=cutoff).update(
         status=MessageStatus.UNKNOWN, error_text="worker stopped during the provider call"
     )
 

@@ -8,6 +8,7 @@ with unique names instead, through ``committed``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -209,42 +210,49 @@ def app_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Itera
     _stop(proc)
 
 
+class Worker:
+    """The suite's real Celery worker process (every queue, 2 pool processes). `kill()` is a crash: SIGKILL
+    to its whole process group, pool children included; `start()` brings a new one up."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from config.celery import QUEUES, app
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES), "-c", "2"]
+        args += ["-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
+        log = (ARTIFACTS / "celery-worker.log").open("ab")
+        self.proc = subprocess.Popen(
+            args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        proc = self.proc
+
+        def ready() -> bool:
+            assert proc.poll() is None, (ARTIFACTS / "celery-worker.log").read_text()[-4000:]
+            return bool(app.control.ping(timeout=0.5))
+
+        wait_until(ready, timeout=60, interval=0.5, what="the Celery worker to answer a ping")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            _stop(self.proc)
+
+
 @pytest.fixture(scope="session")
-def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
+def celery_worker(test_env: dict[str, str]) -> Iterator[Worker]:
     """A real Celery worker process on every queue (not eager mode)."""
-    from config.celery import QUEUES, app
-
-    name = f"test-{uuid.uuid4().hex[:6]}@%h"
-    proc = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            ",".join(QUEUES),
-            "-c",
-            "2",
-            "-n",
-            name,
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "INFO",
-        ],
-        test_env,
-        "celery-worker.log",
-    )
-
-    def ready() -> bool:
-        assert proc.poll() is None, (ARTIFACTS / "celery-worker.log").read_text()
-        return bool(app.control.ping(timeout=0.5))
-
-    wait_until(ready, timeout=60, interval=0.5)
-    yield
-    _stop(proc)
+    worker = Worker(test_env)
+    worker.start()
+    yield worker
+    worker.stop()
 
 
 # --- channels and provider emulators -----------------------------------------------------------
