@@ -316,7 +316,7 @@ def test_neonize_events_map_to_our_inbound_shape(field: str, kind: str, tmp_path
     from neonize.events import EVENT_TO_INT, MessageEv, ReceiptEv
     from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
-    from whatsapp.web.client import NeonizeClient, WebInbound
+    from whatsapp.web.client import NeonizeClient
 
     parts: dict[str, Any] = {
         "conversation": {"conversation": "Oi!"},
@@ -339,7 +339,7 @@ def test_neonize_events_map_to_our_inbound_shape(field: str, kind: str, tmp_path
     received: list[Any] = []
 
     class Recorder:
-        def on_message(self, message: WebInbound) -> None:
+        def on_message(self, message: Any) -> None:
             received.append(message)
 
         def on_receipt(self, message_ids: list[str], status: str) -> None:
