@@ -455,8 +455,10 @@ def enrollments_stop_on_opt_out(*, contact_id: int, medium: str) -> int:
     )
 
 
-def cadences_advance(*, limit: int = MAX_BATCH) -> int:
-    """Beat: send the due step of every due enrollment (of active cadences). Returns the steps sent."""
+def cadences_advance(*, limit: int | None = None) -> int:
+    """Beat: send the due step of up to `limit` (MAX_BATCH) due enrollments of active cadences. Returns the
+    steps sent."""
+    limit = limit or MAX_BATCH
     now = timezone.now()
     sent = 0
     with transaction.atomic():

@@ -18,10 +18,11 @@ def campaign_run(self, campaign_id: int) -> None:  # type: ignore[no-untyped-def
 @app.task(name="campaigns.cadence_tick")
 def cadence_tick() -> int:
     """Send the due cadence steps of the current tenant (called on enrollment, and by the beat tick)."""
-    sent = services.cadences_advance()
+    total = sent = services.cadences_advance()
     while sent >= services.MAX_BATCH:  # a backlog: keep going until it is worked off
         sent = services.cadences_advance()
-    return sent
+        total += sent
+    return total
 
 
 @app.task(name="campaigns.tick")
