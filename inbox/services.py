@@ -169,7 +169,7 @@ def message_send(
     if idempotency_key:
         existing = Message.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
-            return existing
+            return _same_conversation(existing, conversation)
     channel = conversation.channel
     caps = provider_class(channel.kind).capabilities
     medium = MEDIUM_OF_KIND[channel.kind]
@@ -213,8 +213,8 @@ def message_send(
             if media is not None:
                 message.media.save(media.name or "file", media, save=True)
             Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, unread_count=0)
-    except IntegrityError:
-        return Message.objects.get(idempotency_key=idempotency_key)  # a concurrent send with the same key won
+    except IntegrityError:  # a concurrent send with the same key won
+        return _same_conversation(Message.objects.get(idempotency_key=idempotency_key), conversation)
 
     if dispatch:
         from inbox.tasks import dispatch_message
@@ -222,6 +222,17 @@ def message_send(
         send_on_commit(dispatch_message, message.pk, queue="dispatch")
     events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
     return message
+
+
+def _same_conversation(existing: Message, conversation: Conversation) -> Message:
+    """A key reused in another conversation names nothing here: refuse it rather than hand back (and so
+    reveal) a message of a conversation the caller may not see."""
+    if existing.conversation_id != conversation.pk:
+        raise ValidationError(
+            _("This idempotency key was already used for another conversation; use a new key."),
+            code="idempotency_conflict",
+        )
+    return existing
 
 
 def messages_dispatch_now(*, message_ids: list[int], threads: int = 8) -> None:
