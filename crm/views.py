@@ -21,7 +21,7 @@ from core.contributions import (
     CONTACT_TIMELINE,
     collect,
 )
-from core.roles import Action, permission_check
+from core.roles import Action, permission_check, role_allows
 from crm.api import csv_response, filter_spec
 from crm.forms import ContactForm, CustomFieldForm
 from crm.imports import import_configure, import_start
@@ -52,7 +52,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         **_filter_context(request.GET),
         "filter_controls": collect(CONTACT_FILTERS, params=request.GET),
-        "bulk_actions": collect(CONTACT_BULK),
+        "bulk_actions": [b for b in collect(CONTACT_BULK) if role_allows(request.membership, Action(b.required))],  # type: ignore[attr-defined]
     }
     return render(request, "crm/contacts.html", context)
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Value
+from django.db import IntegrityError, connection, router, transaction
+from django.db.models import F, ProtectedError, Value
+from django.db.models.deletion import Collector
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -117,6 +118,13 @@ def channel_create(
 
 @transaction.atomic
 def channel_delete(*, channel: Channel) -> None:
+    """Disconnect and delete. Raises ValidationError while campaigns or cadences still use the channel."""
+    try:
+        Collector(using=router.db_for_write(Channel)).collect([channel])  # what delete() would refuse, refused first
+    except ProtectedError as exc:
+        raise ValidationError(
+            _("Campaigns or cadences still use this channel. Delete them, or point them at another channel, first.")
+        ) from exc
     provider_for(channel).disconnect()  # e.g. log a QR-linked session out on both sides
     route_remove(tenant_id=tenant_current().pk, channel_id=channel.pk)
     channel.delete()

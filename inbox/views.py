@@ -98,8 +98,12 @@ def channel_add(request: HttpRequest, kind: str) -> HttpResponse:
 @action_required(Action.CHANNEL_MANAGE)
 def channel_remove(request: HttpRequest, pk: int) -> HttpResponse:
     channel = get_object_or_404(Channel, pk=pk)
-    channel_delete(channel=channel)
-    messages.success(request, _("Channel removed."))
+    try:
+        channel_delete(channel=channel)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Channel removed."))
     return redirect("channel_list")
 
 
