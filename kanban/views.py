@@ -16,6 +16,7 @@ from accounts.models import User
 from core.roles import Action
 from crm.models import Tag
 from crm.services import contact_get_or_create
+from inbox.selectors import conversations_visible_to
 from kanban.forms import BoardForm, CardForm, StageForm
 from kanban.models import ActorKind, Board, Card, Stage
 from kanban.selectors import board_columns, boards_all, card_history
@@ -142,7 +143,8 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, _("Card saved."))
                 return redirect("card_detail", pk=pk)
-    conversations = card.contact.conversations.select_related("channel") if card.contact else []  # type: ignore[attr-defined]
+    visible = conversations_visible_to(user=request.user, role=request.membership.role)  # type: ignore[attr-defined]
+    conversations = visible.filter(contact=card.contact) if card.contact else []
     context = {
         "card": card,
         "form": form,
