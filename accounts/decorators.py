@@ -5,6 +5,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from core.roles import Action, permission_check
@@ -43,3 +44,17 @@ def action_required(action: Action, *, post: Action | None = None) -> Callable[[
         return wrapper
 
     return decorate
+
+
+def manager_required(view: View) -> View:
+    """Owners and admins, with no action named: kept for code written before the role table. Name the
+    action with action_required instead; tests/accounts/test_roles.py refuses pages that name none."""
+
+    @wraps(view)
+    @member_required
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
+        if not request.membership.is_manager:  # type: ignore[attr-defined]
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -112,6 +112,9 @@ EXERCISES: dict[Action, list[Exercise]] = {
         api("delete", lambda w: f"/api/v1/members/{w.target.pk}/"),
     ],
     Action.OWNER_MANAGE: [
+        page(
+            "post", lambda w: "/team/", lambda w: {"email": f"boss-{uuid.uuid4().hex[:6]}@alpha.test", "role": "owner"}
+        ),
         page("post", lambda w: f"/team/members/{w.owner2.pk}/role/", lambda w: {"role": "agent"}),
         api("patch", lambda w: f"/api/v1/members/{w.target.pk}/", lambda w: {"role": "owner"}),
         api("delete", lambda w: f"/api/v1/members/{w.owner2.pk}/"),
@@ -404,3 +407,30 @@ def test_every_page_and_endpoint_names_its_action() -> None:
         elif not getattr(callback, "required_actions", None):
             unnamed.append(route)
     assert not unnamed, f"pages or endpoints outside the role table: {unnamed}"
+
+
+def test_an_admin_cannot_crown_themselves_or_remove_the_founder_and_an_owner_hands_over(world: World) -> None:
+    admin = Membership.objects.get(user=world.users[Role.ADMIN], tenant=world.tenant)
+    founder = Membership.objects.get(user=world.users[Role.OWNER], tenant=world.tenant)
+    admin_api = _client(world, Role.ADMIN, "api")
+    crowned = admin_api.patch(f"/api/v1/members/{admin.pk}/", {"role": "owner"}, content_type="application/json")
+    assert crowned.status_code == 403
+    assert admin_api.delete(f"/api/v1/members/{founder.pk}/").status_code == 403
+    admin_page = _client(world, Role.ADMIN, "page")
+    assert admin_page.post(f"/team/members/{admin.pk}/role/", {"role": "owner"}).status_code == 403
+    assert admin_page.post(f"/team/members/{founder.pk}/remove/").status_code == 403
+    assert admin_page.post("/team/ownership/", {"member": admin.pk}).status_code == 403
+    admin.refresh_from_db()
+    founder.refresh_from_db()
+    assert (admin.role, founder.role) == (Role.ADMIN, Role.OWNER)
+    # The team page offers the hand-over to the owner only.
+    assert "Transfer ownership" not in admin_page.get("/team/").content.decode()
+    owner_page = tenant_client(world.tenant, world.users[Role.OWNER], lang="en")
+    assert "Transfer ownership" in owner_page.get("/team/").content.decode()
+    assert owner_page.post("/team/ownership/", {"member": admin.pk}).status_code == 302
+    admin.refresh_from_db()
+    founder.refresh_from_db()
+    assert (admin.role, founder.role) == (Role.OWNER, Role.ADMIN)
+    # The new owner may now do what only owners do, the old one may not any more.
+    assert _client(world, Role.OWNER, "api").delete(f"/api/v1/members/{world.owner2.pk}/").status_code == 403
+    assert admin_api.delete(f"/api/v1/members/{world.owner2.pk}/").status_code == 204
