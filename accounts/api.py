@@ -5,13 +5,22 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken, Membership
+from accounts.permissions import crud_actions
 from accounts.selectors import api_tokens_of, members_of
-from accounts.services import api_token_create, api_token_revoke
+from accounts.services import (
+    api_token_create,
+    api_token_revoke,
+    membership_remove,
+    membership_set_role,
+    ownership_transfer,
+)
+from core.roles import Action
 
 
 class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -29,6 +38,7 @@ class MemberSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = Membership
         fields = ["id", "email", "name", "role", "created_at"]
+        read_only_fields = ["created_at"]
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -41,6 +51,8 @@ class ApiTokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 
 class MeView(APIView):
+    required_actions = {"get": Action.WORKSPACE_VIEW}
+
     @extend_schema(responses=MeSerializer)
     def get(self, request: Request) -> Response:
         user = request.user
@@ -54,11 +66,41 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
-class MemberViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class MemberViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """The team. PATCH {"role": ...} changes a role (owners only make or unmake owners), DELETE removes a
+    member, POST .../transfer-ownership/ (owner only) makes that member the owner and you an admin."""
+
     serializer_class = MemberSerializer
+    http_method_names = ["get", "patch", "delete", "post", "head", "options"]
+    required_actions = {
+        **crud_actions(read=Action.TEAM_VIEW, write=Action.MEMBER_ROLE_CHANGE, delete=Action.MEMBER_REMOVE),
+        "transfer_ownership": Action.OWNERSHIP_TRANSFER,
+    }
 
     def get_queryset(self) -> QuerySet[Membership]:
         return members_of(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+    def perform_update(self, serializer: Any) -> None:
+        membership_set_role(
+            actor=self.request.membership,  # type: ignore[attr-defined]
+            membership=serializer.instance,
+            role=serializer.validated_data.get("role", serializer.instance.role),
+        )
+
+    def perform_destroy(self, instance: Membership) -> None:
+        membership_remove(actor=self.request.membership, membership=instance)  # type: ignore[attr-defined]
+
+    @extend_schema(request=None, responses=MemberSerializer)
+    @action(detail=True, methods=["post"], url_path="transfer-ownership")
+    def transfer_ownership(self, request: Request, pk: str | None = None) -> Response:
+        new_owner = ownership_transfer(actor=request.membership, to=self.get_object())  # type: ignore[attr-defined]
+        return Response(MemberSerializer(new_owner).data)
 
 
 class ApiTokenViewSet(
@@ -70,6 +112,7 @@ class ApiTokenViewSet(
     """Your own API tokens in this workspace. DELETE revokes."""
 
     serializer_class = ApiTokenSerializer
+    required_actions = {"list": Action.TOKEN_MANAGE, "create": Action.TOKEN_MANAGE, "destroy": Action.TOKEN_MANAGE}
 
     def get_queryset(self) -> QuerySet[ApiToken]:
         return api_tokens_of(user=self.request.user, tenant=self.request.tenant)  # type: ignore[arg-type, attr-defined]

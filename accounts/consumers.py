@@ -9,21 +9,28 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Membership
-from core.realtime import STAFF_TOPIC, group_name, user_topic
+from core.realtime import STAFF_TOPIC, audience_admits, group_name, user_topic
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     groups: list[str] = []
+    role: str | None = None
+    user_id: int = 0
 
     async def connect(self) -> None:
         tenant = self.scope["tenant"]
         user = self.scope.get("user")
         session = self.scope.get("session")
         if not user or not user.is_authenticated or session is None:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if session.get(SESSION_TENANT_KEY) != tenant.schema_name or not await self._is_member(user.pk, tenant.pk):
-            await self.close(code=4403)
+        self.user_id = user.pk
+        self.role = await self._role()
+        if session.get(SESSION_TENANT_KEY) != tenant.schema_name or self.role is None:
+            await self.close(code=CLOSE_FORBIDDEN)
             return
         self.groups = [group_name(tenant.schema_name, STAFF_TOPIC), group_name(tenant.schema_name, user_topic(user.pk))]
         for group in self.groups:
@@ -40,8 +47,27 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"event": "pong", "payload": {}})
 
     async def live_event(self, message: dict[str, Any]) -> None:
+        # An event with an audience (a conversation an agent may not see) reaches only those it names.
+        if not audience_admits(message.get("audience"), role=self.role, user_id=self.user_id):
+            return
         await self.send_json({"event": message["event"], "payload": message["payload"]})
 
+    async def member_control(self, message: dict[str, Any]) -> None:
+        """Sent to the member's own group when they are removed (close) or their role changes (refresh)."""
+        if message.get("op") == "refresh":
+            self.role = await self._role()
+            if self.role is not None:
+                return
+        for group in self.groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups = []
+        await self.close(code=CLOSE_FORBIDDEN)
+
     @database_sync_to_async
-    def _is_member(self, user_id: int, tenant_id: int) -> bool:
-        return Membership.objects.filter(user_id=user_id, tenant_id=tenant_id).exists()
+    def _role(self) -> str | None:
+        role = (
+            Membership.objects.filter(user_id=self.user_id, tenant_id=self.scope["tenant"].pk)
+            .values_list("role", flat=True)
+            .first()
+        )
+        return str(role) if role is not None else None

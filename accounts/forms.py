@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Role, User
+from accounts.models import Membership, Role, User
 from accounts.services import login_throttle_blocked, login_throttle_failed, login_throttle_reset
 from tenants.services import slug_validate
 
@@ -94,6 +94,17 @@ class AcceptInviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class OwnershipTransferForm(forms.Form):
+    member = forms.ModelChoiceField(label=_("New owner"), queryset=Membership.objects.none())
+
+    def __init__(self, *args: Any, members: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["member"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = members
+        field.label_from_instance = lambda m: m.user.get_full_name()  # type: ignore[method-assign, assignment]
 
 
 class ApiTokenForm(forms.Form):

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import ApiToken, Invitation, Membership, Role, User
+from core import realtime
+from core.roles import Action, permission_check
 from tenants.models import Tenant
 from tenants.services import tenant_create, tenant_url
 
@@ -69,6 +71,10 @@ def workspace_signup(
 
 def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User) -> tuple[Invitation, str]:
     """Make an invitation and email its link. Returns the invitation and the raw token."""
+    actor = Membership.objects.filter(user=invited_by, tenant=tenant).first()
+    permission_check(actor, Action.MEMBER_INVITE)
+    if role == Role.OWNER:  # an admin cannot bring in an owner (possibly themselves under another address)
+        permission_check(actor, Action.OWNER_MANAGE)
     email = email.strip().lower()
     if Membership.objects.filter(tenant=tenant, user__email=email).exists():
         raise ValidationError(_("This person is already a member."))
@@ -119,19 +125,68 @@ def _refuse_removing_last_owner(membership: Membership) -> None:
         raise ValidationError(_("A workspace needs at least one owner."))
 
 
-def membership_remove(*, membership: Membership) -> None:
+def _same_tenant(actor: Membership, membership: Membership) -> None:
+    if actor.tenant_id != membership.tenant_id:
+        raise PermissionDenied("membership of another workspace")
+
+
+@transaction.atomic
+def membership_remove(*, actor: Membership, membership: Membership) -> None:
+    """Remove a member (their API tokens are revoked and their live sockets closed). Only an owner
+    removes an owner. Raises PermissionDenied or ValidationError."""
+    _same_tenant(actor, membership)
+    permission_check(actor, Action.MEMBER_REMOVE)
+    if membership.role == Role.OWNER:
+        permission_check(actor, Action.OWNER_MANAGE)
     _refuse_removing_last_owner(membership)
     ApiToken.objects.filter(user=membership.user, tenant=membership.tenant, revoked_at=None).update(
         revoked_at=timezone.now()
     )
+    schema, user_id = membership.tenant.schema_name, membership.user_id
     membership.delete()
+    transaction.on_commit(lambda: realtime.member_sockets_close(schema, user_id))
 
 
-def membership_set_role(*, membership: Membership, role: str) -> None:
+@transaction.atomic
+def membership_set_role(*, actor: Membership, membership: Membership, role: str) -> None:
+    """Change a member's role. Making someone owner, or demoting an owner, is an owner's call (an admin
+    cannot promote themselves); ownership itself moves with ownership_transfer. Raises PermissionDenied
+    or ValidationError."""
+    _same_tenant(actor, membership)
+    permission_check(actor, Action.MEMBER_ROLE_CHANGE)
+    if role not in Role.values:
+        raise ValidationError(_("Unknown role."))
+    if role == Role.OWNER or membership.role == Role.OWNER:
+        permission_check(actor, Action.OWNER_MANAGE)
     if role != Role.OWNER:
         _refuse_removing_last_owner(membership)
     membership.role = role
     membership.save(update_fields=["role"])
+    schema, user_id = membership.tenant.schema_name, membership.user_id
+    transaction.on_commit(lambda: realtime.member_sockets_refresh(schema, user_id))
+
+
+@transaction.atomic
+def ownership_transfer(*, actor: Membership, to: Membership) -> Membership:
+    """The owner hands the workspace to another member: they become owner, the actor becomes admin.
+    Returns the new owner's membership. Raises PermissionDenied or ValidationError."""
+    _same_tenant(actor, to)
+    permission_check(actor, Action.OWNERSHIP_TRANSFER)
+    # Lock both rows: two transfers at once must not leave two (or no) owners.
+    locked = {m.pk: m for m in Membership.objects.select_for_update().filter(pk__in=[actor.pk, to.pk])}
+    actor_now, to_now = locked.get(actor.pk), locked.get(to.pk)
+    if actor_now is None or to_now is None:
+        raise ValidationError(_("This person is no longer a member."))
+    permission_check(actor_now, Action.OWNERSHIP_TRANSFER)
+    if actor_now.pk == to_now.pk:
+        raise ValidationError(_("You already own this workspace."))
+    Membership.objects.filter(pk=to_now.pk).update(role=Role.OWNER)
+    Membership.objects.filter(pk=actor_now.pk).update(role=Role.ADMIN)
+    actor.role, to.role = Role.ADMIN, Role.OWNER
+    schema = actor.tenant.schema_name
+    for user_id in (actor.user_id, to.user_id):
+        transaction.on_commit(lambda user_id=user_id: realtime.member_sockets_refresh(schema, user_id))  # type: ignore[misc]
+    return to
 
 
 # --- API tokens -----------------------------------------------------------------------------

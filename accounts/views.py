@@ -18,8 +18,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import manager_required, member_required
-from accounts.forms import AcceptInviteForm, ApiTokenForm, InviteForm, LoginForm, RoleForm, TenantSettingsForm
+from accounts.decorators import action_required
+from accounts.forms import (
+    AcceptInviteForm,
+    ApiTokenForm,
+    InviteForm,
+    LoginForm,
+    OwnershipTransferForm,
+    RoleForm,
+    TenantSettingsForm,
+)
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Invitation, Membership, User
 from accounts.selectors import api_tokens_of, invitations_pending, members_of, membership_get
@@ -33,8 +41,11 @@ from accounts.services import (
     invitation_revoke,
     membership_remove,
     membership_set_role,
+    ownership_transfer,
     user_create,
 )
+from core.contributions import MEDIA_GUARD, collect
+from core.roles import Action, role_allows
 from tenants.services import public_url, tenant_update_settings
 
 
@@ -153,44 +164,48 @@ class PasswordResetView(auth_views.PasswordResetView):
         return form
 
 
-@member_required
+@action_required(Action.WORKSPACE_VIEW)
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/home.html", {"member_count": members_of(tenant=request.tenant).count()})  # type: ignore[attr-defined]
 
 
-@member_required
+@action_required(Action.TEAM_VIEW, post=Action.MEMBER_INVITE)
 def team(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    can_manage = request.membership.is_manager  # type: ignore[attr-defined]
+    membership = request.membership  # type: ignore[attr-defined]
     form = InviteForm(request.POST or None)
-    if request.method == "POST":
-        if not can_manage:
-            return render(request, "403.html", status=403)
-        if form.is_valid():
-            try:
-                invitation_create(
-                    tenant=tenant,
-                    email=form.cleaned_data["email"],
-                    role=form.cleaned_data["role"],
-                    invited_by=request.user,  # type: ignore[arg-type]
-                )
-            except ValidationError as exc:
-                form.add_error("email", exc)
-            else:
-                messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
-                return redirect("team")
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation_create(
+                tenant=tenant,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                invited_by=request.user,  # type: ignore[arg-type]
+            )
+        except ValidationError as exc:
+            form.add_error("email", exc)
+        else:
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
+            return redirect("team")
+    members = members_of(tenant=tenant)
     context = {
         "form": form,
-        "members": members_of(tenant=tenant),
+        "members": members,
         "invitations": invitations_pending(tenant=tenant),
-        "can_manage": can_manage,
+        "can_manage": role_allows(membership, Action.MEMBER_ROLE_CHANGE),
+        "can_manage_owners": role_allows(membership, Action.OWNER_MANAGE),
         "role_form": RoleForm(),
+        "transfer_form": (
+            OwnershipTransferForm(members=members.exclude(pk=membership.pk))
+            if role_allows(membership, Action.OWNERSHIP_TRANSFER)
+            else None
+        ),
     }
     return render(request, "accounts/team.html", context, status=400 if form.errors else 200)
 
 
 @require_POST
-@manager_required
+@action_required(Action.MEMBER_INVITE)
 def team_invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
     invitation_revoke(invitation=invitation)
@@ -199,13 +214,17 @@ def team_invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@manager_required
+@action_required(Action.MEMBER_ROLE_CHANGE)
 def team_member_role(request: HttpRequest, pk: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
     form = RoleForm(request.POST)
     if form.is_valid():
         try:
-            membership_set_role(membership=membership, role=form.cleaned_data["role"])
+            membership_set_role(
+                actor=request.membership,  # type: ignore[attr-defined]
+                membership=membership,
+                role=form.cleaned_data["role"],
+            )
             messages.success(request, _("Role updated."))
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
@@ -213,18 +232,36 @@ def team_member_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@manager_required
+@action_required(Action.MEMBER_REMOVE)
 def team_member_remove(request: HttpRequest, pk: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=pk, tenant=request.tenant)  # type: ignore[attr-defined]
     try:
-        membership_remove(membership=membership)
+        membership_remove(actor=request.membership, membership=membership)  # type: ignore[attr-defined]
         messages.success(request, _("%(email)s was removed.") % {"email": membership.user.email})
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("team")
 
 
-@member_required
+@require_POST
+@action_required(Action.OWNERSHIP_TRANSFER)
+def team_ownership_transfer(request: HttpRequest) -> HttpResponse:
+    """The owner hands the workspace to another member and stays on as an admin."""
+    members = members_of(tenant=request.tenant).exclude(pk=request.membership.pk)  # type: ignore[attr-defined]
+    form = OwnershipTransferForm(request.POST, members=members)
+    if not form.is_valid():
+        messages.error(request, _("Choose the member who will own the workspace."))
+        return redirect("team")
+    try:
+        new_owner = ownership_transfer(actor=request.membership, to=form.cleaned_data["member"])  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("%(email)s now owns the workspace.") % {"email": new_owner.user.email})
+    return redirect("team")
+
+
+@action_required(Action.TOKEN_MANAGE)
 def api_tokens(request: HttpRequest) -> HttpResponse:
     tenant, user = request.tenant, request.user  # type: ignore[attr-defined]
     form = ApiTokenForm(request.POST or None)
@@ -237,7 +274,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.TOKEN_MANAGE)
 def api_token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(api_tokens_of(user=request.user, tenant=request.tenant), pk=pk)  # type: ignore[arg-type, attr-defined]
     api_token_revoke(token=token)
@@ -245,7 +282,7 @@ def api_token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("api_tokens")
 
 
-@manager_required
+@action_required(Action.SETTINGS_MANAGE)
 def tenant_settings(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
     initial = {"name": tenant.name, "language": tenant.language, "timezone": tenant.timezone}
@@ -262,10 +299,13 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/settings.html", {"form": form})
 
 
-@member_required
+@action_required(Action.MEDIA_VIEW)
 def media_serve(request: HttpRequest, schema: str, path: str) -> FileResponse:
-    """A tenant's uploaded and received files, to its members only."""
+    """A tenant's uploaded and received files, to its members only, and a file of a record the member may
+    not see (a message of a conversation kept from them, an import) to nobody else: the owning app's guard."""
     if schema != request.tenant.schema_name or ".." in path.split("/"):  # type: ignore[attr-defined]
+        raise Http404
+    if collect(MEDIA_GUARD, path=path, user=request.user, role=request.membership.role):  # type: ignore[attr-defined]
         raise Http404
     if not default_storage.exists(path):
         raise Http404

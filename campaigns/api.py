@@ -13,6 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import crud_actions
 from campaigns.models import Cadence, CadenceStep, Campaign, CampaignRecipient, CampaignStatus, Enrollment
 from campaigns.selectors import campaign_stats
 from campaigns.services import (
@@ -25,6 +26,7 @@ from campaigns.services import (
     campaign_save,
     enrollments_stop,
 )
+from core.roles import Action, permission_check
 from crm.selectors import contacts_filter
 
 CONTENT_FIELDS = ["kind", "body", "template_name", "template_language", "template_variables"]
@@ -80,6 +82,14 @@ class CampaignViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
     serializer_class = CampaignSerializer
     queryset = Campaign.objects.select_related("channel")
+    required_actions = {
+        **crud_actions(read=Action.CAMPAIGN_VIEW, write=Action.CAMPAIGN_MANAGE),
+        "launch": Action.CAMPAIGN_LAUNCH,
+        "resume": Action.CAMPAIGN_LAUNCH,
+        "pause": Action.CAMPAIGN_MANAGE,
+        "cancel": Action.CAMPAIGN_MANAGE,
+        "recipients": Action.CAMPAIGN_VIEW,
+    }
 
     def perform_destroy(self, instance: Campaign) -> None:
         if instance.status != CampaignStatus.DRAFT:
@@ -166,6 +176,10 @@ class CadenceViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
     serializer_class = CadenceSerializer
     queryset = Cadence.objects.prefetch_related("steps")
+    required_actions = {
+        **crud_actions(read=Action.CADENCE_VIEW, write=Action.CADENCE_MANAGE),
+        "enroll": Action.CADENCE_ENROLL,  # several contacts or a filter: cadence.enroll_audience, inside
+    }
 
     @extend_schema(
         request=ENROLL_REQUEST, responses=inline_serializer("Enrolled", {"enrolled": serializers.IntegerField()})
@@ -176,8 +190,11 @@ class CadenceViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         data = request.data if isinstance(request.data, dict) else {}
         if "contacts" in data:
             ids = [int(i) for i in data["contacts"] if str(i).isdigit()]
+            if len(set(ids)) > 1:  # a list is an audience, as a filter is; one contact is an agent's call
+                permission_check(request.membership, Action.CADENCE_ENROLL_AUDIENCE)  # type: ignore[attr-defined]
             contacts = contacts_filter().filter(pk__in=ids)
         elif isinstance(data.get("filter"), dict):
+            permission_check(request.membership, Action.CADENCE_ENROLL_AUDIENCE)  # type: ignore[attr-defined]
             contacts = contacts_filter(data["filter"])
         else:
             raise ValidationError({"contacts": ["Give contact ids, or a filter."]})
@@ -206,6 +223,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     """Contacts in cadences. Filter with ?cadence=, ?contact=, ?status=active|completed|stopped|failed."""
 
     serializer_class = EnrollmentSerializer
+    required_actions = {"list": Action.CADENCE_VIEW, "retrieve": Action.CADENCE_VIEW, "stop": Action.ENROLLMENT_STOP}
 
     def get_queryset(self) -> QuerySet[Enrollment]:
         enrollments = Enrollment.objects.all()

@@ -13,6 +13,7 @@ from campaigns.models import Cadence, EnrollmentStatus
 from campaigns.selectors import cadences_active, enrollments_of_contact, recipients_of_contact
 from campaigns.services import cadence_enroll
 from core.contributions import CONTACT_BULK, CONTACT_PANEL, CONTACT_TIMELINE, BulkAction, contribute
+from core.roles import Action
 
 
 def timeline(*, contact: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -81,7 +82,10 @@ def _bulk_controls(**kwargs: Any) -> list[BulkAction]:
     if not cadences:
         return []
     controls = render_to_string("campaigns/_bulk_cadence.html", {"cadences": cadences})
-    return [BulkAction(key="cadence_start", controls=controls, run=_start_cadence)]
+    # A selection of the table (or all it matches) is an audience: managers, as for campaigns.
+    return [
+        BulkAction(key="cadence_start", controls=controls, run=_start_cadence, required=Action.CADENCE_ENROLL_AUDIENCE)
+    ]
 
 
 def connect() -> None:

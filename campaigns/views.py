@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import manager_required, member_required
+from accounts.decorators import action_required
 from campaigns.forms import (
     CadenceForm,
     CampaignForm,
@@ -37,6 +37,7 @@ from campaigns.services import (
     enrollments_stop,
     quiet_hours_save,
 )
+from core.roles import Action, permission_check
 from crm.selectors import contacts_filter
 
 
@@ -56,14 +57,14 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 # --- campaigns ------------------------------------------------------------------------------------
 
 
-@member_required
+@action_required(Action.CAMPAIGN_VIEW)
 def campaign_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(Campaign.objects.select_related("channel"), 25).get_page(request.GET.get("page"))
     rows = [(c, campaign_stats(c)) for c in page.object_list]
     return render(request, "campaigns/campaigns.html", {"page": page, "rows": rows})
 
 
-@manager_required
+@action_required(Action.CAMPAIGN_MANAGE)
 def campaign_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk) if pk else None
     if campaign and campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
@@ -95,7 +96,7 @@ def campaign_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     )
 
 
-@member_required
+@action_required(Action.CAMPAIGN_VIEW)
 def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("channel", "created_by"), pk=pk)
     context: dict[str, Any] = {"campaign": campaign, "stats": campaign_stats(campaign)}
@@ -116,9 +117,11 @@ def _campaign_actions() -> dict[str, tuple[Any, str]]:
 
 
 @require_POST
-@manager_required
+@action_required(Action.CAMPAIGN_MANAGE)
 def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
+    if action in ("launch", "resume"):
+        permission_check(request.membership, Action.CAMPAIGN_LAUNCH)  # type: ignore[attr-defined]
     actions = _campaign_actions()
     if action == "launch":
         try:
@@ -137,7 +140,7 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     return redirect("campaign_detail", pk=pk)
 
 
-@manager_required
+@action_required(Action.CAMPAIGN_SETTINGS)
 def quiet_hours(request: HttpRequest) -> HttpResponse:
     form = QuietHoursForm(request.POST or None, instance=QuietHours.current())
     if request.method == "POST" and form.is_valid():
@@ -151,12 +154,12 @@ def quiet_hours(request: HttpRequest) -> HttpResponse:
 # --- cadences -------------------------------------------------------------------------------------
 
 
-@member_required
+@action_required(Action.CADENCE_VIEW)
 def cadence_list(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/cadences.html", {"cadences": cadences_with_counts()})
 
 
-@manager_required
+@action_required(Action.CADENCE_MANAGE)
 def cadence_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     cadence = get_object_or_404(Cadence, pk=pk) if pk else None
     form = CadenceForm(request.POST or None, instance=cadence)
@@ -184,7 +187,7 @@ def cadence_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     return render(request, "campaigns/cadence_form.html", context, status=400 if form.errors else 200)
 
 
-@member_required
+@action_required(Action.CADENCE_VIEW)
 def cadence_detail(request: HttpRequest, pk: int) -> HttpResponse:
     cadence = get_object_or_404(Cadence.objects.select_related("channel"), pk=pk)
     status = request.GET.get("status", "")
@@ -203,7 +206,7 @@ def cadence_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.CADENCE_ENROLL)
 def cadence_enroll_contact(request: HttpRequest, contact_id: int) -> HttpResponse:
     """The contact page's "start cadence"."""
     cadence = get_object_or_404(Cadence, pk=request.POST.get("cadence") or 0)
@@ -222,7 +225,7 @@ def cadence_enroll_contact(request: HttpRequest, contact_id: int) -> HttpRespons
 
 
 @require_POST
-@member_required
+@action_required(Action.ENROLLMENT_STOP)
 def enrollment_stop(request: HttpRequest, pk: int) -> HttpResponse:
     enrollment = get_object_or_404(Enrollment, pk=pk)
     who = request.user.get_short_name() if hasattr(request.user, "get_short_name") else ""

@@ -38,6 +38,7 @@ urlpatterns = [
     path("team/invitations/<int:pk>/revoke/", views.team_invitation_revoke, name="team_invitation_revoke"),
     path("team/members/<int:pk>/role/", views.team_member_role, name="team_member_role"),
     path("team/members/<int:pk>/remove/", views.team_member_remove, name="team_member_remove"),
+    path("team/ownership/", views.team_ownership_transfer, name="team_ownership_transfer"),
     path("settings/", views.tenant_settings, name="tenant_settings"),
     path("settings/api-tokens/", views.api_tokens, name="api_tokens"),
     path("settings/api-tokens/<int:pk>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),

@@ -18,17 +18,22 @@ CONTACT_PANEL = "contact.panel"  # -> HTML fragments about a contact
 CONTACT_TIMELINE = "contact.timeline"  # -> {"when": datetime, "text": str, "detail": str}
 CONTACT_FILTERS = "contacts.filters"  # -> HTML form controls for the contacts table's filter form
 CONTACT_BULK = "contacts.bulk"  # -> BulkAction: more actions on the contacts table's selection
+CONTACT_CONVERSATIONS = "contact.conversations"  # (contact, user, role) -> the conversations this member may open
+CONTACT_MERGE_GUARD = "contact.merge_guard"  # (contacts, user, role) -> reasons this member may not merge them
+MEDIA_GUARD = "media.guard"  # (path, user, role) -> reasons this member may not have this stored file
 
 
 @dataclass(frozen=True)
 class BulkAction:
     """An action on a selection of contacts: its form controls (named ``action`` = key on the button) and
-    ``run(contacts=<queryset>, data=<POST>, user=<user>) -> str``, the text of the confirmation toast.
-    ``run`` raises django's ValidationError with a message for the user when it cannot proceed."""
+        ``run(contacts=<queryset>, data=<POST>, user=<user>) -> str``, the text of the confirmation toast.
+        ``run`` raises django's ValidationError with a message for the user when it cannot proceed. The page
+    checks ``required`` (a role-table action) before it runs."""
 
     key: str
     controls: str
     run: Callable[..., str]
+    required: str  # the core.roles.Action the member's role must allow
 
 
 def contribute(slot: str, fn: Callable[..., list[Any]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -25,13 +26,44 @@ def user_topic(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def member_sockets_close(schema_name: str, user_id: int) -> None:
+    """The member was removed: their open sockets in this tenant close at once."""
+    _send([(group_name(schema_name, user_topic(user_id)), {"type": "member.control", "op": "close"})])
+
+
+def member_sockets_refresh(schema_name: str, user_id: int) -> None:
+    """The member's role changed: their sockets read it again before the next event."""
+    _send([(group_name(schema_name, user_topic(user_id)), {"type": "member.control", "op": "refresh"})])
+
+
 _batch = threading.local()
 
 
-def push(schema_name: str, topic: str, event: str, payload: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class Audience:
+    """Who on a group may receive an event: members with one of `roles`, or the users named. The
+    socket (accounts.consumers) drops what its member may not see."""
+
+    roles: frozenset[str] = field(default_factory=frozenset)
+    user_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def as_message(self) -> dict[str, list[Any]]:
+        return {"roles": sorted(self.roles), "user_ids": sorted(self.user_ids)}
+
+
+def audience_admits(audience: dict[str, Any] | None, *, role: str | None, user_id: int) -> bool:
+    """Whether a socket of this member may receive an event pushed with this audience (None = all)."""
+    if audience is None:
+        return True
+    return role in audience.get("roles", ()) or user_id in audience.get("user_ids", ())
+
+
+def push(schema_name: str, topic: str, event: str, payload: dict[str, Any], audience: Audience | None = None) -> None:
     """Send now (or at the end of the enclosing `batched()` block). Inside a transaction, call it from an
-    on-commit hook, as core.events does."""
-    message = {"type": "live.event", "event": event, "payload": payload}
+    on-commit hook, as core.events does. With an `audience`, only those members' sockets get it."""
+    message: dict[str, Any] = {"type": "live.event", "event": event, "payload": payload}
+    if audience is not None:
+        message["audience"] = audience.as_message()
     pending = getattr(_batch, "items", None)
     if pending is not None:
         pending.append((group_name(schema_name, topic), message))

@@ -13,6 +13,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import crud_actions
+from core.roles import Action
 from crm.export import contacts_csv_rows
 from crm.models import Contact, CustomField, Segment, Tag
 from crm.selectors import consent_summary, contacts_filter
@@ -86,6 +88,12 @@ class ContactViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     ?channel=<id>, ?segment=<id>, ?field.<key>=<value>."""
 
     serializer_class = ContactSerializer
+    required_actions = {
+        **crud_actions(read=Action.CONTACT_VIEW, write=Action.CONTACT_EDIT, delete=Action.CONTACT_DELETE),
+        "erase": Action.CONTACT_ERASE,
+        "merge": Action.CONTACT_MERGE,
+        "export": Action.CONTACT_EXPORT,
+    }
 
     def get_queryset(self) -> QuerySet[Contact]:
         return contacts_filter(filter_spec(self.request.query_params)).prefetch_related("tags", "consents")
@@ -107,7 +115,12 @@ class ContactViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         duplicate = contacts_filter().filter(pk=int(duplicate_id)).first() if duplicate_id.isdigit() else None
         if duplicate is None:
             raise ValidationError({"duplicate": ["No such contact."]})
-        merged = contact_merge(primary=self.get_object(), duplicate=duplicate)
+        merged = contact_merge(
+            primary=self.get_object(),
+            duplicate=duplicate,
+            user=request.user,
+            role=request.membership.role,  # type: ignore[attr-defined]
+        )
         return Response(ContactSerializer(merged).data)
 
     @action(detail=False, methods=["get"], url_path="export")
@@ -125,16 +138,24 @@ def csv_response(contacts: QuerySet[Contact]) -> StreamingHttpResponse:
 class TagViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     serializer_class = TagSerializer
     queryset = Tag.objects.all()
+    required_actions = {**crud_actions(read=Action.CONTACT_VIEW, write=Action.TAG_MANAGE), "create": Action.TAG_CREATE}
 
 
 class CustomFieldViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     serializer_class = CustomFieldSerializer
     queryset = CustomField.objects.all()
+    required_actions = crud_actions(
+        read=Action.CONTACT_VIEW, write=Action.CUSTOMFIELD_MANAGE, delete=Action.CUSTOMFIELD_DELETE
+    )
 
 
 class SegmentViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     serializer_class = SegmentSerializer
     queryset = Segment.objects.all()
+    required_actions = {
+        **crud_actions(read=Action.CONTACT_VIEW, write=Action.SEGMENT_MANAGE),
+        "contacts": Action.CONTACT_VIEW,
+    }
 
     @action(detail=True, methods=["get"])
     def contacts(self, request: Request, pk: str | None = None) -> Response:

@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Any
 
 import phonenumbers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.contributions import CONTACT_MERGE_GUARD, collect
+from core.roles import Action, permission_check
 from crm.models import ConsentStatus, Contact, ContactConsent, Medium
 
 
@@ -229,13 +231,22 @@ def contact_erase(*, contact: Contact) -> None:
         )
 
 
-def contact_merge(*, primary: Contact, duplicate: Contact) -> Contact:
+def contact_merge(*, primary: Contact, duplicate: Contact, user: Any = None, role: str | None = None) -> Contact:
     """Fold `duplicate` into `primary`: conversations and messages, tags, empty fields, consent (the most
-    recent choice per medium wins). The duplicate is deleted."""
+    recent choice per medium wins). The duplicate is deleted.
+
+    When a member asks (`user`, `role`), the role table must allow it and the member must be able to see
+    every conversation of both contacts (the inbox's guard), else PermissionDenied: a merge would otherwise
+    pull messages they may not read into a conversation they can."""
     from django.db import transaction
 
     if primary.pk == duplicate.pk:
         raise ValidationError(_("Choose two different contacts."))
+    if user is not None:
+        permission_check(role, Action.CONTACT_MERGE)
+        refusals = collect(CONTACT_MERGE_GUARD, contacts=[primary, duplicate], user=user, role=role)
+        if refusals:
+            raise PermissionDenied(" ".join(refusals))
     with transaction.atomic():
         for conversation in duplicate.conversations.all():  # type: ignore[attr-defined]
             existing = primary.conversations.filter(channel_id=conversation.channel_id).first()  # type: ignore[attr-defined]

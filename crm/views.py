@@ -12,8 +12,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import manager_required, member_required
-from core.contributions import CONTACT_BULK, CONTACT_FILTERS, CONTACT_PANEL, CONTACT_TIMELINE, collect
+from accounts.decorators import action_required
+from core.contributions import (
+    CONTACT_BULK,
+    CONTACT_CONVERSATIONS,
+    CONTACT_FILTERS,
+    CONTACT_PANEL,
+    CONTACT_TIMELINE,
+    collect,
+)
+from core.roles import Action, permission_check, role_allows
 from crm.api import csv_response, filter_spec
 from crm.forms import ContactForm, CustomFieldForm
 from crm.imports import import_configure, import_start
@@ -33,7 +41,7 @@ def _filter_context(params: QueryDict) -> dict[str, Any]:
     }
 
 
-@member_required
+@action_required(Action.CONTACT_VIEW)
 def contact_list(request: HttpRequest) -> HttpResponse:
     contacts = contacts_filter(filter_spec(request.GET)).prefetch_related("tags")
     page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -44,18 +52,18 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         **_filter_context(request.GET),
         "filter_controls": collect(CONTACT_FILTERS, params=request.GET),
-        "bulk_actions": collect(CONTACT_BULK),
+        "bulk_actions": [b for b in collect(CONTACT_BULK) if role_allows(request.membership, Action(b.required))],  # type: ignore[attr-defined]
     }
     return render(request, "crm/contacts.html", context)
 
 
-@member_required
+@action_required(Action.CONTACT_EXPORT)
 def contact_export(request: HttpRequest) -> StreamingHttpResponse:
     return csv_response(contacts_filter(filter_spec(request.GET)))
 
 
 @require_POST
-@member_required
+@action_required(Action.CONTACT_EDIT)
 def contact_bulk(request: HttpRequest) -> HttpResponse:
     """Tag, untag, delete, save as segment (or a contributed action such as starting a cadence) the
     selected contacts, or every contact matching the filter."""
@@ -64,27 +72,32 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
     if request.POST.get("scope") != "all":
         contacts = contacts.filter(pk__in=[int(i) for i in request.POST.getlist("ids") if i.isdigit()])
     action = request.POST.get("action")
+    membership = request.membership  # type: ignore[attr-defined]
     if action in ("tag", "untag"):
         name = request.POST.get("tag_name", "").strip()
         if not name:
             messages.error(request, _("Type a tag name."))
             return redirect(f"/contacts/?{params.urlencode()}")
-        tag, _created = Tag.objects.get_or_create(name=name)
+        tag = Tag.objects.filter(name=name).first()
+        if tag is None:
+            permission_check(membership, Action.TAG_CREATE)
+            tag = Tag.objects.create(name=name)
         count = (
             contacts_tag(contacts=contacts, tag=tag) if action == "tag" else contacts_untag(contacts=contacts, tag=tag)
         )
         messages.success(request, _("%(count)s contacts updated.") % {"count": count})
     elif action == "delete":
-        if not request.membership.is_manager:  # type: ignore[attr-defined]
-            return render(request, "403.html", status=403)
+        permission_check(membership, Action.CONTACT_DELETE)
         messages.success(request, _("%(count)s contacts deleted.") % {"count": contacts_delete(contacts=contacts)})
     elif action == "segment":
+        permission_check(membership, Action.SEGMENT_MANAGE)
         name = request.POST.get("segment_name", "").strip() or _("Segment")
         Segment.objects.update_or_create(name=name, defaults={"filters": filter_spec(params)})
         messages.success(request, _("Segment %(name)s saved.") % {"name": name})
     else:  # an action another app adds (e.g. start a cadence)
         contributed = {bulk.key: bulk for bulk in collect(CONTACT_BULK)}
         if action in contributed:
+            permission_check(membership, Action(contributed[action].required))
             try:
                 done = contributed[action].run(contacts=contacts, data=request.POST, user=request.user)
             except ValidationError as exc:
@@ -94,7 +107,7 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
     return redirect(f"/contacts/?{params.urlencode()}")
 
 
-@member_required
+@action_required(Action.CONTACT_VIEW, post=Action.CONTACT_EDIT)
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(contacts_filter(), pk=pk)
     initial = {
@@ -120,18 +133,10 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, _("Contact saved."))
             return redirect("contact_detail", pk=pk)
-    timeline: list[dict[str, Any]] = []
-    for conversation in contact.conversations.select_related("channel").all():  # type: ignore[attr-defined]
-        for m in conversation.messages.order_by("-created_at")[:50]:
-            direction = _("received") if m.direction == "in" else _("note") if m.direction == "note" else _("sent")
-            timeline.append(
-                {
-                    "when": m.created_at,
-                    "text": m.body or m.get_type_display(),
-                    "detail": f"{conversation.channel.name} · {direction}",
-                }
-            )
-    timeline += collect(CONTACT_TIMELINE, contact=contact)  # stage changes, campaigns, calls...
+    # Messages, stage changes, campaigns, calls... each app adds its own, the inbox only what this member
+    # may see.
+    member = {"user": request.user, "role": request.membership.role}  # type: ignore[attr-defined]
+    timeline: list[dict[str, Any]] = collect(CONTACT_TIMELINE, contact=contact, **member)
     timeline.sort(key=lambda entry: entry["when"], reverse=True)
     context = {
         "contact": contact,
@@ -140,14 +145,14 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contact_tags": set(contact.tags.values_list("pk", flat=True)),
         "consent": consent_summary(contact),
         "timeline": timeline[:100],
-        "conversations": contact.conversations.select_related("channel"),  # type: ignore[attr-defined]
+        "conversations": collect(CONTACT_CONVERSATIONS, contact=contact, **member),
         "panels": collect(CONTACT_PANEL, contact=contact, request=request),  # e.g. the pipeline's lead cards
     }
     return render(request, "crm/contact.html", context, status=400 if form.errors else 200)
 
 
 @require_POST
-@manager_required
+@action_required(Action.CONTACT_ERASE)
 def contact_erase_view(request: HttpRequest, pk: int) -> HttpResponse:
     contact_erase(contact=get_object_or_404(contacts_filter(), pk=pk))
     messages.success(request, _("Personal data erased."))
@@ -155,7 +160,7 @@ def contact_erase_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.CONTACT_MERGE)
 def contact_merge_view(request: HttpRequest, pk: int) -> HttpResponse:
     primary = get_object_or_404(contacts_filter(), pk=pk)
     phone_or_id = request.POST.get("duplicate", "").strip()
@@ -163,12 +168,17 @@ def contact_merge_view(request: HttpRequest, pk: int) -> HttpResponse:
     if duplicate is None:
         messages.error(request, _("No other contact matches %(text)s.") % {"text": phone_or_id})
     else:
-        contact_merge(primary=primary, duplicate=duplicate)
+        contact_merge(
+            primary=primary,
+            duplicate=duplicate,
+            user=request.user,
+            role=request.membership.role,  # type: ignore[attr-defined]
+        )
         messages.success(request, _("Contacts merged."))
     return redirect("contact_detail", pk=pk)
 
 
-@manager_required
+@action_required(Action.CUSTOMFIELD_MANAGE)
 def custom_field_list(request: HttpRequest) -> HttpResponse:
     form = CustomFieldForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -183,7 +193,7 @@ def custom_field_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@member_required
+@action_required(Action.CONTACT_IMPORT)
 def import_upload(request: HttpRequest) -> HttpResponse:
     error = ""
     upload = request.FILES.get("file") if request.method == "POST" else None
@@ -202,7 +212,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     )
 
 
-@member_required
+@action_required(Action.CONTACT_IMPORT)
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     upload = get_object_or_404(ContactImport, pk=pk)
     error = ""

@@ -14,9 +14,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import crud_actions
 from accounts.selectors import members_of
+from core.roles import Action, permission_check
 from inbox.models import CannedResponse, Conversation, ConversationStatus, Message
-from inbox.selectors import conversation_messages, conversations_page, conversations_visible
+from inbox.selectors import conversation_messages, conversations_page, conversations_visible_to
 from inbox.services import conversation_assign, conversation_set_status, message_send, note_add
 
 
@@ -89,9 +91,17 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     ?q= (name, phone, message words); pages by ?cursor= (the `next_cursor` of the previous page)."""
 
     serializer_class = ConversationSerializer
+    required_actions = {
+        "list": Action.CONVERSATION_VIEW,
+        "retrieve": Action.CONVERSATION_VIEW,
+        "messages": Action.CONVERSATION_VIEW,  # POST (send) also needs conversation.reply, checked inside
+        "assign": Action.CONVERSATION_ASSIGN,
+        "status": Action.CONVERSATION_ASSIGN,
+        "notes": Action.CONVERSATION_REPLY,
+    }
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        return conversations_visible(user=self.request.user, is_manager=self.request.membership.is_manager)  # type: ignore[attr-defined]
+        return conversations_visible_to(user=self.request.user, role=self.request.membership.role)  # type: ignore[attr-defined]
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         params = request.query_params
@@ -114,6 +124,7 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
                 conversation=conversation, before=int(before) if before.isdigit() else None
             )
             return Response({"results": MessageSerializer(items, many=True).data, "has_older": has_older})
+        permission_check(request.membership, Action.CONVERSATION_REPLY)  # type: ignore[attr-defined]
         data = SendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -156,3 +167,4 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 class CannedResponseViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     serializer_class = CannedResponseSerializer
     queryset = CannedResponse.objects.all()
+    required_actions = crud_actions(read=Action.SAVEDREPLY_VIEW, write=Action.SAVEDREPLY_MANAGE)

@@ -164,6 +164,8 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "-created_at"], name="message_timeline"),
+            # the media guard finds a served file's message by its path
+            models.Index(fields=["media"], name="message_media_path", condition=Q(media__gt="")),
             models.Index(fields=["status", "created_at"], name="message_in_flight", condition=Q(status="sending")),
             # Word search over message text (built-in full text search; "simple": pt-BR and English alike).
             GinIndex(SearchVector("body", config="simple"), name="message_body_search"),

@@ -7,6 +7,8 @@ from typing import Any
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db.models import Q, QuerySet
 
+from core.realtime import Audience
+from core.roles import PERMISSIONS, Action, role_allows
 from inbox.models import Channel, Conversation, InboxSettings, Message
 
 PAGE = 30
@@ -22,6 +24,23 @@ def conversations_visible(*, user: Any, is_manager: bool) -> QuerySet[Conversati
     if is_manager or InboxSettings.current().agents_see_all:
         return qs
     return qs.filter(Q(assignee=user) | Q(assignee=None))
+
+
+def conversations_visible_to(*, user: Any, role: str | None) -> QuerySet[Conversation]:
+    """conversations_visible for a member of this role (the role table says who sees everything)."""
+    return conversations_visible(user=user, is_manager=role_allows(role, Action.CONVERSATION_VIEW_ALL))
+
+
+def conversation_audience(*, conversation_id: int) -> Audience | None:
+    """Who may get a live event about this conversation: everyone (None), or, when agents keep to their
+    own, the roles that see everything and the assignee."""
+    if InboxSettings.current().agents_see_all:
+        return None
+    row = Conversation.objects.filter(pk=conversation_id).values("assignee_id").first()
+    if row is not None and row["assignee_id"] is None:
+        return None
+    users = frozenset({row["assignee_id"]}) if row is not None else frozenset()
+    return Audience(roles=PERMISSIONS[Action.CONVERSATION_VIEW_ALL], user_ids=users)
 
 
 def _word_query(text: str) -> SearchQuery | None:

@@ -11,8 +11,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Value
+from django.db import IntegrityError, connection, router, transaction
+from django.db.models import F, ProtectedError, Value
+from django.db.models.deletion import Collector
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -128,6 +129,13 @@ def channel_create(
 
 @transaction.atomic
 def channel_delete(*, channel: Channel) -> None:
+    """Disconnect and delete. Raises ValidationError while campaigns or cadences still use the channel."""
+    try:
+        Collector(using=router.db_for_write(Channel)).collect([channel])  # what delete() would refuse, refused first
+    except ProtectedError as exc:
+        raise ValidationError(
+            _("Campaigns or cadences still use this channel. Delete them, or point them at another channel, first.")
+        ) from exc
     provider = provider_for(channel)
     provider.disconnect()  # e.g. log a QR-linked session out on both sides
     route_remove(kinds=provider.route_kinds(), tenant_id=tenant_current().pk, channel_id=channel.pk)
@@ -181,7 +189,7 @@ def message_send(
     if idempotency_key:
         existing = Message.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
-            return existing
+            return _same_conversation(existing, conversation)
     channel = conversation.channel
     caps = provider_class(channel.kind).capabilities
     medium = MEDIUM_OF_KIND[channel.kind]
@@ -225,8 +233,8 @@ def message_send(
             if media is not None:
                 message.media.save(media.name or "file", media, save=True)
             Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, unread_count=0)
-    except IntegrityError:
-        return Message.objects.get(idempotency_key=idempotency_key)  # a concurrent send with the same key won
+    except IntegrityError:  # a concurrent send with the same key won
+        return _same_conversation(Message.objects.get(idempotency_key=idempotency_key), conversation)
 
     if dispatch:
         from inbox.tasks import dispatch_message
@@ -234,6 +242,17 @@ def message_send(
         send_on_commit(dispatch_message, message.pk, queue="dispatch")
     events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
     return message
+
+
+def _same_conversation(existing: Message, conversation: Conversation) -> Message:
+    """A key reused in another conversation names nothing here: refuse it rather than hand back (and so
+    reveal) a message of a conversation the caller may not see."""
+    if existing.conversation_id != conversation.pk:
+        raise ValidationError(
+            _("This idempotency key was already used for another conversation; use a new key."),
+            code="idempotency_conflict",
+        )
+    return existing
 
 
 def messages_dispatch_now(*, message_ids: list[int], threads: int = 8) -> None:

@@ -12,9 +12,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import manager_required, member_required
+from accounts.decorators import action_required
 from accounts.selectors import members_of
 from core.contributions import CONTACT_PANEL, collect
+from core.roles import Action, permission_check
 from crm.models import Tag
 from crm.services import contact_get_or_create
 from inbox.forms import (
@@ -28,7 +29,7 @@ from inbox.forms import (
 )
 from inbox.models import CannedResponse, Channel, ChannelKind, Conversation, ConversationStatus, InboxSettings, Message
 from inbox.providers import provider_class
-from inbox.selectors import channels_all, conversation_messages, conversations_page, conversations_visible
+from inbox.selectors import channels_all, conversation_messages, conversations_page, conversations_visible_to
 from inbox.services import (
     channel_create,
     channel_delete,
@@ -57,7 +58,7 @@ def _channels_context(**forms: object) -> dict[str, object]:
     return context
 
 
-@member_required
+@action_required(Action.CHANNEL_VIEW)
 def channel_list(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/channels.html", _channels_context())
 
@@ -87,7 +88,7 @@ def _channel_connect(kind: str, data: dict[str, Any]) -> Channel:
 
 
 @require_POST
-@manager_required
+@action_required(Action.CHANNEL_MANAGE)
 def channel_add(request: HttpRequest, kind: str) -> HttpResponse:
     if kind == ChannelKind.WHATSAPP_CLOUD:
         form: CloudChannelForm | TwilioChannelForm = CloudChannelForm(request.POST, prefix="wa")
@@ -109,19 +110,23 @@ def channel_add(request: HttpRequest, kind: str) -> HttpResponse:
 
 
 @require_POST
-@manager_required
+@action_required(Action.CHANNEL_MANAGE)
 def channel_remove(request: HttpRequest, pk: int) -> HttpResponse:
     channel = get_object_or_404(Channel, pk=pk)
-    channel_delete(channel=channel)
-    messages.success(request, _("Channel removed."))
+    try:
+        channel_delete(channel=channel)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Channel removed."))
     return redirect("channel_list")
 
 
 def _visible(request: HttpRequest) -> Any:
-    return conversations_visible(user=request.user, is_manager=request.membership.is_manager)  # type: ignore[attr-defined]
+    return conversations_visible_to(user=request.user, role=request.membership.role)  # type: ignore[attr-defined]
 
 
-@member_required
+@action_required(Action.CONVERSATION_VIEW, post=Action.CONVERSATION_REPLY)
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """The inbox: filters, debounced search, infinite scroll (cursor pages), live refresh."""
     form = NewConversationForm(request.POST or None)
@@ -165,12 +170,12 @@ def _detail_context(request: HttpRequest, conversation: Conversation, form: Repl
         "members": members_of(tenant=request.tenant),  # type: ignore[attr-defined]
         "canned": list(CannedResponse.objects.values("shortcut", "title", "body")),
         "contact_tags": contact.tags.all(),
-        "other_conversations": contact.conversations.exclude(pk=conversation.pk).select_related("channel"),  # type: ignore[attr-defined]
+        "other_conversations": _visible(request).filter(contact=contact).exclude(pk=conversation.pk),
         "panels": collect(CONTACT_PANEL, contact=contact, request=request),  # the lead card, from the pipeline
     }
 
 
-@member_required
+@action_required(Action.CONVERSATION_VIEW, post=Action.CONVERSATION_REPLY)
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = get_object_or_404(_visible(request), pk=pk)
     form = ReplyForm(request.POST or None, request.FILES or None)
@@ -200,7 +205,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@member_required
+@action_required(Action.CONVERSATION_VIEW)
 def conversation_older(request: HttpRequest, pk: int) -> HttpResponse:
     """Older messages, prepended when the agent scrolls up."""
     conversation = get_object_or_404(_visible(request), pk=pk)
@@ -214,11 +219,12 @@ def conversation_older(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.CONVERSATION_VIEW)
 def conversation_action(request: HttpRequest, pk: int) -> HttpResponse:
     """Assign (to someone, to me, round-robin), resolve, reopen, or add an internal note."""
     conversation = get_object_or_404(_visible(request), pk=pk)
     action = request.POST.get("action")
+    permission_check(request.membership, Action.CONVERSATION_REPLY if action == "note" else Action.CONVERSATION_ASSIGN)  # type: ignore[attr-defined]
     if action == "assign":
         member = members_of(tenant=request.tenant).filter(user_id=request.POST.get("assignee") or 0).first()  # type: ignore[attr-defined]
         conversation_assign(conversation=conversation, assignee=member.user if member else None)
@@ -237,7 +243,7 @@ def conversation_action(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("conversation_detail", pk=pk)
 
 
-@member_required
+@action_required(Action.CONVERSATION_VIEW)
 def message_row(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     """One message, rendered: what the live timeline swaps in when an event names it."""
     conversation = get_object_or_404(_visible(request), pk=pk)
@@ -245,19 +251,16 @@ def message_row(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     return render(request, "inbox/_message.html", {"message": message})
 
 
-@member_required
+@action_required(Action.SAVEDREPLY_VIEW, post=Action.SAVEDREPLY_MANAGE)
 def canned_list(request: HttpRequest) -> HttpResponse:
     form = CannedResponseForm(request.POST or None)
-    if request.method == "POST":
-        if not request.membership.is_manager:  # type: ignore[attr-defined]
-            return render(request, "403.html", status=403)
-        if form.is_valid():
-            CannedResponse.objects.update_or_create(
-                shortcut=form.cleaned_data["shortcut"],
-                defaults={"title": form.cleaned_data["title"], "body": form.cleaned_data["body"]},
-            )
-            messages.success(request, _("Saved reply saved."))
-            return redirect("canned_list")
+    if request.method == "POST" and form.is_valid():
+        CannedResponse.objects.update_or_create(
+            shortcut=form.cleaned_data["shortcut"],
+            defaults={"title": form.cleaned_data["title"], "body": form.cleaned_data["body"]},
+        )
+        messages.success(request, _("Saved reply saved."))
+        return redirect("canned_list")
     return render(
         request,
         "inbox/canned.html",
@@ -266,7 +269,7 @@ def canned_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@manager_required
+@action_required(Action.INBOX_SETTINGS)
 def inbox_settings(request: HttpRequest) -> HttpResponse:
     current = InboxSettings.current()
     form = InboxSettingsForm(

@@ -12,6 +12,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import crud_actions
+from core.roles import Action
 from kanban.models import ActorKind, Board, Card, CardMove, Stage
 from kanban.selectors import card_history
 from kanban.services import board_create, card_create, card_delete, card_move, card_update, stage_create, stage_delete
@@ -71,6 +73,7 @@ class CardMoveSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 class BoardViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     serializer_class = BoardSerializer
     queryset = Board.objects.prefetch_related("stages")
+    required_actions = crud_actions(read=Action.PIPELINE_VIEW, write=Action.PIPELINE_MANAGE)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = board_create(name=serializer.validated_data["name"])
@@ -80,6 +83,7 @@ class StageViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     """Stages; ?board=<id> filters. DELETE moves nothing: a stage with cards is refused."""
 
     serializer_class = StageSerializer
+    required_actions = crud_actions(read=Action.PIPELINE_VIEW, write=Action.PIPELINE_MANAGE)
 
     def get_queryset(self) -> QuerySet[Stage]:
         qs = Stage.objects.all()
@@ -98,6 +102,11 @@ class CardViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     """Cards; ?board=<id>&stage=<id> filter. Move with POST cards/{id}/move/."""
 
     serializer_class = CardSerializer
+    required_actions = {
+        **crud_actions(read=Action.PIPELINE_VIEW, write=Action.CARD_EDIT),
+        "move": Action.CARD_EDIT,
+        "moves": Action.PIPELINE_VIEW,
+    }
 
     def get_queryset(self) -> QuerySet[Card]:
         qs = Card.objects.prefetch_related("tags").order_by("stage__rank", "rank")

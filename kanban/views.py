@@ -11,10 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import member_required
+from accounts.decorators import action_required
 from accounts.models import User
+from core.roles import Action
 from crm.models import Tag
 from crm.services import contact_get_or_create
+from inbox.selectors import conversations_visible_to
 from kanban.forms import BoardForm, CardForm, StageForm
 from kanban.models import ActorKind, Board, Card, Stage
 from kanban.selectors import board_columns, boards_all, card_history
@@ -39,7 +41,7 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-@member_required
+@action_required(Action.PIPELINE_VIEW, post=Action.PIPELINE_MANAGE)
 def board_list(request: HttpRequest) -> HttpResponse:
     form = BoardForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -51,7 +53,7 @@ def board_list(request: HttpRequest) -> HttpResponse:
     return render(request, "kanban/boards.html", {"boards": boards, "form": form})
 
 
-@member_required
+@action_required(Action.PIPELINE_VIEW)
 def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
     board = get_object_or_404(Board, pk=pk)
     params = request.GET
@@ -73,7 +75,7 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.CARD_EDIT)
 def card_add(request: HttpRequest, pk: int, stage_id: int) -> HttpResponse:
     board = get_object_or_404(Board, pk=pk)
     stage = get_object_or_404(Stage, pk=stage_id, board=board)
@@ -92,7 +94,7 @@ def card_add(request: HttpRequest, pk: int, stage_id: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.CARD_EDIT)
 def card_move_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Drag and drop (JSON answer) and the keyboard "move to" form (redirect) both end here."""
     card = get_object_or_404(Card, pk=pk)
@@ -120,7 +122,7 @@ def card_move_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("board_detail", pk=card.board_id)
 
 
-@member_required
+@action_required(Action.PIPELINE_VIEW, post=Action.CARD_EDIT)
 def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
     card = get_object_or_404(Card.objects.select_related("contact", "stage", "board"), pk=pk)
     form = CardForm(request.POST or None, instance=card, members=_members(request))
@@ -141,7 +143,8 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, _("Card saved."))
                 return redirect("card_detail", pk=pk)
-    conversations = card.contact.conversations.select_related("channel") if card.contact else []  # type: ignore[attr-defined]
+    visible = conversations_visible_to(user=request.user, role=request.membership.role)  # type: ignore[attr-defined]
+    conversations = visible.filter(contact=card.contact) if card.contact else []
     context = {
         "card": card,
         "form": form,
@@ -153,7 +156,7 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.PIPELINE_MANAGE)
 def stage_add(request: HttpRequest, pk: int) -> HttpResponse:
     board = get_object_or_404(Board, pk=pk)
     form = StageForm(request.POST)
@@ -165,7 +168,7 @@ def stage_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.PIPELINE_MANAGE)
 def stage_edit(request: HttpRequest, pk: int) -> HttpResponse:
     stage = get_object_or_404(Stage, pk=pk)
     action = request.POST.get("action", "save")

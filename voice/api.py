@@ -13,7 +13,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import IsTenantManager, IsTenantMember
+from accounts.permissions import crud_actions
+from core.roles import Action
 from crm.selectors import contacts_filter
 from crm.services import phone_normalize
 from voice.models import Call, VoiceAgent
@@ -67,6 +68,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     """AI voice calls; ?contact=<id>&direction=in|out&status=… filter. POST starts an outbound call."""
 
     serializer_class = CallSerializer
+    required_actions = {"list": Action.CALL_VIEW, "retrieve": Action.CALL_VIEW, "create": Action.CALL_START}
 
     def get_queryset(self) -> QuerySet[Call]:
         params = self.request.query_params
@@ -122,10 +124,7 @@ class VoiceAgentViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     serializer_class = VoiceAgentSerializer
     queryset = VoiceAgent.objects.all()
 
-    def get_permissions(self) -> list[Any]:
-        if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return [IsTenantMember()]
-        return [IsTenantManager()]
+    required_actions = crud_actions(read=Action.VOICEAGENT_VIEW, write=Action.VOICEAGENT_MANAGE)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = voice_agent_create(**serializer.validated_data)

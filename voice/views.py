@@ -10,7 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import manager_required, member_required
+from accounts.decorators import action_required
+from core.roles import Action
 from crm.selectors import contacts_filter
 from voice.forms import VoiceAgentForm, VoiceApiKeyForm
 from voice.models import Call, CallDirection, CallStatus, VoiceAgent
@@ -28,7 +29,7 @@ from voice.services import (
 PAGE_SIZE = 25
 
 
-@member_required
+@action_required(Action.CALL_VIEW)
 def call_list(request: HttpRequest) -> HttpResponse:
     direction, status = request.GET.get("direction", ""), request.GET.get("status", "")
     page = Paginator(calls_filter(direction=direction, status=status), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -45,7 +46,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
     return render(request, "voice/calls.html", context)
 
 
-@member_required
+@action_required(Action.CALL_VIEW)
 def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(Call.objects.select_related("agent", "contact", "initiated_by"), pk=pk)
     turns = [t for t in (call.transcript_object or []) if isinstance(t, dict)]
@@ -53,7 +54,7 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.CALL_START)
 def call_start_view(request: HttpRequest) -> HttpResponse:
     contact = get_object_or_404(contacts_filter(), pk=request.POST.get("contact") or 0)
     agent_id = request.POST.get("agent", "")
@@ -73,7 +74,7 @@ def call_start_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@member_required
+@action_required(Action.CALL_VIEW)
 def call_refresh_view(request: HttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(Call, pk=pk)
     try:
@@ -83,14 +84,14 @@ def call_refresh_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("call_detail", pk=pk)
 
 
-@member_required
+@action_required(Action.VOICEAGENT_VIEW)
 def agent_list(request: HttpRequest) -> HttpResponse:
     row = voice_settings_current()
     context = {"agents": VoiceAgent.objects.all(), "has_api_key": bool(row and row.has_api_key)}
     return render(request, "voice/agents.html", context)
 
 
-@manager_required
+@action_required(Action.VOICEAGENT_MANAGE)
 def agent_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     agent = get_object_or_404(VoiceAgent, pk=pk) if pk else None
     form = VoiceAgentForm(request.POST or None, instance=agent)
@@ -111,7 +112,7 @@ def agent_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     return render(request, "voice/agent_form.html", context, status=400 if form.errors else 200)
 
 
-@manager_required
+@action_required(Action.VOICE_SETTINGS)
 def voice_settings_view(request: HttpRequest) -> HttpResponse:
     row = voice_settings_ensure()
     form = VoiceApiKeyForm(request.POST or None)

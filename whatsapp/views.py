@@ -10,8 +10,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import manager_required, member_required
-from inbox.models import Channel, ChannelKind, ChannelStatus, Conversation
+from accounts.decorators import action_required
+from core.roles import Action
+from inbox.models import Channel, ChannelKind, ChannelStatus
+from inbox.selectors import conversations_visible_to
 from inbox.services import channel_create, message_send
 from whatsapp.client import GraphError
 from whatsapp.forms import TemplateCreateForm
@@ -29,37 +31,34 @@ def _cloud_channel(pk: int) -> Channel:
     return channel
 
 
-@member_required
+@action_required(Action.TEMPLATE_VIEW, post=Action.TEMPLATE_MANAGE)
 def template_list(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _cloud_channel(pk)
     form = TemplateCreateForm(request.POST or None)
-    if request.method == "POST":
-        if not request.membership.is_manager:  # type: ignore[attr-defined]
-            return render(request, "403.html", status=403)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                template_create(
-                    channel=channel,
-                    name=data["name"],
-                    category=data["category"],
-                    language=data["language"],
-                    body=data["body"],
-                    header=data["header"],
-                    footer=data["footer"],
-                    quick_replies=data["quick_replies"],
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc)
-            else:
-                messages.success(request, _("Template submitted to Meta for review."))
-                return redirect("template_list", pk=pk)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            template_create(
+                channel=channel,
+                name=data["name"],
+                category=data["category"],
+                language=data["language"],
+                body=data["body"],
+                header=data["header"],
+                footer=data["footer"],
+                quick_replies=data["quick_replies"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Template submitted to Meta for review."))
+            return redirect("template_list", pk=pk)
     context = {"channel": channel, "templates": templates_of(waba_id=channel.waba_id), "form": form}
     return render(request, "whatsapp/templates.html", context, status=400 if form.errors else 200)
 
 
 @require_POST
-@manager_required
+@action_required(Action.TEMPLATE_MANAGE)
 def template_sync(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _cloud_channel(pk)
     try:
@@ -71,10 +70,11 @@ def template_sync(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("template_list", pk=pk)
 
 
-@member_required
+@action_required(Action.CONVERSATION_REPLY)
 def template_send(request: HttpRequest, pk: int) -> HttpResponse:
     """Send an approved template in a conversation: the way back in when the 24-hour window is closed."""
-    conversation = get_object_or_404(Conversation.objects.select_related("channel", "contact"), pk=pk)
+    visible = conversations_visible_to(user=request.user, role=request.membership.role)  # type: ignore[attr-defined]
+    conversation = get_object_or_404(visible, pk=pk)
     if conversation.channel.kind != ChannelKind.WHATSAPP_CLOUD:
         raise Http404
     approved = templates_approved(waba_id=conversation.channel.waba_id)
@@ -110,7 +110,7 @@ def template_send(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@manager_required
+@action_required(Action.CHANNEL_MANAGE)
 def qr_channel_new(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("name", "").strip() or _("WhatsApp (QR)")
     channel = channel_create(
@@ -120,15 +120,13 @@ def qr_channel_new(request: HttpRequest) -> HttpResponse:
     return redirect("qr_channel", pk=channel.pk)
 
 
-@member_required
+@action_required(Action.CHANNEL_VIEW, post=Action.CHANNEL_MANAGE)
 def qr_channel(request: HttpRequest, pk: int) -> HttpResponse:
     """Connect a number by scanning a QR code; the code refreshes and the page turns connected, live."""
     channel = get_object_or_404(Channel, pk=pk, kind=ChannelKind.WHATSAPP_WEB)
     key = bus.session_key(request.tenant.schema_name, channel.pk)  # type: ignore[attr-defined]
     notice = ""
     if request.method == "POST":
-        if not request.membership.is_manager:  # type: ignore[attr-defined]
-            return render(request, "403.html", status=403)
         action = request.POST.get("action")
         if action == "rescan":
             Channel.objects.filter(pk=pk).update(status=ChannelStatus.PENDING, status_detail="")

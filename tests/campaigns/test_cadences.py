@@ -147,23 +147,28 @@ def test_cadence_needs_valid_steps(in_tenant_a: Any, channels: dict[str, int]) -
 
 
 def test_bulk_start_cadence_on_all_matching_and_the_contact_page(
-    in_tenant_a: Any, tenant_a: Tenant, agent_a: User, channels: dict[str, int]
+    in_tenant_a: Any, tenant_a: Tenant, owner_a: User, agent_a: User, channels: dict[str, int]
 ) -> None:
     cadence = _cadence(channels, "Reativação")
     for i in range(4):
         contact_get_or_create(phone=f"+55119741{i:05d}", name=f"Reativar {i}")
     other = contact_get_or_create(phone="+5511974199999", name="Fica fora")
+    # Starting a cadence for a whole selection is an audience, a manager's (core.roles); one contact is an agent's.
+    manager = tenant_client(tenant_a, owner_a, lang="en")
     client = tenant_client(tenant_a, agent_a, lang="en")
-    table = client.get("/contacts/").content.decode()
+    assert 'value="cadence_start"' not in client.get("/contacts/").content.decode()
+    table = manager.get("/contacts/").content.decode()
     assert 'value="cadence_start"' in table and "Reativação" in table
-    done = client.post(
+    done = manager.post(
         "/contacts/bulk/",
         {"action": "cadence_start", "cadence": cadence.pk, "scope": "all", "filter": urlencode({"q": "Reativar"})},
         follow=True,
     )
     assert "4 contacts started the cadence" in done.content.decode()
     assert Enrollment.objects.filter(cadence=cadence).count() == 4
-    refused = client.post("/contacts/bulk/", {"action": "cadence_start", "cadence": "", "ids": [other.pk]}, follow=True)
+    refused = manager.post(
+        "/contacts/bulk/", {"action": "cadence_start", "cadence": "", "ids": [other.pk]}, follow=True
+    )
     assert "Choose a cadence" in refused.content.decode()
     # The contact page: the panel starts and stops it; the timeline tells the story.
     page = client.get(f"/contacts/{other.pk}/").content.decode()

@@ -24,6 +24,13 @@ def api(in_tenant_a: Any, tenant_a: Tenant, agent_a: User) -> Client:
     return Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
 
 
+@pytest.fixture
+def manager_api(in_tenant_a: Any, tenant_a: Tenant, owner_a: User) -> Client:
+    """Export and erase are a manager's (core.roles); tests/accounts/test_roles.py walks who may."""
+    _token, raw = api_token_create(user=owner_a, tenant=tenant_a, name="crm-manager")
+    return Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
+
+
 def test_create_contact_normalizes_phone_validates_custom_fields(api: Client) -> None:
     CustomField.objects.create(key="city", label="Cidade", kind="text")
     CustomField.objects.create(key="spent", label="Gasto", kind="number")
@@ -80,7 +87,8 @@ def test_list_filters_search_tag_optout_segment_and_field(api: Client, channels:
     assert consent["sms"]["status"] == "opted_out" and consent["sms"]["source"] == "keyword:STOP"
 
 
-def test_export_csv_of_a_filter(api: Client) -> None:
+def test_export_csv_of_a_filter(manager_api: Client) -> None:
+    api = manager_api
     vip = Tag.objects.create(name="VIP")
     for i in range(3):
         contact_get_or_create(phone=f"+55119700001{i:02d}", name=f"Cliente {i}").tags.add(vip)
@@ -119,7 +127,8 @@ def test_merge_two_duplicates(api: Client, channels: dict[str, int]) -> None:
     assert list(primary.tags.values_list("name", flat=True)) == ["lead"]
 
 
-def test_erase_personal_data(api: Client, channels: dict[str, int]) -> None:
+def test_erase_personal_data(manager_api: Client, channels: dict[str, int]) -> None:
+    api = manager_api
     contact = contact_get_or_create(phone="+5511970000401", name="Eva", wa_profile_name="Eva S")
     conversation = open_conversation(channels["whatsapp"], contact.phone)
     Message.objects.create(

@@ -83,8 +83,8 @@ def test_import_needs_a_phone_column(in_tenant_a: Any) -> None:
         import_configure(upload=upload, mapping={"a": "name", "b": ""}, update_existing=True, tag_ids=[])
 
 
-def test_import_pages_upload_map_and_progress(in_tenant_a: Any, tenant_a: Tenant, agent_a: User) -> None:
-    client = tenant_client(tenant_a, agent_a, lang="en")
+def test_import_pages_upload_map_and_progress(in_tenant_a: Any, tenant_a: Tenant, owner_a: User) -> None:
+    client = tenant_client(tenant_a, owner_a, lang="en")
     assert client.get("/contacts/import/").status_code == 200
     uploaded = client.post("/contacts/import/", {"file": ContentFile(CSV.encode(), name="clientes.csv")})
     assert uploaded.status_code == 302

@@ -69,8 +69,10 @@ def test_send_errors_are_problem_json(api: Client, channels: dict[str, int]) -> 
     assert refused.json()["errors"]["code"] == "window_closed"
 
 
-def test_saved_replies_api(api: Client) -> None:
-    created = api.post(
+def test_saved_replies_api(api: Client, tenant_a: Tenant, owner_a: User) -> None:
+    _token, raw = api_token_create(user=owner_a, tenant=tenant_a, name="inbox-manager")
+    manager = Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
+    created = manager.post(
         "/api/v1/saved-replies/",
         {"shortcut": "horario", "title": "Horário", "body": "Abrimos às 9h"},
         content_type="application/json",

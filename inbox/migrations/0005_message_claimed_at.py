@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inbox', '0003_channel_statuses'),
+        ('inbox', '0004_message_media_path_index'),
     ]
 
     operations = [
