@@ -7,8 +7,9 @@ class InboxConfig(AppConfig):
 
     def ready(self) -> None:
         from core.contributions import CONTACT_FILTERS, contribute
-        from inbox import live
+        from inbox import live, suspension
         from inbox.contributions import channel_filter
 
         live.connect()
+        suspension.connect()
         contribute(CONTACT_FILTERS, channel_filter)
