@@ -303,6 +303,7 @@ if env_str("AWS_STORAGE_BUCKET_NAME"):
     AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
     AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
     AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+    AWS_LOCATION = env_str("AWS_LOCATION")  # a common prefix before the tenant's schema
     AWS_DEFAULT_ACL = None
     AWS_QUERYSTRING_AUTH = True
 WHITENOISE_USE_FINDERS = DEBUG
