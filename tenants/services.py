@@ -96,9 +96,12 @@ def tenant_suspend(*, tenant: Tenant, reason: str = "") -> None:
 def tenant_reactivate(*, tenant: Tenant) -> None:
     """Open the tenant again; after commit, what waited goes on (held events applied, queued messages sent,
     running campaigns and cadences resumed) through the TENANT_REACTIVATED subscribers."""
-    Tenant.objects.filter(pk=tenant.pk).update(is_active=True, suspended_at=None, suspended_reason="")
+    reopened = Tenant.objects.filter(pk=tenant.pk, is_active=False).update(
+        is_active=True, suspended_at=None, suspended_reason=""
+    )
     tenant.refresh_from_db()
-    events.announce(events.TENANT_REACTIVATED, tenant.schema_name, {"tenant_id": tenant.pk})
+    if reopened:  # an active tenant has nothing waiting
+        events.announce(events.TENANT_REACTIVATED, tenant.schema_name, {"tenant_id": tenant.pk})
 
 
 def tenant_update_settings(*, tenant: Tenant, name: str, language: str, timezone_name: str) -> None:
