@@ -304,10 +304,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 if env_str("AWS_STORAGE_BUCKET_NAME"):
-    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    # One key prefix per tenant schema, existing keys never overwritten (core/storage.py).
+    STORAGES["default"] = {"BACKEND": "core.storage.TenantS3Storage"}
     AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
     AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
     AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+    AWS_LOCATION = env_str("AWS_LOCATION")  # a common prefix before the tenant's schema
     AWS_DEFAULT_ACL = None
     AWS_QUERYSTRING_AUTH = True
 WHITENOISE_USE_FINDERS = DEBUG

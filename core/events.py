@@ -32,6 +32,7 @@ LEAD_LOST = "lead.lost"
 CALL_ENDED = "call.ended"  # payload: call_id, contact_id, direction, status, duration_ms
 CAMPAIGN_FINISHED = "campaign.finished"  # payload: campaign_id
 BOARD_CHANGED = "kanban.changed"  # anything on a board changed: viewers refresh; payload: board_id
+TENANT_REACTIVATED = "tenant.reactivated"  # held sends and events go on; payload: tenant_id
 
 
 def subscribe(event: str, handler: Handler) -> None:

@@ -42,7 +42,7 @@ from inbox.providers import (
     provider_for,
 )
 from intake.services import RouteTaken, route_register, route_remove
-from tenants.selectors import tenant_current
+from tenants.selectors import tenant_current, tenant_is_active
 
 logger = logging.getLogger(__name__)
 
@@ -184,12 +184,16 @@ def message_send(
     """Queue a message and dispatch it after commit (``dispatch=False``: the caller sends it, as a campaign
     batch does with messages_dispatch_now). The same idempotency key never makes two messages.
 
-    Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``) with a message the
-    user can act on."""
+    Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``, ``tenant_suspended``)
+    with a message the user can act on."""
     if idempotency_key:
         existing = Message.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return _same_conversation(existing, conversation)
+    if not tenant_is_active():
+        raise ValidationError(
+            _("This workspace is suspended: nothing is sent until it is reactivated."), code="tenant_suspended"
+        )
     channel = conversation.channel
     caps = provider_class(channel.kind).capabilities
     medium = MEDIUM_OF_KIND[channel.kind]
@@ -308,7 +312,10 @@ def message_dispatch(*, message_id: int) -> float | None:
     """Send one queued message. Returns a delay when it must be tried again, else None.
 
     The claim (queued -> sending) is a conditional UPDATE, so two workers never send the same message;
-    a send whose outcome is unknown is marked so and never retried blindly."""
+    a send whose outcome is unknown is marked so and never retried blindly. A suspended tenant's message
+    stays queued, untouched, until messages_release runs on reactivation."""
+    if not tenant_is_active():
+        return None
     claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
         status=MessageStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
     )
@@ -336,6 +343,19 @@ def message_dispatch(*, message_id: int) -> float | None:
         {"id": message_id, "conversation_id": message.conversation_id, "status": "sent"},
     )
     return None
+
+
+def messages_release() -> int:
+    """After a suspension: dispatch every outbound message still queued (a duplicate dispatch is harmless,
+    the claim is conditional). Returns how many were handed to the dispatch queue."""
+    from inbox.tasks import dispatch_message
+
+    ids = list(
+        Message.objects.filter(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED).values_list("pk", flat=True)
+    )
+    for message_id in ids:
+        send_on_commit(dispatch_message, message_id, queue="dispatch")
+    return len(ids)
 
 
 def _dispatch_failed(message: Message, exc: ProviderError) -> float | None:

@@ -20,6 +20,12 @@ def dispatch_message(self, message_id: int) -> None:  # type: ignore[no-untyped-
         raise self.retry(countdown=delay)
 
 
+@app.task(name="inbox.messages_release")
+def messages_release() -> int:
+    """After a reactivation: the tenant's queued messages go out."""
+    return services.messages_release()
+
+
 @app.task(name="inbox.ingest_drain", acks_late=True)
 def ingest_drain() -> int:
     return ingest.ingest_drain()

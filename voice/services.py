@@ -18,7 +18,7 @@ from core import events
 from crm import models as crm_models
 from crm.models import Contact
 from crm.services import consent_allows, contact_get_or_create
-from tenants.selectors import tenant_current
+from tenants.selectors import tenant_current, tenant_is_active
 from voice.models import FINAL_STATUSES, STATUS_RANK, Call, CallDirection, CallStatus, VoiceAgent, VoiceSettings
 from voice.retell import AgentSpec, LlmSpec, RetellClient, RetellError
 from voice.selectors import voice_agent_for_number, voice_settings_current
@@ -141,6 +141,10 @@ def _voice_consent_allows(contact: Contact) -> bool:
 def call_start(*, contact: Contact, agent: VoiceAgent | None, actor: Any = None) -> Call:
     """Have an AI agent call a contact now (Retell dials out). The call row is committed before Retell is
     asked, so the call's webhooks always find it (through the metadata), even if they beat the answer."""
+    if not tenant_is_active():
+        raise ValidationError(
+            _("This workspace is suspended: no calls are made until it is reactivated."), code="tenant_suspended"
+        )
     if agent is None or not agent.is_active:
         raise ValidationError(_("Choose an active voice agent."), code="no_agent")
     if not agent.is_synced:
@@ -188,7 +192,7 @@ def call_inbound_register(*, from_number: str, to_number: str, twilio_call_sid: 
     if twilio_call_sid and existing is not None:
         return existing
     agent = voice_agent_for_number(number=to_number)
-    if agent is None:
+    if agent is None or not tenant_is_active():  # a suspended tenant's agents answer no calls
         raise ValidationError(_("No active voice agent answers this number."), code="no_agent")
     client, _row = _client()
     contact = _contact_for(from_number)
