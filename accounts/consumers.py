@@ -9,7 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Membership
-from core.realtime import STAFF_TOPIC, group_name, user_topic
+from core.realtime import MANAGERS_TOPIC, STAFF_TOPIC, group_name, user_topic
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -22,10 +22,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not user or not user.is_authenticated or session is None:
             await self.close(code=4401)
             return
-        if session.get(SESSION_TENANT_KEY) != tenant.schema_name or not await self._is_member(user.pk, tenant.pk):
+        membership = await self._membership(user.pk, tenant.pk)
+        if session.get(SESSION_TENANT_KEY) != tenant.schema_name or membership is None:
             await self.close(code=4403)
             return
         self.groups = [group_name(tenant.schema_name, STAFF_TOPIC), group_name(tenant.schema_name, user_topic(user.pk))]
+        if membership.is_manager:
+            self.groups.append(group_name(tenant.schema_name, MANAGERS_TOPIC))
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -43,5 +46,5 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"event": message["event"], "payload": message["payload"]})
 
     @database_sync_to_async
-    def _is_member(self, user_id: int, tenant_id: int) -> bool:
-        return Membership.objects.filter(user_id=user_id, tenant_id=tenant_id).exists()
+    def _membership(self, user_id: int, tenant_id: int) -> Membership | None:
+        return Membership.objects.filter(user_id=user_id, tenant_id=tenant_id).first()

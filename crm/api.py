@@ -13,6 +13,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.audit import audit_record
+from accounts.models import AuditAction
 from crm.export import contacts_csv_rows
 from crm.models import Contact, CustomField, Segment, Tag
 from crm.selectors import consent_summary, contacts_filter
@@ -117,6 +119,7 @@ class ContactViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
 
 def csv_response(contacts: QuerySet[Contact]) -> StreamingHttpResponse:
+    audit_record(action=AuditAction.EXPORT, target_type="crm.contact", metadata={"count": contacts.count()})
     response = StreamingHttpResponse(contacts_csv_rows(contacts), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
     return response
