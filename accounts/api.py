@@ -91,7 +91,18 @@ class AuditEntrySerializer(serializers.ModelSerializer):  # type: ignore[type-ar
 
     class Meta:
         model = AuditEntry
-        fields = ["id", "created_at", "actor", "action", "target_type", "target_id", "target_label", "ip", "request_id", "metadata"]
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "target_label",
+            "ip",
+            "request_id",
+            "metadata",
+        ]
         read_only_fields = fields
 
 

@@ -104,7 +104,11 @@ def on_user_logged_in(sender: Any, request: HttpRequest | None, user: User, **kw
     """Every successful sign-in (password, hand-off, social, superadmin), from Django's signal."""
     backend = getattr(user, "backend", "") or ""
     audit_record(
-        action=AuditAction.LOGIN, actor=user, target=user, request=request, metadata={"backend": backend.rsplit(".", 1)[-1]}
+        action=AuditAction.LOGIN,
+        actor=user,
+        target=user,
+        request=request,
+        metadata={"backend": backend.rsplit(".", 1)[-1]},
     )
 
 
@@ -121,7 +125,7 @@ def on_admin_log_entry(sender: Any, instance: Any, created: bool, **kwargs: Any)
     tenant: Tenant | None = None
     try:
         edited = instance.get_edited_object()
-    except Exception:  # noqa: BLE001  (deleted already, or a model without a lookup by pk)
+    except Exception:
         edited = None
     if isinstance(edited, Tenant):
         tenant = edited if instance.action_flag != 3 else None  # a deleted tenant's entries go with it

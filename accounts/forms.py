@@ -60,9 +60,12 @@ class LoginForm(forms.Form):
             raise ValidationError(THROTTLED, code="throttled")
         user = authenticate(self.request, username=email.lower(), password=password)
         reason = "bad_credentials" if user is None else ""
-        if user is not None and self.tenant is not None:
-            if not Membership.objects.filter(user=user, tenant=self.tenant).exists():
-                user, reason = None, "not_a_member"
+        if (
+            user is not None
+            and self.tenant is not None
+            and not Membership.objects.filter(user=user, tenant=self.tenant).exists()
+        ):
+            user, reason = None, "not_a_member"
         if user is None:
             login_failed(self.request, email, self.tenant, reason)
             raise ValidationError(INVALID_LOGIN, code="invalid_login")

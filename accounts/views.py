@@ -43,7 +43,6 @@ from accounts.services import (
 )
 from tenants.services import public_url, tenant_update_settings
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -158,7 +157,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         form.tenant_id = self.request.tenant.pk  # type: ignore[attr-defined]
         return form
 
-    def form_valid(self, form: TenantPasswordResetForm) -> HttpResponse:
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         # Over the limit, the answer is the same page as always (it tells nothing), but no mail leaves.
         if not password_reset_throttle_allows(email=form.cleaned_data["email"], ip=client_ip(self.request) or "-"):
             logger.warning("password reset throttled on %s", self.request.tenant.schema_name)  # type: ignore[attr-defined]

@@ -248,8 +248,10 @@ def contact_erase(*, contact: Contact) -> None:
             custom_fields={},
             erased_at=timezone.now(),
         )
-        audit_record(action=AuditAction.ERASE, target_type="crm.contact", target_id=contact.pk, target_label=f"#{contact.pk}")
-        events.announce(events.CONTACT_ERASED, connection.schema_name, {"contact_id": contact.pk})
+        audit_record(
+            action=AuditAction.ERASE, target_type="crm.contact", target_id=contact.pk, target_label=f"#{contact.pk}"
+        )
+        events.announce(events.CONTACT_ERASED, connection.schema_name, {"contact_id": contact.pk})  # type: ignore[attr-defined]
 
 
 def contact_merge(*, primary: Contact, duplicate: Contact) -> Contact:

@@ -17,39 +17,80 @@ def verified_by_accepted_invitations(apps, schema_editor):  # type: ignore[no-un
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('tenants', '0003_plan_related_name'),
+        ("accounts", "0001_initial"),
+        ("tenants", "0003_plan_related_name"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='email_verified_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='email verified'),
+            model_name="user",
+            name="email_verified_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="email verified"),
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor_label', models.CharField(blank=True, max_length=254, verbose_name='who')),
-                ('action', models.CharField(choices=[('login', 'Signed in'), ('login_failed', 'Failed sign-in'), ('token_created', 'API token created'), ('token_revoked', 'API token revoked'), ('export', 'Contacts exported'), ('erase', 'Personal data erased'), ('role_changed', 'Role changed'), ('member_removed', 'Member removed'), ('channel_credentials', 'Channel credentials changed'), ('superadmin', 'Superadmin action')], max_length=30, verbose_name='action')),
-                ('target_type', models.CharField(blank=True, max_length=60, verbose_name='target type')),
-                ('target_id', models.CharField(blank=True, max_length=64, verbose_name='target id')),
-                ('target_label', models.CharField(blank=True, max_length=200, verbose_name='target')),
-                ('ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP address')),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='when')),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tenant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='audit_entries', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("actor_label", models.CharField(blank=True, max_length=254, verbose_name="who")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("login", "Signed in"),
+                            ("login_failed", "Failed sign-in"),
+                            ("token_created", "API token created"),
+                            ("token_revoked", "API token revoked"),
+                            ("export", "Contacts exported"),
+                            ("erase", "Personal data erased"),
+                            ("role_changed", "Role changed"),
+                            ("member_removed", "Member removed"),
+                            ("channel_credentials", "Channel credentials changed"),
+                            ("superadmin", "Superadmin action"),
+                        ],
+                        max_length=30,
+                        verbose_name="action",
+                    ),
+                ),
+                ("target_type", models.CharField(blank=True, max_length=60, verbose_name="target type")),
+                ("target_id", models.CharField(blank=True, max_length=64, verbose_name="target id")),
+                ("target_label", models.CharField(blank=True, max_length=200, verbose_name="target")),
+                ("ip", models.GenericIPAddressField(blank=True, null=True, verbose_name="IP address")),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name="when"),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="audit_entries",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'audit entry',
-                'verbose_name_plural': 'audit log',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['tenant', '-created_at'], name='audit_tenant_recent'), models.Index(fields=['tenant', 'action', '-created_at'], name='audit_tenant_action')],
+                "verbose_name": "audit entry",
+                "verbose_name_plural": "audit log",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["tenant", "-created_at"], name="audit_tenant_recent"),
+                    models.Index(fields=["tenant", "action", "-created_at"], name="audit_tenant_action"),
+                ],
             },
         ),
         migrations.RunPython(verified_by_accepted_invitations, migrations.RunPython.noop),

@@ -4,19 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('intake', '0001_initial'),
+        ("intake", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookevent',
-            name='purged_at',
+            model_name="webhookevent",
+            name="purged_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='webhookevent',
-            index=models.Index(condition=models.Q(('processed_at__isnull', False), ('purged_at', None)), fields=['processed_at'], name='webhook_event_purgeable'),
+            model_name="webhookevent",
+            index=models.Index(
+                condition=models.Q(("processed_at__isnull", False), ("purged_at", None)),
+                fields=["processed_at"],
+                name="webhook_event_purgeable",
+            ),
         ),
     ]

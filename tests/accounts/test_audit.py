@@ -3,8 +3,6 @@ workspace see theirs (page and API), agents and other workspaces do not."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.db import connection
@@ -64,7 +62,9 @@ def test_exports_and_channel_credentials_are_recorded(
     owner = tenant_client(tenant_a, owner_a)
     owner.post("/voice/settings/", {"api_key": "key_secret_value_123"})
     entry = AuditEntry.objects.filter(tenant=tenant_a, action=AuditAction.CHANNEL_CREDENTIALS, actor=owner_a).get()
-    assert entry.target_label == "Retell API key" and "key_secret_value_123" not in entry.target_label + str(entry.metadata)
+    assert entry.target_label == "Retell API key" and "key_secret_value_123" not in entry.target_label + str(
+        entry.metadata
+    )
     owner.post("/channels/qr/new/", {"name": "Loja"})
     channel_entry = AuditEntry.objects.filter(tenant=tenant_a, action=AuditAction.CHANNEL_CREDENTIALS, actor=owner_a)
     assert channel_entry.first().metadata == {"kind": "whatsapp_web", "change": "created"}  # type: ignore[union-attr]
@@ -108,9 +108,10 @@ def test_owners_and_admins_see_their_workspace_log_agents_do_not(
     labels = [row["target_label"] for row in body["results"]]
     assert labels == ["A1"] and body["results"][0]["actor"] == "a@alpha.test"
     _t, agent_key = api_token_create(user=agent_a, tenant=tenant_a, name="audit")
-    assert Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {agent_key}").get(
-        "/api/v1/audit/"
-    ).status_code == 403
+    assert (
+        Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {agent_key}").get("/api/v1/audit/").status_code
+        == 403
+    )
 
 
 def test_the_page_is_paginated(tenant_a: Tenant, owner_a: User) -> None:
@@ -122,5 +123,3 @@ def test_the_page_is_paginated(tenant_a: Tenant, owner_a: User) -> None:
     assert "Page 1 of 2" in first
     second = owner.get("/settings/audit/", {"page": 2}).content.decode()
     assert first.count("row-") + second.count("row-") >= 60
-
-

@@ -27,7 +27,13 @@ def test_signup_mails_a_verification_link_that_proves_the_address() -> None:
     client = Client(HTTP_HOST="localhost", HTTP_ACCEPT_LANGUAGE="en")
     response = client.post(
         "/signup/",
-        {"company_name": "Oficina", "slug": "oficina-verify", "name": "Rui", "email": "rui@oficina.test", "password": PASSWORD},
+        {
+            "company_name": "Oficina",
+            "slug": "oficina-verify",
+            "name": "Rui",
+            "email": "rui@oficina.test",
+            "password": PASSWORD,
+        },
     )
     assert response.status_code == 302
     owner = User.objects.get(email="rui@oficina.test")

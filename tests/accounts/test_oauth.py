@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-
 from allauth.socialaccount.models import SocialAccount
 
 from accounts.models import User

@@ -70,14 +70,26 @@ def test_behind_tls_the_transport_settings_are_on(test_env: dict[str, str]) -> N
         "print(json.dumps([s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, "
         "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_PROXY_SSL_HEADER, s.SESSION_COOKIE_AGE]))"
     )
-    env = dict(test_env, BEHIND_TLS_PROXY="true", DEBUG="false", SESSION_IDLE_TIMEOUT_S="3600",
-               DJANGO_SETTINGS_MODULE="config.settings")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                         cwd=settings.BASE_DIR)
+    env = dict(
+        test_env,
+        BEHIND_TLS_PROXY="true",
+        DEBUG="false",
+        SESSION_IDLE_TIMEOUT_S="3600",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=settings.BASE_DIR
+    )
     import json
 
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [
-        True, 31536000, True, True, True, ["HTTP_X_FORWARDED_PROTO", "https"], 3600
+        True,
+        31536000,
+        True,
+        True,
+        True,
+        ["HTTP_X_FORWARDED_PROTO", "https"],
+        3600,
     ]
 
 
