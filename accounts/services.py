@@ -182,6 +182,8 @@ def membership_remove(*, membership: Membership) -> None:
 
 
 def membership_set_role(*, membership: Membership, role: str) -> None:
+    if role == membership.role:
+        return
     if role != Role.OWNER:
         _refuse_removing_last_owner(membership)
     audit_record(
