@@ -18,7 +18,7 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from accounts.services import email_is_verified
+from accounts.services import email_address_sync, email_is_verified
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -33,8 +33,11 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def authenticate_by_email(self, sociallogin: Any) -> tuple[Any, str] | None:
         # allauth offers only the addresses the provider marked verified; the account must have proved it too.
         found = super().authenticate_by_email(sociallogin)
-        if found is not None and not email_is_verified(user=found[0], email=found[1]):
+        if found is None:
             return None
+        if not email_is_verified(user=found[0], email=found[1]):
+            return None
+        email_address_sync(user=found[0])  # so that allauth keeps the password of this proven account
         return found
 
     def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:

@@ -78,6 +78,19 @@ def email_verified_mark(*, user: User) -> None:
     if user.email_verified_at is None:
         user.email_verified_at = timezone.now()
         User.objects.filter(pk=user.pk, email_verified_at=None).update(email_verified_at=user.email_verified_at)
+    email_address_sync(user=user)
+
+
+def email_address_sync(*, user: User) -> None:
+    """Tell allauth too: when it links a social login by email it wipes the password of an account whose
+    address it does not know as verified (its guard against pre-registered accounts)."""
+    from allauth.account.models import EmailAddress
+
+    if user.email_verified_at is None:
+        return
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email.lower(), defaults={"verified": True, "primary": True}
+    )
 
 
 def email_is_verified(*, user: User, email: str) -> bool:

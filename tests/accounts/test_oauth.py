@@ -57,6 +57,7 @@ def test_oauth_round_trip_lands_the_member_on_their_tenant(
         assert email in final.text
     assert oauth_emulator.redeemed == redeemed_before + 1  # the code was exchanged server to server
     assert SocialAccount.objects.filter(user__email=email, provider=provider).exists()
+    assert User.objects.get(email=email).check_password(PASSWORD)  # linked, and the password still works
 
 
 def test_oauth_user_who_is_not_a_member_is_not_let_in(
