@@ -21,6 +21,7 @@ urlpatterns = [
     path("login/", public_views.public_login, name="public_login"),
     path("logout/", public_views.public_logout, name="public_logout"),
     path("workspaces/", public_views.workspaces, name="workspaces"),
+    path("verify-email/<str:token>/", public_views.verify_email, name="verify_email"),
     path("auth/handoff/start/", public_views.handoff_start, name="handoff_start"),
     path("auth/social/<str:provider>/", public_views.social_start, name="public_social_start"),
     path("accounts/login/", RedirectView.as_view(pattern_name="public_login", query_string=True)),

@@ -18,6 +18,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_record
+from accounts.models import AuditAction
 from core import events, ratelimit
 from core.tasks import send_on_commit
 from crm.models import ConsentStatus, Contact
@@ -119,6 +121,9 @@ def channel_create(
             channel.save()
             for route_kind, external_id in provider.route_keys(channel):
                 route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
+            audit_record(
+                action=AuditAction.CHANNEL_CREDENTIALS, target=channel, metadata={"kind": kind, "change": "created"}
+            )
     except RouteTaken as exc:
         logger.warning("channel connect refused: route %s is held by another channel", exc)
         raise ValidationError(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from core.redis import redis_client
 from intake.models import ChannelRoute
@@ -94,3 +96,45 @@ def route_remove(*, kinds: list[str], tenant_id: int, channel_id: int) -> None:
 
 def route_lookup(*, kind: str, external_id: str) -> ChannelRoute | None:
     return ChannelRoute.objects.select_related("tenant").filter(kind=kind, external_id=external_id).first()
+
+
+def events_erase_mentioning(*, tenant_id: int, needles: list[str]) -> int:
+    """Empty the stored payloads, on this tenant's routes, that contain any of `needles` (a person's
+    phone digits, as providers write them). The rows stay, so a replay is still refused; one not
+    applied yet is closed, so nothing is made again from it. Returns how many were emptied."""
+    patterns = [f"%{n}%" for n in needles if n and n.isalnum()]  # digits and ids only: no LIKE wildcards
+    if not patterns:
+        return 0
+    sql = (
+        "UPDATE public.intake_webhookevent e SET payload = '{}'::jsonb,"
+        " processed_at = COALESCE(e.processed_at, now()), next_attempt_at = NULL, outcome = 'erased'"
+        " FROM public.intake_channelroute r"
+        " WHERE r.tenant_id = %s AND e.route_kind = r.kind AND e.route_key = r.external_id"
+        " AND e.payload::text LIKE ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, patterns])
+        return int(cursor.rowcount)
+
+
+PURGE_BATCH = 5000
+
+
+def events_purge(*, retention_days: int | None = None) -> int:
+    """Empty the payloads of events applied more than `retention_days` ago (WEBHOOK_EVENT_RETENTION_DAYS),
+    in batches. The rows and their (provider, event_id) stay: a replay is still refused. Returns how many."""
+    days = settings.WEBHOOK_EVENT_RETENTION_DAYS if retention_days is None else retention_days
+    cutoff = timezone.now() - timedelta(days=days)
+    sql = (
+        "UPDATE public.intake_webhookevent SET payload = '{}'::jsonb, purged_at = now() WHERE id IN ("
+        " SELECT id FROM public.intake_webhookevent WHERE processed_at IS NOT NULL AND purged_at IS NULL"
+        " AND processed_at < %s ORDER BY processed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+    )
+    total = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [cutoff, PURGE_BATCH])
+            done = int(cursor.rowcount)
+        total += done
+        if done < PURGE_BATCH:
+            return total

@@ -74,6 +74,8 @@ def test_member_logs_in_and_sees_the_shell(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # a Content-Security-Policy violation (an inline script or handler left behind) is a console error
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
 
     _login(page, base, email)
     expect(page).to_have_url(f"{base}/")

@@ -14,6 +14,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_record
+from accounts.models import AuditAction
 from core import events
 from crm import models as crm_models
 from crm.models import Contact
@@ -28,6 +30,36 @@ logger = logging.getLogger(__name__)
 ROUTE_KIND = "voice_retell"  # intake routing table: our webhook route -> the tenant
 AGENT_FIELDS = ("name", "prompt", "begin_message", "voice_id", "language", "from_number", "is_active")
 APPLIED_EVENTS = {"call_started": CallStatus.ONGOING, "call_ended": CallStatus.ENDED, "call_analyzed": CallStatus.ENDED}
+
+
+# --- erasure (LGPD) -------------------------------------------------------------------------------
+
+
+def calls_erase_for_contact(*, contact_id: int) -> int:
+    """Wipe what the calls of an erased contact say about them: transcripts, summary, the recording link
+    and the customer's side of the numbers. Recordings are kept by Retell, never stored here."""
+    wiped = 0
+    for direction, number_field in ((CallDirection.INBOUND, "from_number"), (CallDirection.OUTBOUND, "to_number")):
+        wiped += Call.objects.filter(contact_id=contact_id, direction=direction).update(
+            transcript="",
+            transcript_object=[],
+            recording_url="",
+            summary="",
+            sentiment="",
+            **{number_field: ""},
+        )
+    return wiped
+
+
+def _contact_erased(schema_name: str, payload: dict[str, Any]) -> None:
+    from django_tenants.utils import schema_context
+
+    with schema_context(schema_name):
+        calls_erase_for_contact(contact_id=int(payload["contact_id"]))
+
+
+def subscribe() -> None:
+    events.subscribe(events.CONTACT_ERASED, _contact_erased)
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -50,6 +82,7 @@ def voice_api_key_set(*, api_key: str) -> VoiceSettings:
     row = voice_settings_ensure()
     row.api_key = api_key.strip()
     row.save(update_fields=["api_key", "updated_at"])
+    audit_record(action=AuditAction.CHANNEL_CREDENTIALS, target=row, target_label="Retell API key")
     return row
 
 
