@@ -379,6 +379,7 @@ PUBLIC_VIEWS = {
     "offline",
     "SpectacularAPIView",
     "SpectacularSwaggerView",
+    "SpectacularSwaggerSplitView",
     "APIRootView",
 }
 
