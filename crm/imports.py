@@ -55,12 +55,16 @@ def rows_of(upload: ContactImport) -> Iterator[list[str]]:
     """Every row of the file (header first), as strings, at most MAX_COLUMNS wide. Raises ValidationError
     (with the reason) for a file we will not read: too big, a workbook that inflates past its caps, or
     more than MAX_ROWS data rows (raised when the row past the cap is reached)."""
-    name = upload.original_name.lower()
     with upload.file.open("rb") as fh:
         raw = fh.read(MAX_UPLOAD_BYTES + 1)
+    yield from rows_from_bytes(raw, upload.original_name)
+
+
+def rows_from_bytes(raw: bytes, name: str) -> Iterator[list[str]]:
+    """The rows of a CSV or XLSX file's content (see rows_of)."""
     if len(raw) > MAX_UPLOAD_BYTES:
         raise _too_big()
-    source = _xlsx_rows(raw) if name.endswith(".xlsx") else _csv_rows(raw)
+    source = _xlsx_rows(raw) if name.lower().endswith(".xlsx") else _csv_rows(raw)
     for count, row in enumerate(source):
         if count > MAX_ROWS:  # count 0 is the header
             raise ValidationError(
