@@ -82,13 +82,26 @@ def _too_big() -> ValidationError:
 def _csv_rows(raw: bytes) -> Iterator[list[str]]:
     text = raw.decode("utf-8-sig", errors="replace")
     try:
-        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    try:
-        yield from csv.reader(io.StringIO(text), dialect)
+        yield from csv.reader(io.StringIO(text), delimiter=csv_delimiter(text))
     except csv.Error as exc:  # e.g. a field over the csv module's 128 KB limit
         raise ValidationError(_("The file could not be read: %(reason)s.") % {"reason": exc}) from exc
+
+
+def csv_delimiter(text: str) -> str:
+    """The delimiter, read from the header line: the candidate found most often outside quotes (a comma
+    when none is). csv.Sniffer guesses from the data too, and a few odd cells (`;;";"`) made it read a
+    whole semicolon file as one column."""
+    counts = dict.fromkeys(",;\t|", 0)
+    quoted = False
+    for char in text[:65536]:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in "\r\n":
+            break
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(counts, key=lambda candidate: counts[candidate])
+    return best if counts[best] else ","
 
 
 def xlsx_check(raw: bytes) -> None:

@@ -79,11 +79,12 @@ def _consent_effective(consent: ContactConsent) -> tuple[str, str, datetime]:
         return ConsentStatus.OPTED_OUT, consent.all_source, consent.all_changed_at
     if consent.marketing_status == ConsentStatus.MARKETING_OPTED_OUT and consent.marketing_changed_at:
         return ConsentStatus.MARKETING_OPTED_OUT, consent.marketing_source, consent.marketing_changed_at
-    latest = max(
-        [(consent.all_changed_at, consent.all_source), (consent.marketing_changed_at, consent.marketing_source)],
-        key=lambda pair: pair[0] or consent.changed_at,
-    )
-    return ConsentStatus.OPTED_IN, latest[1], latest[0] or consent.changed_at
+    levels = [(consent.marketing_changed_at, consent.marketing_source), (consent.all_changed_at, consent.all_source)]
+    known = [(at, source) for at, source in levels if at is not None]
+    if not known:
+        return ConsentStatus.OPTED_IN, consent.source, consent.changed_at
+    at, source = max(known, key=lambda pair: pair[0])
+    return ConsentStatus.OPTED_IN, source, at
 
 
 def consent_allows(*, contact: Contact, medium: str, marketing: bool) -> bool:
