@@ -77,8 +77,11 @@ def phone_normalize(raw: str, default_region: str = "BR", *, from_provider: bool
 
 
 def _refuse_invalid(raw: str, number: phonenumbers.PhoneNumber) -> None:
-    valid = phonenumbers.is_valid_number(number)
-    if valid and phonenumbers.number_type(number) in SERVICE_TYPES:
+    # libphonenumber's is_valid_number is exactly "number_type is not UNKNOWN"; one call gives both
+    # (the property tests check every accepted number with is_valid_number itself).
+    kind = phonenumbers.number_type(number)
+    valid = kind != PhoneNumberType.UNKNOWN
+    if kind in SERVICE_TYPES:
         raise _invalid(raw, _("it is a service number (0800, 0300, 4004...), not a person's"), "phone_service")
     national = str(number.national_number)
     if not valid and len(national) <= SHORT_CODE_MAX_DIGITS:
