@@ -120,11 +120,16 @@ def _apply_event(channel: Channel, parsed: Event) -> bool | None:
     if isinstance(parsed, StatusUpdate):
         return status_apply(channel=channel, update=parsed)
     if isinstance(parsed, PreferenceUpdate):
-        contact = contact_get_or_create(phone=parsed.phone)
+        contact = contact_get_or_create(phone=parsed.phone, from_provider=True)
         status = ConsentStatus.MARKETING_OPTED_OUT if parsed.marketing_opt_out else ConsentStatus.OPTED_IN
         source = "whatsapp:user_preferences:" + ("stop" if parsed.marketing_opt_out else "resume")
-        consent_record(
-            contact=contact, medium=MEDIUM_OF_KIND[channel.kind], status=status, source=source, at=parsed.timestamp
+        consent_record(  # a "resume" lifts a marketing stop only, never a full STOP (crm orders by time)
+            contact=contact,
+            medium=MEDIUM_OF_KIND[channel.kind],
+            status=status,
+            source=source,
+            at=parsed.timestamp,
+            marketing_only=True,
         )
         return True
     return provider_class(channel.kind).apply_own_event(channel, parsed)

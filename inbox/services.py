@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -453,7 +453,7 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
 
 def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
     """Record an inbound message once; None for a duplicate delivery."""
-    contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name)
+    contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name, from_provider=True)
     conversation = conversation_open(contact=contact, channel=channel)
     if conversation.assignee_id is None and conversation.last_inbound_at is None:
         from inbox.models import InboxSettings
@@ -492,17 +492,21 @@ def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
         send_on_commit(media_fetch, message.pk, queue="ingest")
     events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
     if event.type == MessageType.TEXT:
-        _apply_consent_keyword(conversation, event.body)
+        _apply_consent_keyword(conversation, event.body, event.timestamp)
     return message
 
 
-def _apply_consent_keyword(conversation: Conversation, text: str) -> None:
+def _apply_consent_keyword(conversation: Conversation, text: str, at: datetime) -> None:
     medium = MEDIUM_OF_KIND[conversation.channel.kind]
     word = consent_keyword(text, medium)
     if word is None:
         return
     status = ConsentStatus.OPTED_OUT if word == "out" else ConsentStatus.OPTED_IN
-    consent_record(contact=conversation.contact, medium=medium, status=status, source=f"keyword:{text.strip()[:40]}")
+    consent = consent_record(
+        contact=conversation.contact, medium=medium, status=status, source=f"keyword:{text.strip()[:40]}", at=at
+    )
+    if consent.status != status:
+        return  # a keyword older than the contact's latest choice (a late delivery) changes nothing
     event = events.CONTACT_OPTED_OUT if word == "out" else events.CONTACT_OPTED_IN
     events.announce(event, _schema(), {"contact_id": conversation.contact_id, "medium": medium})
     language = getattr(getattr(connection, "tenant", None), "language", "pt-br")

@@ -258,7 +258,7 @@ def call_inbound_register(*, from_number: str, to_number: str, twilio_call_sid: 
 
 def _contact_for(phone: str) -> Contact | None:
     try:
-        return contact_get_or_create(phone=phone) if phone else None
+        return contact_get_or_create(phone=phone, from_provider=True) if phone else None
     except ValidationError:
         return None  # a withheld or odd caller id: the call is kept without a contact
 
