@@ -71,10 +71,11 @@ class Contact(models.Model):
 
 
 class Medium(models.TextChoices):
-    """What consent is given for: every WhatsApp channel shares one, SMS another."""
+    """What consent is given for: every WhatsApp channel shares one, SMS another, phone calls a third."""
 
     WHATSAPP = "whatsapp", "WhatsApp"
     SMS = "sms", "SMS"
+    VOICE = "voice", _("Phone calls")
 
 
 class ConsentStatus(models.TextChoices):

@@ -167,8 +167,8 @@ def voice_agent_delete(*, agent: VoiceAgent) -> None:
 
 
 def _voice_consent_allows(contact: Contact) -> bool:
-    medium = getattr(crm_models.Medium, "VOICE", None)  # crm has no voice medium yet: nothing to respect
-    return True if medium is None else consent_allows(contact=contact, medium=medium, marketing=False)
+    """An AI call is an automated outreach: a contact who opted out of calls is never dialled."""
+    return consent_allows(contact=contact, medium=crm_models.Medium.VOICE, marketing=True)
 
 
 def call_start(*, contact: Contact, agent: VoiceAgent | None, actor: Any = None) -> Call:
