@@ -35,6 +35,7 @@ from accounts.services import (
     membership_set_role,
     user_create,
 )
+from core.media import MEDIA_CSP, filename_clean, served_type
 from tenants.services import public_url, tenant_update_settings
 
 
@@ -269,4 +270,15 @@ def media_serve(request: HttpRequest, schema: str, path: str) -> FileResponse:
         raise Http404
     if not default_storage.exists(path):
         raise Http404
-    return FileResponse(default_storage.open(path, "rb"), as_attachment=request.GET.get("download") == "1")
+    # Customers choose what these files contain and are called: only an allow-list of image, audio and
+    # video types shows inline; the rest (HTML, SVG...) is a download, and nothing is sniffed or run.
+    content_type, inline = served_type(path)
+    response = FileResponse(
+        default_storage.open(path, "rb"),
+        as_attachment=not inline or request.GET.get("download") == "1",
+        filename=filename_clean(path.rsplit("/", 1)[-1]) or "file",
+        content_type=content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = MEDIA_CSP
+    return response

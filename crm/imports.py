@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.validators import validate_email
@@ -79,6 +80,10 @@ def import_start(*, file: Any, original_name: str, created_by: Any = None) -> Co
     lowered = original_name.lower()
     if not lowered.endswith((".csv", ".xlsx", ".txt")):
         raise ValidationError(_("Upload a .csv or .xlsx file."))
+    if (getattr(file, "size", None) or 0) > settings.IMPORT_MAX_BYTES:
+        raise ValidationError(
+            _("The file is too large (at most %(size)s MB).") % {"size": settings.IMPORT_MAX_BYTES // (1024 * 1024)}
+        )
     upload = ContactImport(original_name=original_name[:200], created_by=created_by)
     upload.file.save(original_name, file, save=False)
     try:

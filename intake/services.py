@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +25,37 @@ class RawEvent:
     payload: dict[str, Any]
 
 
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold U+0000; a signed payload may (it is dropped, not an error)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _bounded_event_id(event_id: str) -> str:
+    """Event ids fit their column; a longer one (only a malformed payload has one) becomes its digest,
+    so a redelivery still dedupes."""
+    clean = event_id.replace("\x00", "")
+    return clean if len(clean) <= 200 else "sha256:" + hashlib.sha256(clean.encode()).hexdigest()
+
+
 def insert_statement(events: list[RawEvent], provider: str) -> tuple[str, list[Any]]:
     """One INSERT ... ON CONFLICT DO NOTHING for a batch (shared by the sync and the async intake)."""
-    rows = [(provider, e.event_id, e.route_kind, e.route_key, json.dumps(e.payload)) for e in events]
+    rows = [
+        (
+            provider,
+            _bounded_event_id(e.event_id),
+            e.route_kind,
+            # A key longer than any route's can match no channel: stored without one ("no route").
+            e.route_key.replace("\x00", "") if len(e.route_key) <= 120 else "",
+            json.dumps(_without_nul(e.payload), allow_nan=False),
+        )
+        for e in events
+    ]
     placeholders = ",".join(["(%s,%s,%s,%s,%s::jsonb,now(),0,'')"] * len(rows))
     # Only "%s" placeholders are joined into the statement; every value is a parameter.
     sql = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from core.media import filename_clean
 from inbox.models import Channel, MessageType
 from inbox.providers import (
     Capabilities,
@@ -13,6 +14,7 @@ from inbox.providers import (
     Event,
     InboundMessage,
     OutboundMessage,
+    PayloadError,
     PreferenceUpdate,
     ProviderError,
     SendResult,
@@ -44,7 +46,7 @@ def classify(error: GraphError) -> ProviderError:
 def _ts(raw: Any) -> datetime:
     try:
         return datetime.fromtimestamp(int(raw), tz=UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return datetime.now(tz=UTC)
 
 
@@ -171,6 +173,15 @@ class CloudProvider(ChannelProvider):
 
     @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        """Events of one stored Meta event (see whatsapp.webhooks.split_events); PayloadError when a field
+        it needs is missing or of the wrong type."""
+        try:
+            return cls._parse(payload)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as exc:
+            raise PayloadError(f"unreadable Meta event: {type(exc).__name__}") from exc
+
+    @classmethod
+    def _parse(cls, payload: dict[str, Any]) -> list[Event]:
         kind = payload.get("kind")
         if kind == "message":
             return [parse_message(payload["message"], payload.get("contacts") or [])]
@@ -201,10 +212,14 @@ class CloudProvider(ChannelProvider):
         return []
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def parse_status(status: dict[str, Any]) -> StatusUpdate:
-    errors = status.get("errors") or [{}]
-    first = errors[0]
-    detail = (first.get("error_data") or {}).get("details") or first.get("message") or first.get("title") or ""
+    errors = status.get("errors") if isinstance(status.get("errors"), list) else []
+    first = _dict(errors[0]) if errors else {}
+    detail = _dict(first.get("error_data")).get("details") or first.get("message") or first.get("title") or ""
     return StatusUpdate(
         provider_message_id=str(status["id"]),
         status=str(status["status"]),
@@ -217,13 +232,20 @@ def parse_status(status: dict[str, Any]) -> StatusUpdate:
 def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> InboundMessage:
     kind = str(message.get("type", "unsupported"))
     sender = str(message.get("from", ""))
-    profile = next((c.get("profile", {}).get("name", "") for c in contacts if c.get("wa_id") == sender), "")
+    profile = next(
+        (
+            str(_dict(c.get("profile")).get("name") or "")
+            for c in contacts
+            if isinstance(c, dict) and c.get("wa_id") == sender
+        ),
+        "",
+    )
     common: dict[str, Any] = {
         "provider_message_id": str(message["id"]),
         "from_phone": sender,
         "timestamp": _ts(message.get("timestamp")),
         "profile_name": profile,
-        "reply_to": str((message.get("context") or {}).get("id", "")),
+        "reply_to": str(_dict(message.get("context")).get("id", "")),
     }
     found = message.get(kind)
     obj: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -235,7 +257,7 @@ def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> In
             body=str(obj.get("caption", "")),
             media_ref=str(obj.get("id", "")),
             media_mime=str(obj.get("mime_type", "")),
-            media_filename=str(obj.get("filename", "")),
+            media_filename=filename_clean(str(obj.get("filename", ""))),
             payload={"voice": bool(obj.get("voice"))} if kind == "audio" else {},
             **common,
         )
@@ -243,11 +265,11 @@ def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> In
         label = " · ".join(str(obj[k]) for k in ("name", "address") if obj.get(k))
         return InboundMessage(type=MessageType.LOCATION, body=label, payload=obj, **common)
     if kind == "contacts":
-        cards = message.get("contacts") or []
-        names = ", ".join(str((c.get("name") or {}).get("formatted_name", "")) for c in cards)
+        cards = [c for c in message.get("contacts") or [] if isinstance(c, dict)]
+        names = ", ".join(str(_dict(c.get("name")).get("formatted_name", "")) for c in cards)
         return InboundMessage(type=MessageType.CONTACTS, body=names, payload={"contacts": cards}, **common)
     if kind == "interactive":
-        reply = obj.get("button_reply") or obj.get("list_reply") or obj.get("nfm_reply") or {}
+        reply = _dict(obj.get("button_reply") or obj.get("list_reply") or obj.get("nfm_reply"))
         return InboundMessage(
             type=MessageType.INTERACTIVE, body=str(reply.get("title") or reply.get("body") or ""), payload=obj, **common
         )

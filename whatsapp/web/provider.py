@@ -7,8 +7,10 @@ import base64
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import connection
 
+from core import urlguard
 from inbox.models import Channel
 from inbox.providers import (
     Capabilities,
@@ -40,14 +42,13 @@ class WebProvider(ChannelProvider):
             raise ProviderError(
                 ErrorKind.RETRYABLE, "not_connected", "The WhatsApp session is not connected.", retry_after=30
             )
-        payload = {
-            **message.payload,
-            "media_url": message.media_url,
-            "filename": message.media_filename,
-            "mime": message.media_mime,
-        }
-        if message.media_bytes:
-            payload["media_b64"] = base64.b64encode(message.media_bytes).decode()
+        payload = {**message.payload, "filename": message.media_filename, "mime": message.media_mime}
+        payload.pop("media_url", None)  # the engine is never handed a URL to fetch (SSRF)
+        content = message.media_bytes
+        if not content and message.media_url:
+            content, payload["mime"] = self._media_from_url(message.media_url, message.media_mime)
+        if content:
+            payload["media_b64"] = base64.b64encode(content).decode()
         answer = bus.command(key, "send", to=message.to, kind=message.type, text=message.body, payload=payload)
         if answer is None:
             raise ProviderError(ErrorKind.UNKNOWN, "timeout", "The WhatsApp session did not answer in time.")
@@ -56,6 +57,18 @@ class WebProvider(ChannelProvider):
                 ErrorKind.RETRYABLE, str(answer["error"]), str(answer.get("message", "")), retry_after=30
             )
         return SendResult(str(answer["id"]))
+
+    @staticmethod
+    def _media_from_url(url: str, mime: str) -> tuple[bytes, str]:
+        """A media link from the API is fetched here, through the URL guard, not by the engine."""
+        try:
+            fetched = urlguard.fetch(url, max_bytes=settings.MEDIA_FETCH_MAX_BYTES)
+        except urlguard.UrlRefused as exc:
+            raise ProviderError(ErrorKind.PERMANENT, "media_url", f"media URL refused: {exc.reason}") from exc
+        except urlguard.FetchFailed as exc:
+            kind = ErrorKind.RETRYABLE if exc.retryable else ErrorKind.PERMANENT
+            raise ProviderError(kind, "media_url", f"media download failed: {exc.reason}", retry_after=30) from exc
+        return fetched.content, mime or fetched.content_type.split(";")[0].strip()
 
     def typing(self, to: str) -> None:
         """Show "typing..." to the contact (bots call this before they answer)."""
