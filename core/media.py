@@ -64,6 +64,7 @@ def filename_clean(name: str, *, limit: int = MAX_FILENAME) -> str:
     at most `limit` characters with the extension kept. "" when nothing is left."""
     text = unicodedata.normalize("NFC", str(name))
     text = text.replace("\\", "/").split("/")[-1]
+    text = _SPACES.sub(" ", text)  # tabs and line breaks are spaces, then other control characters go
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
     text = _SPACES.sub(" ", text).strip().lstrip(".").strip()
     if len(text) > limit:
