@@ -51,14 +51,25 @@ def _ts(raw: Any) -> datetime:
 
 
 def template_components(variables: dict[str, Any]) -> list[dict[str, Any]]:
-    """{"header": [...], "body": [...] or {name: value}, "buttons": [...]} -> Graph template components."""
+    """{"header": [...], "body": [...] or {name: value}, "buttons": [...]} -> Graph template components.
+    Values go out as plain text (nothing is evaluated); a shape that is not this one (the API takes
+    these variables as JSON) is a permanent ProviderError, never a crash of the sender."""
+    try:
+        return _template_components(variables)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ProviderError(
+            ErrorKind.PERMANENT, "template_variables", f"template variables not understood: {type(exc).__name__}"
+        ) from exc
+
+
+def _template_components(variables: dict[str, Any]) -> list[dict[str, Any]]:
     components: list[dict[str, Any]] = []
     header = variables.get("header") or []
     if header:
         params = []
         for item in header:
             if isinstance(item, dict) and item.get("type") in {"image", "video", "document"}:
-                params.append({"type": item["type"], item["type"]: {"link": item["link"]}})
+                params.append({"type": item["type"], item["type"]: {"link": str(item["link"])}})
             else:
                 params.append({"type": "text", "text": str(item)})
         components.append({"type": "header", "parameters": params})
@@ -75,11 +86,11 @@ def template_components(variables: dict[str, Any]) -> list[dict[str, Any]]:
     elif body:
         components.append({"type": "body", "parameters": [{"type": "text", "text": str(v)} for v in body]})
     for button in variables.get("buttons") or []:
-        sub_type = button.get("sub_type", "quick_reply")
+        sub_type = str(button.get("sub_type", "quick_reply"))
         param = (
-            {"type": "payload", "payload": button["payload"]}
+            {"type": "payload", "payload": str(button["payload"])}
             if sub_type == "quick_reply"
-            else {"type": "text", "text": button["text"]}
+            else {"type": "text", "text": str(button["text"])}
         )
         components.append(
             {"type": "button", "sub_type": sub_type, "index": str(button.get("index", 0)), "parameters": [param]}

@@ -36,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.hits.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
         status, headers, body = self.server.routes.get(self.path, (200, {"Content-Type": "image/png"}, b"png!"))
         self.send_response(status)

@@ -74,7 +74,10 @@ def test_parse_event_returns_events_or_payload_error(form: dict[str, str], kind:
             assert len(event.payload.get("media", [])) <= MAX_MEDIA
 
 
-@pytest.mark.parametrize("payload", [{}, {"form": "x"}, {"kind": "status", "form": {"MessageStatus": "read"}}, {"form": {"MessageSid": "SM"}}])
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"form": "x"}, {"kind": "status", "form": {"MessageStatus": "read"}}, {"form": {"MessageSid": "SM"}}],
+)
 def test_unreadable_stored_callbacks_are_payload_errors(payload: dict[str, Any]) -> None:
     with pytest.raises(PayloadError):
         TwilioSmsProvider.parse_event(payload)

@@ -4,6 +4,7 @@ point anywhere: it is fetched through the URL guard, from Twilio's hosts (here: 
 from __future__ import annotations
 
 import secrets
+
 import pytest
 from django.db import connection
 
@@ -51,9 +52,7 @@ def test_media_from_twilio_is_fetched_with_the_account_credentials(
         "file:///etc/passwd",
     ],
 )
-def test_media_urls_outside_twilio_are_never_fetched(
-    url: str, tenant_a: Tenant, channels: dict[str, int]
-) -> None:
+def test_media_urls_outside_twilio_are_never_fetched(url: str, tenant_a: Tenant, channels: dict[str, int]) -> None:
     message = _inbound_with_media(tenant_a, url)
     assert message.provider_media_id == url  # the message itself is kept
     with pytest.raises(ProviderError) as refused:

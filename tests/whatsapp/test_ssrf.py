@@ -72,7 +72,7 @@ class _FileHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.hits += 1
         body = b"%PDF-1.4 boleto"
         self.send_response(200)
@@ -93,7 +93,10 @@ def files() -> Iterator[_Files]:
 
 @pytest.mark.parametrize("loopback_allowed", [True, False])
 def test_web_media_links_are_fetched_by_the_guard_not_the_engine(
-    loopback_allowed: bool, web_channel: Any, files: _Files, settings: Any  # noqa: F811
+    loopback_allowed: bool,
+    web_channel: Any,  # noqa: F811  (the fixture imported above)
+    files: _Files,
+    settings: Any,
 ) -> None:
     tenant, channel, key = web_channel
     manager = SessionManager(process_id=f"p-ssrf-{loopback_allowed}", client_factory=fake_factory)
