@@ -19,6 +19,9 @@ from core.urlguard import FetchFailed, UrlRefused, address_allowed, fetch, url_c
 class _Recorder(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that stops reading (the size limit) is expected here, not an error to print
+
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hits: list[dict[str, str]] = []

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 
 from core import urlguard
+from core.media import filename_clean
 from inbox.models import Channel
 from inbox.providers import (
     Capabilities,
@@ -19,6 +20,7 @@ from inbox.providers import (
     Event,
     InboundMessage,
     OutboundMessage,
+    PayloadError,
     ProviderError,
     SendResult,
     StatusUpdate,
@@ -94,6 +96,14 @@ class WebProvider(ChannelProvider):
 
     @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        """Events relayed by the wa-web process; PayloadError when one cannot be read."""
+        try:
+            return cls._parse(payload)
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError, OSError) as exc:
+            raise PayloadError(f"unreadable WhatsApp Web event: {type(exc).__name__}") from exc
+
+    @classmethod
+    def _parse(cls, payload: dict[str, Any]) -> list[Event]:
         when = datetime.fromtimestamp(float(payload.get("ts") or 0), tz=UTC)
         if payload.get("kind") == "receipt":
             return [StatusUpdate(provider_message_id=payload["id"], status=payload["status"], timestamp=when)]
@@ -109,7 +119,7 @@ class WebProvider(ChannelProvider):
                     payload=payload.get("payload") or {},
                     media_ref=payload.get("media_ref", ""),
                     media_mime=payload.get("mime", ""),
-                    media_filename=payload.get("filename", ""),
+                    media_filename=filename_clean(str(payload.get("filename", ""))),
                 )
             ]
         return []
