@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from core.media import filename_clean, upload_type
@@ -21,11 +22,17 @@ class PhoneField(forms.CharField):
             raise ValidationError(exc.messages) from exc
 
 
+# Meta's ids go into Graph URL paths: one segment each, never a link (the Graph client checks it again).
+graph_id = RegexValidator(
+    r"^[A-Za-z0-9_-]+$", _("Paste the ID from Meta's WhatsApp API setup page (digits), not a link."), code="graph_id"
+)
+
+
 class CloudChannelForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=80)
     phone_number = PhoneField(label=_("Phone number"))
-    phone_number_id = forms.CharField(label=_("Phone number ID"), max_length=40)
-    waba_id = forms.CharField(label=_("WhatsApp Business Account ID"), max_length=40)
+    phone_number_id = forms.CharField(label=_("Phone number ID"), max_length=40, validators=[graph_id])
+    waba_id = forms.CharField(label=_("WhatsApp Business Account ID"), max_length=40, validators=[graph_id])
     access_token = forms.CharField(label=_("Access token"), widget=forms.PasswordInput(render_value=False))
 
 

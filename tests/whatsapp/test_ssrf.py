@@ -140,3 +140,24 @@ def test_web_media_links_are_fetched_by_the_guard_not_the_engine(
         runner.join(timeout=10)
         connection.set_schema_to_public()
         manager.stop_all()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["wa-phone_number_id", "wa-waba_id"])
+def test_connecting_a_channel_refuses_ids_that_are_links(
+    field: str, in_tenant_a: Any, owner_a: Any, channels: dict[str, int]
+) -> None:
+    from inbox.models import Channel
+    from tests.conftest import tenant_client
+
+    form = {
+        "wa-name": "Vendas",
+        "wa-phone_number": "(11) 97777-0001",
+        "wa-phone_number_id": "106540352242922",
+        "wa-waba_id": "102290129340398",
+        "wa-access_token": "EAAG-secret",
+        field: "https://graph.evil.example/v1/",
+    }
+    response = tenant_client(in_tenant_a, owner_a, lang="en").post("/channels/add/whatsapp_cloud/", form)
+    assert response.status_code == 400 and "not a link" in response.content.decode()
+    assert not Channel.objects.filter(phone_number="+5511977770001").exists()
