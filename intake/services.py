@@ -25,21 +25,33 @@ class RawEvent:
     payload: dict[str, Any]
 
 
-def _without_nul(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold U+0000; a signed payload may (it is dropped, not an error)."""
+def _storable_text(text: str) -> str:
+    """PostgreSQL text and jsonb hold neither U+0000 nor half of a UTF-16 pair (JSON can escape both):
+    the first is dropped, the second becomes U+FFFD, so a signed payload is stored instead of failing."""
+    text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return text
+
+
+def _storable(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _storable_text(value)
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {_storable_text(str(k)): _storable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [_storable(v) for v in value]
     return value
 
 
 def _bounded_event_id(event_id: str) -> str:
     """Event ids fit their column; a longer one (only a malformed payload has one) becomes its digest,
     so a redelivery still dedupes."""
-    clean = event_id.replace("\x00", "")
+    clean = _storable_text(event_id)
     return clean if len(clean) <= 200 else "sha256:" + hashlib.sha256(clean.encode()).hexdigest()
 
 
@@ -51,8 +63,8 @@ def insert_statement(events: list[RawEvent], provider: str) -> tuple[str, list[A
             _bounded_event_id(e.event_id),
             e.route_kind,
             # A key longer than any route's can match no channel: stored without one ("no route").
-            e.route_key.replace("\x00", "") if len(e.route_key) <= 120 else "",
-            json.dumps(_without_nul(e.payload), allow_nan=False),
+            _storable_text(e.route_key) if len(e.route_key) <= 120 else "",
+            json.dumps(_storable(e.payload), allow_nan=False),
         )
         for e in events
     ]

@@ -28,10 +28,12 @@ from tests.messaging import fixture, inbound, meta_envelope, meta_messages_value
 from whatsapp.providers import CloudProvider
 from whatsapp.webhooks import json_loads_strict, split_events
 
-# Any JSON value PostgreSQL's jsonb can hold in its text and numbers, including NUL-free odd strings.
+# Any JSON value (numbers jsonb can hold; NaN and overflow are 400s, tested below).
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+# Text includes what JSON can carry but PostgreSQL cannot store as is: lone surrogates and NUL.
+odd_text = st.text(st.characters(codec=None, categories=["Cs", "Cc", "Zs", "Lu", "Ll", "Nd", "So"]), max_size=12)
 json_values = st.recursive(
-    scalars | st.text(max_size=30),
+    scalars | st.text(max_size=30) | odd_text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=30,
 )
@@ -274,3 +276,16 @@ def test_parse_event_returns_events_or_payload_error(payload: dict[str, Any]) ->
     except PayloadError:
         return
     assert isinstance(events, list)
+
+
+def test_lone_surrogates_are_stored_not_500(app_server: str, channels: dict[str, int], committed: Any) -> None:
+    """JSON may escape half of a UTF-16 pair ("\\ud800"); Python keeps it, PostgreSQL refuses it."""
+    marker = uuid.uuid4().hex
+    message = inbound("text", f"wamid.{marker}\\ud800")
+    message["text"]["body"] = "half \\udc00 a pair"
+    raw = json.dumps(meta_envelope(meta_messages_value(messages=[message], pnid="pnid-fuzz-unrouted")))
+    raw = raw.replace("\\\\ud800", "\\ud800").replace("\\\\udc00", "\\udc00")  # real escapes, not backslashes
+    assert _post(app_server, raw.encode()).status_code == 200
+    connection.set_schema_to_public()
+    stored = WebhookEvent.objects.get(provider="meta", event_id__startswith=f"msg:wamid.{marker}")
+    assert stored.payload["message"]["text"]["body"] == "half \ufffd a pair"
