@@ -266,7 +266,7 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
 @member_required
 def media_serve(request: HttpRequest, schema: str, path: str) -> FileResponse:
     """A tenant's uploaded and received files, to its members only."""
-    if schema != request.tenant.schema_name or ".." in path.split("/"):  # type: ignore[attr-defined]
+    if schema != request.tenant.schema_name or ".." in path.split("/") or "\x00" in path:  # type: ignore[attr-defined]
         raise Http404
     if not default_storage.exists(path):
         raise Http404

@@ -121,4 +121,6 @@ def route_remove(*, tenant_id: int, channel_id: int) -> None:
 
 
 def route_lookup(*, kind: str, external_id: str) -> ChannelRoute | None:
+    if "\x00" in external_id:  # no route has one, and PostgreSQL refuses it as a parameter (a 500)
+        return None
     return ChannelRoute.objects.select_related("tenant").filter(kind=kind, external_id=external_id).first()

@@ -81,3 +81,9 @@ def test_parse_event_returns_events_or_payload_error(form: dict[str, str], kind:
 def test_unreadable_stored_callbacks_are_payload_errors(payload: dict[str, Any]) -> None:
     with pytest.raises(PayloadError):
         TwilioSmsProvider.parse_event(payload)
+
+
+def test_a_nul_in_our_number_is_refused_not_500(channels: dict[str, int]) -> None:
+    params = inbound_params("x", MessageStatus="delivered")
+    params["From"], params["To"] = "\x00", params["From"]
+    assert post_twilio("/webhooks/twilio/status/", params, TWILIO_TOKEN).status_code == 403
