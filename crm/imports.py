@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.validators import validate_email
@@ -29,7 +30,6 @@ from crm.services import custom_fields_clean, phone_normalize
 logger = logging.getLogger(__name__)
 
 CHUNK = 2000
-MAX_UPLOAD_BYTES = 20 * 2**20
 MAX_ROWS = 200_000
 MAX_COLUMNS = 100  # wider rows are cut: a contacts sheet has a handful of columns
 # A workbook is a zip: its XML parts are capped by their uncompressed size, since a few KB can inflate to
@@ -56,13 +56,13 @@ def rows_of(upload: ContactImport) -> Iterator[list[str]]:
     (with the reason) for a file we will not read: too big, a workbook that inflates past its caps, or
     more than MAX_ROWS data rows (raised when the row past the cap is reached)."""
     with upload.file.open("rb") as fh:
-        raw = fh.read(MAX_UPLOAD_BYTES + 1)
+        raw = fh.read(settings.IMPORT_MAX_BYTES + 1)
     yield from rows_from_bytes(raw, upload.original_name)
 
 
 def rows_from_bytes(raw: bytes, name: str) -> Iterator[list[str]]:
     """The rows of a CSV or XLSX file's content (see rows_of)."""
-    if len(raw) > MAX_UPLOAD_BYTES:
+    if len(raw) > settings.IMPORT_MAX_BYTES:
         raise _too_big()
     source = _xlsx_rows(raw) if name.lower().endswith(".xlsx") else _csv_rows(raw)
     for count, row in enumerate(source):
@@ -75,7 +75,8 @@ def rows_from_bytes(raw: bytes, name: str) -> Iterator[list[str]]:
 
 def _too_big() -> ValidationError:
     return ValidationError(
-        _("The file is larger than %(size)s MB. Split it into smaller files.") % {"size": MAX_UPLOAD_BYTES // 2**20}
+        _("The file is larger than %(size)s MB. Split it into smaller files.")
+        % {"size": settings.IMPORT_MAX_BYTES // 2**20}
     )
 
 
@@ -179,7 +180,7 @@ def import_start(*, file: Any, original_name: str, created_by: Any = None) -> Co
     lowered = original_name.lower()
     if not lowered.endswith((".csv", ".xlsx", ".txt")):
         raise ValidationError(_("Upload a .csv or .xlsx file."))
-    if (getattr(file, "size", None) or 0) > MAX_UPLOAD_BYTES:
+    if (getattr(file, "size", None) or 0) > settings.IMPORT_MAX_BYTES:
         raise _too_big()
     upload = ContactImport(original_name=original_name[:200], created_by=created_by)
     upload.file.save(original_name, file, save=False)

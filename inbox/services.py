@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from accounts.audit import audit_record
 from accounts.models import AuditAction
 from core import events, ratelimit
+from core.media import extension_for, filename_clean
 from core.tasks import send_on_commit
 from crm.models import ConsentStatus, Contact
 from crm.services import MEDIUM_OF_KIND, consent_allows, consent_keyword, consent_record, contact_get_or_create
@@ -471,8 +472,8 @@ def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
                 payload=event.payload,
                 provider_message_id=event.provider_message_id,
                 provider_media_id=event.media_ref,
-                media_mime=event.media_mime,
-                media_filename=event.media_filename,
+                media_mime=event.media_mime[:100],
+                media_filename=filename_clean(event.media_filename),
                 reply_to_provider_id=event.reply_to,
                 status=MessageStatus.RECEIVED,
                 idempotency_key=f"in:{channel.pk}:{event.provider_message_id}",
@@ -524,8 +525,11 @@ def media_store(*, message_id: int) -> None:
     if message.media or not message.provider_media_id:
         return
     content, mime = provider_for(message.channel).fetch_media(message.provider_media_id)
-    extension = (mime.split("/")[-1].split(";")[0] or "bin")[:8]
-    name = message.media_filename or f"{message.type}-{message.pk}.{extension}"
+    # The stored name decides how the file is served (core.media.served_type): the customer's own name
+    # only for documents (always downloads), our name with the type's extension for media shown inline.
+    customer_name = filename_clean(message.media_filename)
+    own_name = f"{message.type}-{message.pk}{extension_for(mime or message.media_mime)}"
+    name = customer_name if message.type == MessageType.DOCUMENT and customer_name else own_name
     message.media.save(name, ContentFile(content), save=False)
     message.media_mime = mime or message.media_mime
     message.save(update_fields=["media", "media_mime"])

@@ -191,9 +191,9 @@ def test_rows_past_the_cap_stop_the_import_with_a_clear_error(
 
 
 def test_an_upload_over_the_size_cap_is_refused_on_the_page(
-    in_tenant_a: Any, tenant_a: Tenant, agent_a: User, monkeypatch: pytest.MonkeyPatch
+    in_tenant_a: Any, tenant_a: Tenant, agent_a: User, settings: Any
 ) -> None:
-    monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 2 * MB)
+    settings.IMPORT_MAX_BYTES = 2 * MB
     client = tenant_client(tenant_a, agent_a, lang="en")
     big = ContentFile(b"phone\n" + b"11987650001\n" * (2 * MB // 12 + 10), name="grande.csv")
     response = client.post("/contacts/import/", {"file": big})
