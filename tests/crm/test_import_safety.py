@@ -191,10 +191,10 @@ def test_rows_past_the_cap_stop_the_import_with_a_clear_error(
 
 
 def test_an_upload_over_the_size_cap_is_refused_on_the_page(
-    in_tenant_a: Any, tenant_a: Tenant, agent_a: User, settings: Any
+    in_tenant_a: Any, tenant_a: Tenant, owner_a: User, settings: Any
 ) -> None:
     settings.IMPORT_MAX_BYTES = 2 * MB
-    client = tenant_client(tenant_a, agent_a, lang="en")
+    client = tenant_client(tenant_a, owner_a, lang="en")
     big = ContentFile(b"phone\n" + b"11987650001\n" * (2 * MB // 12 + 10), name="grande.csv")
     response = client.post("/contacts/import/", {"file": big})
     assert response.status_code == 400 and "larger than 2 MB" in response.content.decode()
@@ -231,7 +231,7 @@ def test_each_refused_row_says_why_and_the_report_runs_no_formula(in_tenant_a: A
 
 
 def test_export_neutralises_formula_cells_but_keeps_phones_and_numbers(
-    in_tenant_a: Any, tenant_a: Tenant, agent_a: User
+    in_tenant_a: Any, tenant_a: Tenant, owner_a: User
 ) -> None:
     CustomField.objects.create(key="saldo", label="Saldo", kind="text")
     CustomField.objects.create(key="nota", label="Nota", kind="text")
@@ -242,8 +242,8 @@ def test_export_neutralises_formula_cells_but_keeps_phones_and_numbers(
         custom_fields={"saldo": "-12.50", "nota": "@SUM(1+1)*cmd|' /C calc'!A0"},
     )
     Contact.objects.create(phone="+5511987650902", name="+1+cmd|' /C calc'!A0", custom_fields={"nota": "\t=1+1"})
-    page = tenant_client(tenant_a, agent_a).get("/contacts/export/")
-    _token, raw = api_token_create(user=agent_a, tenant=tenant_a, name="export")
+    page = tenant_client(tenant_a, owner_a).get("/contacts/export/")
+    _token, raw = api_token_create(user=owner_a, tenant=tenant_a, name="export")
     api = Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}").get("/api/v1/contacts/export/")
     for response in (page, api):
         rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))

@@ -50,9 +50,9 @@ def test_a_loop_saved_before_the_check_matches_nobody_and_does_not_recurse(in_te
 
 
 def test_api_refuses_a_self_referencing_segment_with_a_field_error(
-    in_tenant_a: Any, tenant_a: Tenant, agent_a: User
+    in_tenant_a: Any, tenant_a: Tenant, owner_a: User
 ) -> None:
-    _token, raw = api_token_create(user=agent_a, tenant=tenant_a, name="segments")
+    _token, raw = api_token_create(user=owner_a, tenant=tenant_a, name="segments")
     api = Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
     created = api.post("/api/v1/segments/", {"name": "Base", "filters": {"q": "a"}}, content_type="application/json")
     assert created.status_code == 201, created.content
@@ -72,8 +72,8 @@ def test_api_refuses_a_self_referencing_segment_with_a_field_error(
     assert Segment.objects.get(pk=pk).filters == {"q": "a"}
 
 
-def test_page_refuses_saving_a_segment_over_itself(in_tenant_a: Any, tenant_a: Tenant, agent_a: User) -> None:
-    client = tenant_client(tenant_a, agent_a, lang="en")
+def test_page_refuses_saving_a_segment_over_itself(in_tenant_a: Any, tenant_a: Tenant, owner_a: User) -> None:
+    client = tenant_client(tenant_a, owner_a, lang="en")
     leads = segment_save(name="Leads", filters={"q": "Lead"})
     # "Save as segment" while the list is filtered by the very segment being overwritten.
     response = client.post(
