@@ -6,8 +6,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import ApiToken, Invitation, Membership, User
+from accounts.forms import AdminLoginForm
+from accounts.models import ApiToken, AuditEntry, Invitation, Membership, User
 from accounts.services import api_token_revoke
+
+admin.site.login_form = AdminLoginForm  # throttled like every other login
 
 
 class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -60,3 +63,20 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
             api_token_revoke(token=token)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["created_at", "tenant", "actor_label", "action", "target_label", "ip"]
+    list_filter = ["action"]
+    search_fields = ["actor_label", "target_label", "tenant__slug", "request_id"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False

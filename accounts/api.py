@@ -3,16 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiToken, Membership
+from accounts.models import ApiToken, AuditEntry, Membership
 from accounts.permissions import crud_actions
-from accounts.selectors import api_tokens_of, members_of
+from accounts.selectors import api_tokens_of, audit_entries_of, members_of
 from accounts.services import (
     api_token_create,
     api_token_revoke,
@@ -126,3 +126,37 @@ class ApiTokenViewSet(
 
     def perform_destroy(self, instance: ApiToken) -> None:
         api_token_revoke(token=instance)
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    actor = serializers.CharField(source="actor_label", read_only=True)
+
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "target_label",
+            "ip",
+            "request_id",
+            "metadata",
+        ]
+        read_only_fields = fields
+
+
+class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """The workspace's audit log, newest first (owners and admins). Filter with ?action=."""
+
+    serializer_class = AuditEntrySerializer
+    required_actions = {"list": Action.AUDIT_VIEW, "retrieve": Action.AUDIT_VIEW}
+
+    def get_queryset(self) -> QuerySet[AuditEntry]:
+        return audit_entries_of(tenant=self.request.tenant, action=self.request.query_params.get("action", ""))  # type: ignore[attr-defined]
+
+    @extend_schema(parameters=[OpenApiParameter("action", str)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)

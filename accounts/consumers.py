@@ -9,7 +9,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Membership
-from core.realtime import STAFF_TOPIC, audience_admits, group_name, user_topic
+from core.realtime import MANAGERS_TOPIC, STAFF_TOPIC, audience_admits, group_name, user_topic
+from core.roles import MANAGERS
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -33,6 +34,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.groups = [group_name(tenant.schema_name, STAFF_TOPIC), group_name(tenant.schema_name, user_topic(user.pk))]
+        if self.role in MANAGERS:  # the QR code and pairing code go to managers only
+            self.groups.append(group_name(tenant.schema_name, MANAGERS_TOPIC))
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()

@@ -3,22 +3,38 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import authenticate, password_validation
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Membership, Role, User
+from accounts.audit import audit_record, client_ip
+from accounts.models import AuditAction, Membership, Role, User
 from accounts.services import login_throttle_blocked, login_throttle_failed, login_throttle_reset
+from tenants.models import Tenant
 from tenants.services import slug_validate
 
+THROTTLED = _("Too many failed attempts. Wait a few minutes and try again.")
+INVALID_LOGIN = _("Email or password is incorrect.")
 
-def client_ip(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR", "-"))
+
+def login_failed(request: HttpRequest, email: str, tenant: Tenant | None, reason: str) -> None:
+    login_throttle_failed(email=email, ip=client_ip(request) or "-")
+    audit_record(
+        action=AuditAction.LOGIN_FAILED,
+        target_type="email",
+        target_label=email.strip().lower(),
+        actor_label=email.strip().lower(),
+        tenant=tenant,
+        request=request,
+        metadata={"reason": reason},
+    )
 
 
 class LoginForm(forms.Form):
-    """Email and password, throttled per email and per address."""
+    """Email and password, throttled per email and per address across every workspace. On a tenant, a
+    non-member gets exactly the answer a wrong password gets (the password was hashed either way)."""
 
     email = forms.EmailField(
         label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
@@ -27,8 +43,9 @@ class LoginForm(forms.Form):
         label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
 
-    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, request: HttpRequest, *args: Any, tenant: Tenant | None = None, **kwargs: Any) -> None:
         self.request = request
+        self.tenant = tenant
         self.user: User | None = None
         super().__init__(*args, **kwargs)
 
@@ -37,15 +54,43 @@ class LoginForm(forms.Form):
         email, password = data.get("email", ""), data.get("password", "")
         if not email or not password:
             return data
-        ip = client_ip(self.request)
+        ip = client_ip(self.request) or "-"
         if login_throttle_blocked(email=email, ip=ip):
-            raise ValidationError(_("Too many failed attempts. Wait a few minutes and try again."), code="throttled")
+            login_failed(self.request, email, self.tenant, "throttled")
+            raise ValidationError(THROTTLED, code="throttled")
         user = authenticate(self.request, username=email.lower(), password=password)
+        reason = "bad_credentials" if user is None else ""
+        if (
+            user is not None
+            and self.tenant is not None
+            and not Membership.objects.filter(user=user, tenant=self.tenant).exists()
+        ):
+            user, reason = None, "not_a_member"
         if user is None:
-            login_throttle_failed(email=email, ip=ip)
-            raise ValidationError(_("Email or password is incorrect."), code="invalid_login")
+            login_failed(self.request, email, self.tenant, reason)
+            raise ValidationError(INVALID_LOGIN, code="invalid_login")
         login_throttle_reset(email=email, ip=ip)
         self.user = user  # type: ignore[assignment]
+        return data
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The superadmin login, under the same throttle as every other login."""
+
+    def clean(self) -> dict[str, Any]:
+        email = str(self.cleaned_data.get("username") or "")
+        ip = client_ip(self.request) or "-"  # type: ignore[arg-type]
+        if email and login_throttle_blocked(email=email, ip=ip):
+            login_failed(self.request, email, None, "throttled")  # type: ignore[arg-type]
+            raise ValidationError(THROTTLED, code="throttled")
+        try:
+            data = super().clean()
+        except ValidationError:
+            if email and self.cleaned_data.get("password"):
+                login_failed(self.request, email, None, "admin_refused")  # type: ignore[arg-type]
+            raise
+        if email:
+            login_throttle_reset(email=email, ip=ip)
         return data
 
 

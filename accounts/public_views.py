@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from accounts.forms import LoginForm, SignupForm
 from accounts.models import User
 from accounts.selectors import membership_get, memberships_of
-from accounts.services import handoff_token_make, workspace_signup
+from accounts.services import email_verification_confirm, handoff_token_make, workspace_signup
 from accounts.views import social_providers
 from tenants.models import Tenant
 from tenants.services import tenant_url
@@ -99,6 +99,15 @@ def social_start(request: HttpRequest, provider: str) -> HttpResponse:
     after = "/auth/handoff/start/?" + urlencode({"tenant": slug}) if slug else "/workspaces/"
     tenant = Tenant.objects.filter(slug=slug).first()
     return render(request, "public/social_start.html", {"provider": provider, "next": after, "tenant": tenant})
+
+
+def verify_email(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of the verification email sent at signup."""
+    if email_verification_confirm(token=token) is None:
+        messages.error(request, _("That confirmation link is invalid or has expired."))
+    else:
+        messages.success(request, _("Your email address is confirmed."))
+    return redirect("workspaces" if request.user.is_authenticated else "public_login")
 
 
 @require_POST

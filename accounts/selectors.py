@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.models import ApiToken, Invitation, Membership, User
+from accounts.models import ApiToken, AuditAction, AuditEntry, Invitation, Membership, User
 from tenants.models import Tenant
 
 
@@ -31,3 +31,11 @@ def invitations_pending(*, tenant: Tenant) -> QuerySet[Invitation]:
 
 def api_tokens_of(*, user: User, tenant: Tenant) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user, tenant=tenant, revoked_at=None)
+
+
+def audit_entries_of(*, tenant: Tenant, action: str = "") -> QuerySet[AuditEntry]:
+    """The workspace's audit log, newest first; `action` narrows it to one kind (unknown kinds: none)."""
+    entries = AuditEntry.objects.filter(tenant=tenant).select_related("actor")
+    if action:
+        entries = entries.filter(action=action if action in AuditAction.values else "-")
+    return entries.order_by("-created_at", "-id")

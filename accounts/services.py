@@ -18,8 +18,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import ApiToken, Invitation, Membership, Role, User
+from accounts.audit import audit_record
+from accounts.models import ApiToken, AuditAction, Invitation, Membership, Role, User
 from core import realtime
+from core.redis import redis_client
 from core.roles import Action, permission_check
 from tenants.models import Tenant
 from tenants.services import tenant_create, tenant_url
@@ -63,7 +65,70 @@ def workspace_signup(
     tenant = tenant_create(name=company_name, slug=slug, language=language)
     user = existing_user or user_create(email=email, password=password, name=name)
     membership_ensure(user=user, tenant=tenant, role=Role.OWNER)
+    if existing_user is None:
+        email_verification_send(user=user)
     return tenant, user
+
+
+# --- email verification -----------------------------------------------------------------------
+
+VERIFY_SALT = "accounts.verify-email"
+
+
+def email_verified_mark(*, user: User) -> None:
+    """The person proved they read this inbox (invitation link, password reset, verification link)."""
+    if user.email_verified_at is None:
+        user.email_verified_at = timezone.now()
+        User.objects.filter(pk=user.pk, email_verified_at=None).update(email_verified_at=user.email_verified_at)
+    email_address_sync(user=user)
+
+
+def email_address_sync(*, user: User) -> None:
+    """Tell allauth too: when it links a social login by email it wipes the password of an account whose
+    address it does not know as verified (its guard against pre-registered accounts)."""
+    from allauth.account.models import EmailAddress
+
+    if user.email_verified_at is None:
+        return
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email.lower(), defaults={"verified": True, "primary": True}
+    )
+
+
+def email_is_verified(*, user: User, email: str) -> bool:
+    """Did this user prove `email` is theirs, here or through a provider that vouched for it?"""
+    from allauth.account.models import EmailAddress
+
+    if user.email.lower() == email.strip().lower() and user.email_verified_at is not None:
+        return True
+    return EmailAddress.objects.filter(user=user, email__iexact=email.strip(), verified=True).exists()
+
+
+def email_verification_send(*, user: User) -> None:
+    """Mail a signed link that marks the address verified (self-service signup)."""
+    from tenants.services import public_url
+
+    token = signing.dumps({"u": user.pk, "e": user.email}, salt=VERIFY_SALT, compress=True)
+    link = public_url(f"/verify-email/{token}/")
+    send_mail(
+        subject=_("Confirm your email address"),
+        message=render_to_string("accounts/email/verify_email.txt", {"user": user, "link": link}),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def email_verification_confirm(*, token: str) -> User | None:
+    """The user the link was made for, now verified; None for a bad, old or outdated link."""
+    try:
+        payload = signing.loads(token, salt=VERIFY_SALT, max_age=settings.EMAIL_VERIFICATION_MAX_AGE_S)
+    except signing.BadSignature:
+        return None
+    user = User.objects.filter(pk=payload.get("u"), is_active=True).first()
+    if user is None or user.email.lower() != str(payload.get("e", "")).lower():
+        return None  # the address changed since the link was sent
+    email_verified_mark(user=user)
+    return user
 
 
 # --- invitations ----------------------------------------------------------------------------
@@ -112,6 +177,7 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     )
     if updated != 1:
         raise ValidationError(_("This invitation has already been used."))
+    email_verified_mark(user=user)  # the link reached this inbox
     return membership_ensure(user=user, tenant=invitation.tenant, role=invitation.role)
 
 
@@ -139,6 +205,7 @@ def membership_remove(*, actor: Membership, membership: Membership) -> None:
     if membership.role == Role.OWNER:
         permission_check(actor, Action.OWNER_MANAGE)
     _refuse_removing_last_owner(membership)
+    audit_record(action=AuditAction.MEMBER_REMOVED, target=membership.user, tenant=membership.tenant)
     ApiToken.objects.filter(user=membership.user, tenant=membership.tenant, revoked_at=None).update(
         revoked_at=timezone.now()
     )
@@ -158,8 +225,16 @@ def membership_set_role(*, actor: Membership, membership: Membership, role: str)
         raise ValidationError(_("Unknown role."))
     if role == Role.OWNER or membership.role == Role.OWNER:
         permission_check(actor, Action.OWNER_MANAGE)
+    if role == membership.role:
+        return
     if role != Role.OWNER:
         _refuse_removing_last_owner(membership)
+    audit_record(
+        action=AuditAction.ROLE_CHANGED,
+        target=membership.user,
+        tenant=membership.tenant,
+        metadata={"from": membership.role, "to": role},
+    )
     membership.role = role
     membership.save(update_fields=["role"])
     schema, user_id = membership.tenant.schema_name, membership.user_id
@@ -182,6 +257,13 @@ def ownership_transfer(*, actor: Membership, to: Membership) -> Membership:
         raise ValidationError(_("You already own this workspace."))
     Membership.objects.filter(pk=to_now.pk).update(role=Role.OWNER)
     Membership.objects.filter(pk=actor_now.pk).update(role=Role.ADMIN)
+    for member, before, after in ((to_now, to_now.role, Role.OWNER), (actor_now, actor_now.role, Role.ADMIN)):
+        audit_record(
+            action=AuditAction.ROLE_CHANGED,
+            target=member.user,
+            tenant=actor.tenant,
+            metadata={"from": before, "to": after, "ownership_transfer": True},
+        )
     actor.role, to.role = Role.ADMIN, Role.OWNER
     schema = actor.tenant.schema_name
     for user_id in (actor.user_id, to.user_id):
@@ -202,6 +284,7 @@ def api_token_create(*, user: User, tenant: Tenant, name: str) -> tuple[ApiToken
                 token = ApiToken.objects.create(
                     user=user, tenant=tenant, name=name, prefix=prefix, token_hash=_sha256(raw)
                 )
+            audit_record(action=AuditAction.TOKEN_CREATED, target=token, tenant=tenant, metadata={"owner": user.email})
             return token, raw
         except IntegrityError:
             continue
@@ -209,7 +292,10 @@ def api_token_create(*, user: User, tenant: Tenant, name: str) -> tuple[ApiToken
 
 
 def api_token_revoke(*, token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
+    if ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now()):
+        audit_record(
+            action=AuditAction.TOKEN_REVOKED, target=token, tenant=token.tenant, metadata={"owner": token.user.email}
+        )
 
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -261,7 +347,10 @@ def handoff_token_consume(*, token: str, tenant: Tenant) -> User | None:
     return user
 
 
-# --- login throttling -----------------------------------------------------------------------
+# --- throttling (login, password reset) -----------------------------------------------------
+# Counters live in Redis directly, not in the cache: cache keys carry the tenant schema, and a per-tenant
+# count would let an attacker spread guesses for one email over every workspace. These keys are global,
+# named by a hash of the normalised email (never the email itself) and, separately, by the address.
 
 
 @dataclass(frozen=True)
@@ -270,22 +359,44 @@ class ThrottleKeys:
     ip: str
 
     @classmethod
-    def of(cls, *, email: str, ip: str) -> ThrottleKeys:
-        return cls(f"login-fail:e:{_sha256(email.strip().lower())}", f"login-fail:ip:{ip}")
+    def of(cls, *, scope: str, email: str, ip: str) -> ThrottleKeys:
+        return cls(f"throttle:{scope}:e:{_sha256(email.strip().lower())}", f"throttle:{scope}:ip:{_sha256(ip)}")
+
+
+def _throttle_count(*keys: str) -> list[int]:
+    values = redis_client().mget(keys)
+    return [int(v or 0) for v in values]
+
+
+def _throttle_hit(keys: ThrottleKeys, window_s: int) -> None:
+    pipe = redis_client().pipeline()
+    for key in (keys.email, keys.ip):
+        pipe.set(key, 0, ex=window_s, nx=True)  # the window starts at the first hit
+        pipe.incr(key)
+    pipe.execute()
 
 
 def login_throttle_blocked(*, email: str, ip: str) -> bool:
-    keys = ThrottleKeys.of(email=email, ip=ip)
+    keys = ThrottleKeys.of(scope="login", email=email, ip=ip)
+    by_email, by_ip = _throttle_count(keys.email, keys.ip)
     limit = settings.LOGIN_THROTTLE_ATTEMPTS
-    return int(cache.get(keys.email, 0)) >= limit or int(cache.get(keys.ip, 0)) >= limit * 4
+    return by_email >= limit or by_ip >= limit * 4
 
 
 def login_throttle_failed(*, email: str, ip: str) -> None:
-    keys = ThrottleKeys.of(email=email, ip=ip)
-    for key in (keys.email, keys.ip):
-        if not cache.add(key, 1, timeout=settings.LOGIN_THROTTLE_WINDOW_S):
-            cache.incr(key)
+    _throttle_hit(ThrottleKeys.of(scope="login", email=email, ip=ip), settings.LOGIN_THROTTLE_WINDOW_S)
 
 
 def login_throttle_reset(*, email: str, ip: str) -> None:
-    cache.delete(ThrottleKeys.of(email=email, ip=ip).email)
+    redis_client().delete(ThrottleKeys.of(scope="login", email=email, ip=ip).email)
+
+
+def password_reset_throttle_allows(*, email: str, ip: str) -> bool:
+    """Count a reset request; False once this email or address asked too often in the window."""
+    keys = ThrottleKeys.of(scope="reset", email=email, ip=ip)
+    by_email, by_ip = _throttle_count(keys.email, keys.ip)
+    limit = settings.PASSWORD_RESET_THROTTLE_ATTEMPTS
+    if by_email >= limit or by_ip >= limit * 4:
+        return False
+    _throttle_hit(keys, settings.LOGIN_THROTTLE_WINDOW_S)
+    return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -11,6 +13,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -18,6 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.audit import client_ip
 from accounts.decorators import action_required
 from accounts.forms import (
     AcceptInviteForm,
@@ -29,11 +33,12 @@ from accounts.forms import (
     TenantSettingsForm,
 )
 from accounts.middleware import SESSION_TENANT_KEY
-from accounts.models import Invitation, Membership, User
-from accounts.selectors import api_tokens_of, invitations_pending, members_of, membership_get
+from accounts.models import AuditAction, Invitation, Membership, User
+from accounts.selectors import api_tokens_of, audit_entries_of, invitations_pending, members_of
 from accounts.services import (
     api_token_create,
     api_token_revoke,
+    email_verified_mark,
     handoff_token_consume,
     invitation_accept,
     invitation_by_token,
@@ -42,11 +47,14 @@ from accounts.services import (
     membership_remove,
     membership_set_role,
     ownership_transfer,
+    password_reset_throttle_allows,
     user_create,
 )
 from core.contributions import MEDIA_GUARD, collect
 from core.roles import Action, role_allows
 from tenants.services import public_url, tenant_update_settings
+
+logger = logging.getLogger(__name__)
 
 
 def social_providers() -> list[str]:
@@ -66,14 +74,11 @@ def _safe_next(request: HttpRequest, default: str = "/") -> str:
 def login_view(request: HttpRequest) -> HttpResponse:
     if getattr(request, "membership", None) is not None:
         return redirect(_safe_next(request))
-    form = LoginForm(request, data=request.POST or None)
+    form = LoginForm(request, data=request.POST or None, tenant=request.tenant)  # type: ignore[attr-defined]
     if request.method == "POST" and form.is_valid():
         assert form.user is not None
-        if membership_get(user=form.user, tenant=request.tenant) is None:  # type: ignore[attr-defined]
-            form.add_error(None, _("This account is not a member of this workspace."))
-        else:
-            tenant_login(request, form.user)
-            return redirect(_safe_next(request))
+        tenant_login(request, form.user)
+        return redirect(_safe_next(request))
     return render(
         request,
         "accounts/login.html",
@@ -162,6 +167,23 @@ class PasswordResetView(auth_views.PasswordResetView):
         form = super().get_form(form_class)
         form.tenant_id = self.request.tenant.pk  # type: ignore[attr-defined]
         return form
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        # Over the limit, the answer is the same page as always (it tells nothing), but no mail leaves.
+        if not password_reset_throttle_allows(email=form.cleaned_data["email"], ip=client_ip(self.request) or "-"):
+            logger.warning("password reset throttled on %s", self.request.tenant.schema_name)  # type: ignore[attr-defined]
+            return redirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("password_reset_complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        email_verified_mark(user=form.user)  # the reset link reached this inbox
+        return response
 
 
 @action_required(Action.WORKSPACE_VIEW)
@@ -297,6 +319,19 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Settings saved."))
         return redirect("tenant_settings")
     return render(request, "accounts/settings.html", {"form": form})
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@action_required(Action.AUDIT_VIEW)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Who did what in this workspace: sign-ins, tokens, exports, erasures, roles, channel credentials."""
+    action = request.GET.get("action", "")
+    entries = audit_entries_of(tenant=request.tenant, action=action)  # type: ignore[attr-defined]
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "action": action, "actions": AuditAction.choices, "query": urlencode({"action": action})}
+    return render(request, "accounts/audit.html", context)
 
 
 @action_required(Action.MEDIA_VIEW)

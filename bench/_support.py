@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -152,3 +153,21 @@ def wrk(url: str, *, duration_s: int, connections: int, script: Path, args: list
 
 def command_line(cmd: list[str]) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
+
+
+def bench_channel(**fields: Any) -> Any:
+    """A channel for benchmark data, made directly: the benchmarks measure sending and intake, not
+    connecting (whose ownership check against the provider the test suite covers)."""
+    from django.db import connection
+
+    from inbox.models import Channel
+    from inbox.providers import provider_class
+    from intake.services import route_register
+
+    found = Channel.objects.filter(kind=fields["kind"], phone_number=fields["phone_number"]).first()
+    if found is not None:
+        return found
+    channel = Channel.objects.create(**fields)
+    for kind, external_id in provider_class(channel.kind).route_keys(channel):
+        route_register(kind=kind, external_id=external_id, tenant_id=connection.tenant.pk, channel_id=channel.pk)
+    return channel

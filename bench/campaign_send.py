@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _support import BASE_DIR, bench_env, database_ensure, free_port, start, stop, wait_http
+from _support import BASE_DIR, bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http
 
 TARGET_RATIO = 0.85  # of the ceiling
 
@@ -57,7 +57,6 @@ def main() -> None:
     from crm.models import Contact, Tag
     from inbox.models import Channel, Message, MessageStatus
     from inbox.providers import OutboundMessage, provider_for
-    from inbox.services import channel_create
     from tenants.models import Tenant
     from tenants.services import tenant_create
 
@@ -87,13 +86,13 @@ def main() -> None:
 
     tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
     connection.set_tenant(tenant)  # type: ignore[attr-defined]
-    channel = Channel.objects.filter(phone_number_id="bench-campaign").first() or channel_create(
+    channel = bench_channel(
         kind="whatsapp_cloud",
         name="Bench campaign",
         phone_number="+5511999990001",
         credentials={"access_token": "x"},
-        waba_id="bench-campaign-waba",
-        phone_number_id="bench-campaign",
+        waba_id="200000000009002",
+        phone_number_id="100000000009002",
     )
     run = uuid.uuid4().hex[:8]
     tag = Tag.objects.create(name=f"bench-{run}")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _support import bench_env, database_ensure, free_port, start, stop, wait_http
+from _support import bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http
 
 TARGET_P95_MS = 100.0
 WORDS = [
@@ -57,8 +57,7 @@ def prepare(env: dict[str, str], conversations: int, per_conversation: int) -> t
 
     from accounts.models import Membership, User
     from accounts.services import api_token_create
-    from inbox.models import Channel, Conversation
-    from inbox.services import channel_create
+    from inbox.models import Conversation
     from tenants.models import Tenant
     from tenants.services import tenant_create
 
@@ -69,12 +68,11 @@ def prepare(env: dict[str, str], conversations: int, per_conversation: int) -> t
     Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": "owner"})
     _token, raw = api_token_create(user=user, tenant=tenant, name=f"bench-{int(time.time())}")
     connection.set_tenant(tenant)
-    channel = Channel.objects.filter(phone_number_id="bench-inbox").first() or channel_create(
+    channel = bench_channel(
         kind="sms_twilio",
         name="Bench SMS",
         phone_number="+5511999991111",
-        credentials={"account_sid": "ACbench", "auth_token": "x"},
-        phone_number_id="bench-inbox",
+        credentials={"account_sid": "ACb0b0b0b0b0b0b0b0b0b0b0b0b0b0b001", "auth_token": "x"},
     )
     from inbox.models import Message
 

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _support import bench_env, database_ensure, free_port, start, stop, wait_http, wrk
+from _support import bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http, wrk
 
 TARGET_PER_S, TARGET_P99_MS = 1500.0, 200.0
 
@@ -37,22 +37,21 @@ def prepare(env: dict[str, str], messages: int, run: str) -> list[tuple[str, str
     django.setup()
     from django.db import connection
 
-    from inbox.models import Channel, Conversation, Direction, Message, MessageStatus
-    from inbox.services import channel_create
+    from inbox.models import Conversation, Direction, Message, MessageStatus
     from intake.models import WebhookEvent
     from tenants.models import Tenant
     from tenants.services import tenant_create
 
     tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
-    WebhookEvent.objects.filter(route_key="bench-pnid").delete()
+    WebhookEvent.objects.filter(route_key="100000000009001").delete()
     connection.set_tenant(tenant)
-    channel = Channel.objects.filter(phone_number_id="bench-pnid").first() or channel_create(
+    channel = bench_channel(
         kind="whatsapp_cloud",
         name="Bench",
         phone_number="+5511999990000",
         credentials={"access_token": "x"},
-        waba_id="bench-waba",
-        phone_number_id="bench-pnid",
+        waba_id="200000000009001",
+        phone_number_id="100000000009001",
         rate_limit_per_s=1000,
     )
     from crm.models import Contact
@@ -79,7 +78,7 @@ def prepare(env: dict[str, str], messages: int, run: str) -> list[tuple[str, str
         for step, status in enumerate(("sent", "delivered", "read")):
             value = {
                 "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "5511999990000", "phone_number_id": "bench-pnid"},
+                "metadata": {"display_phone_number": "5511999990000", "phone_number_id": "100000000009001"},
                 "statuses": [
                     {
                         "id": f"wamid.{run}.{i}",
@@ -92,7 +91,7 @@ def prepare(env: dict[str, str], messages: int, run: str) -> list[tuple[str, str
             body = json.dumps(
                 {
                     "object": "whatsapp_business_account",
-                    "entry": [{"id": "bench-waba", "changes": [{"field": "messages", "value": value}]}],
+                    "entry": [{"id": "200000000009001", "changes": [{"field": "messages", "value": value}]}],
                 },
                 separators=(",", ":"),
             )
@@ -117,16 +116,16 @@ def outcome(run: str, event_ids: list[str], drain_timeout_s: float) -> tuple[int
 
     started = time.monotonic()
     while time.monotonic() - started < drain_timeout_s:
-        if not WebhookEvent.objects.filter(route_key="bench-pnid", processed_at=None).exists():
+        if not WebhookEvent.objects.filter(route_key="100000000009001", processed_at=None).exists():
             break
         time.sleep(0.5)
     drained_s = time.monotonic() - started
     stored = set(
-        WebhookEvent.objects.filter(route_key="bench-pnid")
+        WebhookEvent.objects.filter(route_key="100000000009001")
         .exclude(processed_at=None)
         .values_list("event_id", flat=True)
     )
-    pending = WebhookEvent.objects.filter(route_key="bench-pnid", processed_at=None).count()
+    pending = WebhookEvent.objects.filter(route_key="100000000009001", processed_at=None).count()
     lost_events = sum(1 for event_id in event_ids if event_id not in stored)
     connection.set_tenant(Tenant.objects.get(slug="bench"))
     complete = {e.split(":")[1] for e in event_ids if e.endswith(":read")} & {

@@ -6,7 +6,8 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from campaigns import contributions, exits
+        from campaigns import contributions, exits, suspension
 
         contributions.connect()
         exits.connect()
+        suspension.connect()

@@ -38,6 +38,7 @@ from crm.services import MEDIUM_OF_KIND
 from inbox.models import Channel, Conversation, Message, MessageType
 from inbox.providers import provider_class
 from inbox.services import conversation_open, message_send, messages_dispatch_now
+from tenants.selectors import tenant_is_active
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +250,8 @@ def campaign_run(*, campaign_id: int) -> float | None:
     campaign = Campaign.objects.select_related("channel").get(pk=campaign_id)
     if campaign.status != CampaignStatus.RUNNING:
         return None
+    if not tenant_is_active():
+        return None  # suspended: the campaign stays running and goes on from campaigns_resume_running
     opening = _quiet_wait(campaign.respect_quiet_hours)
     if opening is not None:
         return max(1.0, (opening - timezone.now()).total_seconds())
@@ -265,6 +268,7 @@ def campaign_run(*, campaign_id: int) -> float | None:
         )
         conversations = conversations_for(channel=campaign.channel, contacts=[r.contact for r in batch])
         now = timezone.now()
+        handled: list[CampaignRecipient] = []
         for recipient in batch:
             try:
                 message = outreach_send(
@@ -278,15 +282,20 @@ def campaign_run(*, campaign_id: int) -> float | None:
                 )
             except ValidationError as exc:
                 code = getattr(exc, "code", None)
+                if code == "tenant_suspended":
+                    break  # suspended mid-batch: the rest stay pending for the reactivation
                 recipient.status = RecipientStatus.SKIPPED if code in SKIP_CODES else RecipientStatus.FAILED
                 recipient.reason = " ".join(exc.messages)[:300]
             else:
                 recipient.status = RecipientStatus.QUEUED
                 recipient.message = message
             recipient.processed_at = now
-        _recipients_record(batch, now)
+            handled.append(recipient)
+        _recipients_record(handled, now)
     # Committed: send the batch from here, many requests at once (no task per message).
-    messages_dispatch_now(message_ids=[r.message.pk for r in batch if r.message is not None])
+    messages_dispatch_now(message_ids=[r.message.pk for r in handled if r.message is not None])
+    if len(handled) < len(batch):
+        return None
     if CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).exists():
         # More to send (or another runner holds the last rows): the next batch, one second after this one.
         return max(0.0, 1.0 - (time.monotonic() - started))
@@ -348,6 +357,15 @@ def _campaign_move(campaign: Campaign, sources: list[str], target: str) -> bool:
     moved = Campaign.objects.filter(pk=campaign.pk, status__in=sources).update(status=target) == 1
     campaign.refresh_from_db()
     return moved
+
+
+def campaigns_resume_running() -> int:
+    """After a suspension: every campaign still running gets its batches going again (a second runner
+    is harmless: recipients are claimed with SKIP LOCKED and every message has its idempotency key)."""
+    ids = list(Campaign.objects.filter(status=CampaignStatus.RUNNING).values_list("pk", flat=True))
+    for pk in ids:
+        _run_soon(pk)
+    return len(ids)
 
 
 def campaigns_start_due() -> int:
@@ -455,8 +473,12 @@ def enrollments_stop_on_opt_out(*, contact_id: int, medium: str) -> int:
     )
 
 
-def cadences_advance(*, limit: int = MAX_BATCH) -> int:
-    """Beat: send the due step of every due enrollment (of active cadences). Returns the steps sent."""
+def cadences_advance(*, limit: int | None = None) -> int:
+    """Beat: send the due step of up to `limit` (MAX_BATCH) due enrollments of active cadences. Returns the
+    steps sent. A suspended tenant sends nothing; its due steps go out once it is reactivated."""
+    if not tenant_is_active():
+        return 0
+    limit = limit or MAX_BATCH
     now = timezone.now()
     sent = 0
     with transaction.atomic():
@@ -495,6 +517,8 @@ def _enrollment_step(enrollment: Enrollment, steps: list[CadenceStep], now: date
             idempotency_key=f"cadence:{enrollment.pk}:{step.position}",
         )
     except ValidationError as exc:
+        if getattr(exc, "code", None) == "tenant_suspended":
+            return 0  # suspended meanwhile: the step stays due
         opted_out = getattr(exc, "code", None) == "opted_out"
         changes = {
             "status": EnrollmentStatus.STOPPED if opted_out else EnrollmentStatus.FAILED,

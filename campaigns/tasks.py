@@ -18,17 +18,26 @@ def campaign_run(self, campaign_id: int) -> None:  # type: ignore[no-untyped-def
 @app.task(name="campaigns.cadence_tick")
 def cadence_tick() -> int:
     """Send the due cadence steps of the current tenant (called on enrollment, and by the beat tick)."""
-    sent = services.cadences_advance()
+    total = sent = services.cadences_advance()
     while sent >= services.MAX_BATCH:  # a backlog: keep going until it is worked off
         sent = services.cadences_advance()
-    return sent
+        total += sent
+    return total
 
 
 @app.task(name="campaigns.tick")
 def tick() -> int:
-    """Beat: in every tenant, start the scheduled campaigns that are due and send due cadence steps."""
+    """Beat: in every active tenant, start the scheduled campaigns that are due and send due cadence steps
+    (a suspended tenant's wait until it is reactivated)."""
     total = 0
-    for schema in get_tenant_model().objects.exclude(schema_name="public").values_list("schema_name", flat=True):
+    tenants = get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True)
+    for schema in tenants.values_list("schema_name", flat=True):
         with schema_context(schema):
             total += services.campaigns_start_due() + cadence_tick()
     return total
+
+
+@app.task(name="campaigns.resume_after_suspension")
+def resume_after_suspension() -> int:
+    """After a reactivation: running campaigns go on, due cadence steps are sent."""
+    return services.campaigns_resume_running() + cadence_tick()

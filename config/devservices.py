@@ -41,17 +41,34 @@ synchronous_commit = off
 """
 
 
+def _field_key() -> str:
+    return "k1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+# Every secret the local demo needs, made once per checkout. Settings read them all from the environment
+# (config/settings.py), which var/local.env fills in; the emulators read the same file.
+GENERATED_SECRETS = {
+    "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+    "FIELD_ENCRYPTION_KEYS": _field_key,
+    "META_APP_SECRET": lambda: secrets.token_hex(16),
+    "META_VERIFY_TOKEN": lambda: secrets.token_urlsafe(24),
+}
+
+
 def _secrets() -> dict[str, str]:
-    """Generated once per checkout and kept, so sessions and encrypted values survive restarts."""
-    if not SECRETS_ENV.exists():
-        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        SECRETS_ENV.write_text(f"SECRET_KEY={secrets.token_urlsafe(50)}\nFIELD_ENCRYPTION_KEYS=k1:{key}\n")
-        SECRETS_ENV.chmod(0o600)
+    """Generated once per checkout and kept, so sessions and encrypted values survive restarts. A secret
+    added to GENERATED_SECRETS later is appended to an existing file; existing values never change."""
     values: dict[str, str] = {}
-    for line in SECRETS_ENV.read_text().splitlines():
-        if "=" in line:
-            k, v = line.split("=", 1)
-            values[k] = v
+    if SECRETS_ENV.exists():
+        for line in SECRETS_ENV.read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                values[k] = v
+    missing = {name: make() for name, make in GENERATED_SECRETS.items() if not values.get(name)}
+    if missing or not SECRETS_ENV.exists():
+        values.update(missing)
+        SECRETS_ENV.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        SECRETS_ENV.chmod(0o600)
     return values
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -28,6 +29,10 @@ USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = not DEBUG
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^livez$"]  # the load balancer's probes speak plain HTTP
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True  # every tenant is a subdomain
 
 SHARED_APPS = [
     "tenants",
@@ -52,6 +57,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "csp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -75,6 +81,7 @@ MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
     "tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "tenants.middleware.TenantActiveMiddleware",
@@ -83,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.TenantMembershipMiddleware",
+    "accounts.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -152,6 +160,10 @@ CHANNEL_LAYERS = {
 # Celery: tasks carry the tenant schema in their headers (tenant-schemas-celery).
 CELERY_BROKER_URL = celery_url_from_redis_url(env_str("CELERY_BROKER_URL") or REDIS_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+# One Redis, one key namespace per role (cache "cp:", channel layer "asgi", broker, results; the direct
+# keys of core.redis are "rl:", "intake:", "waweb:"), so nothing needs a database-wide flush.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": env_str("CELERY_BROKER_KEY_PREFIX", "broker:")}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": env_str("CELERY_RESULT_KEY_PREFIX", "results:")}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -161,6 +173,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
+# A send claimed this long ago and still 'sending' had its worker die mid-call: the sweep marks it unknown.
+SENDING_STUCK_AFTER_S = env_int("SENDING_STUCK_AFTER_S", 300)
 CELERY_BEAT_SCHEDULE = {
     "ingest-sweep": {"task": "inbox.ingest_sweep", "schedule": 10.0, "options": {"queue": "ingest"}},
     "sending-sweep": {"task": "inbox.sending_sweep", "schedule": 60.0, "options": {"queue": "default"}},
@@ -170,7 +184,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"queue": "default"},
     },
+    "intake-events-purge": {"task": "intake.events_purge", "schedule": 3600.0, "options": {"queue": "default"}},
 }
+# Raw provider events keep their payload this long after they were applied; then only the ids that
+# refuse replays remain.
+WEBHOOK_EVENT_RETENTION_DAYS = env_int("WEBHOOK_EVENT_RETENTION_DAYS", 30)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -192,9 +210,32 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 LOGIN_THROTTLE_ATTEMPTS = env_int("LOGIN_THROTTLE_ATTEMPTS", 5)
 LOGIN_THROTTLE_WINDOW_S = env_int("LOGIN_THROTTLE_WINDOW_S", 900)
+PASSWORD_RESET_THROTTLE_ATTEMPTS = env_int("PASSWORD_RESET_THROTTLE_ATTEMPTS", 5)
+EMAIL_VERIFICATION_MAX_AGE_S = 60 * 60 * 24 * 3
 HANDOFF_MAX_AGE_S = 60
 INVITATION_MAX_AGE_DAYS = 7
-SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
+# An idle session ends: the age restarts at every request (SESSION_SAVE_EVERY_REQUEST).
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_S", 60 * 60 * 12)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp). Scripts: our own files and nonced inline blocks; Alpine.js (the
+# standard build, which evaluates its x-* expressions) needs 'unsafe-eval'. Styles: inline style
+# attributes are used across the templates, and htmx adds its indicator style.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-eval'", NONCE],  # NONCE: this request's nonce, when a page uses it
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:", "https:"],
+        "media-src": ["'self'", "blob:", "https:"],  # call recordings are played from the provider
+        "connect-src": ["'self'"],  # includes the live socket (ws/wss on this host)
+        "font-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # django-allauth: social login only (password login is ours, per tenant). One redirect URI on the
 # main domain; the user is handed off to the tenant with a short-lived signed token.
@@ -298,10 +339,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 if env_str("AWS_STORAGE_BUCKET_NAME"):
-    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    # One key prefix per tenant schema, existing keys never overwritten (core/storage.py).
+    STORAGES["default"] = {"BACKEND": "core.storage.TenantS3Storage"}
     AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
     AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
     AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+    AWS_LOCATION = env_str("AWS_LOCATION")  # a common prefix before the tenant's schema
     AWS_DEFAULT_ACL = None
     AWS_QUERYSTRING_AUTH = True
 WHITENOISE_USE_FINDERS = DEBUG

@@ -10,7 +10,7 @@ from core import pwa
 from core.health import health, live
 from sms.webhooks import twilio_inbound, twilio_status
 from voice.webhooks import retell_webhook, twilio_voice
-from whatsapp.webhooks import meta_webhook
+from whatsapp.webhooks import meta_app_webhook, meta_webhook
 
 admin.site.site_header = "Superadmin"
 admin.site.site_title = "Superadmin"
@@ -21,6 +21,7 @@ urlpatterns = [
     path("login/", public_views.public_login, name="public_login"),
     path("logout/", public_views.public_logout, name="public_logout"),
     path("workspaces/", public_views.workspaces, name="workspaces"),
+    path("verify-email/<str:token>/", public_views.verify_email, name="verify_email"),
     path("auth/handoff/start/", public_views.handoff_start, name="handoff_start"),
     path("auth/social/<str:provider>/", public_views.social_start, name="public_social_start"),
     path("accounts/login/", RedirectView.as_view(pattern_name="public_login", query_string=True)),
@@ -30,6 +31,7 @@ urlpatterns = [
     path("health", health, name="health"),
     path("livez", live, name="livez"),
     path("webhooks/whatsapp/", meta_webhook, name="webhook_meta"),
+    path("webhooks/whatsapp/app/<str:key>/", meta_app_webhook, name="webhook_meta_app"),
     path("webhooks/twilio/inbound/", twilio_inbound, name="webhook_twilio_inbound"),
     path("webhooks/twilio/status/", twilio_status, name="webhook_twilio_status"),
     path("webhooks/retell/<str:route>/", retell_webhook, name="webhook_retell"),

@@ -23,9 +23,7 @@ urlpatterns = [
     ),
     path(
         "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(
-            template_name="accounts/password_reset_confirm.html", success_url="/password-reset/complete/"
-        ),
+        views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(
@@ -42,6 +40,7 @@ urlpatterns = [
     path("settings/", views.tenant_settings, name="tenant_settings"),
     path("settings/api-tokens/", views.api_tokens, name="api_tokens"),
     path("settings/api-tokens/<int:pk>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
+    path("settings/audit/", views.audit_log, name="audit_log"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("health", health, name="health"),
     path("livez", live, name="livez"),

@@ -29,9 +29,11 @@ LEAD_STAGE_ENTERED = "lead.stage_entered"  # payload: card_id, board_id, stage_i
 LEAD_STAGE_LEFT = "lead.stage_left"
 LEAD_WON = "lead.won"
 LEAD_LOST = "lead.lost"
+CONTACT_ERASED = "contact.erased"  # personal data erased (LGPD); payload: contact_id
 CALL_ENDED = "call.ended"  # payload: call_id, contact_id, direction, status, duration_ms
 CAMPAIGN_FINISHED = "campaign.finished"  # payload: campaign_id
 BOARD_CHANGED = "kanban.changed"  # anything on a board changed: viewers refresh; payload: board_id
+TENANT_REACTIVATED = "tenant.reactivated"  # held sends and events go on; payload: tenant_id
 
 
 def subscribe(event: str, handler: Handler) -> None:

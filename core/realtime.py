@@ -16,6 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 STAFF_TOPIC = "staff"
+MANAGERS_TOPIC = "managers"  # owners and admins only (e.g. a WhatsApp Web QR code, which links a phone)
 
 
 def group_name(schema_name: str, topic: str) -> str:

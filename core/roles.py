@@ -35,6 +35,7 @@ class Action(StrEnum):
     OWNER_MANAGE = "owner.manage"  # make someone owner, demote or remove an owner
     OWNERSHIP_TRANSFER = "ownership.transfer"
     SETTINGS_MANAGE = "settings.manage"
+    AUDIT_VIEW = "audit.view"  # the audit log of sensitive actions
     # contacts
     CONTACT_VIEW = "contact.view"
     CONTACT_EDIT = "contact.edit"
@@ -93,6 +94,7 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.OWNER_MANAGE: OWNERS,
     Action.OWNERSHIP_TRANSFER: OWNERS,
     Action.SETTINGS_MANAGE: MANAGERS,
+    Action.AUDIT_VIEW: MANAGERS,
     Action.CONTACT_VIEW: EVERYONE,
     Action.CONTACT_EDIT: EVERYONE,
     Action.CONTACT_MERGE: EVERYONE,

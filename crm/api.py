@@ -13,6 +13,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.audit import audit_record
+from accounts.models import AuditAction
 from accounts.permissions import crud_actions
 from core.roles import Action
 from crm.export import contacts_csv_rows
@@ -130,6 +132,7 @@ class ContactViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
 
 def csv_response(contacts: QuerySet[Contact]) -> StreamingHttpResponse:
+    audit_record(action=AuditAction.EXPORT, target_type="crm.contact", metadata={"count": contacts.count()})
     response = StreamingHttpResponse(contacts_csv_rows(contacts), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
     return response

@@ -30,6 +30,18 @@ def phone_normalize(raw: str, default_region: str = "BR") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def phone_spellings(e164: str) -> list[str]:
+    """The digits of a phone as providers write it: `5511987654321`, and for a Brazilian mobile also
+    without the ninth digit (`551187654321`, as WhatsApp ids of older accounts are)."""
+    digits = e164.lstrip("+")
+    if not digits.isdigit():
+        return []
+    spellings = [digits]
+    if digits.startswith("55") and len(digits) == 13 and digits[4] == "9":
+        spellings.append(digits[:4] + digits[5:])
+    return spellings
+
+
 def _with_ninth_digit(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
     """Brazilian mobiles gained a leading 9 (2012-2016); old 8-digit mobile numbers still circulate in
     spreadsheets. `(11) 8765-4321` becomes `+55 11 98765-4321` when that is a valid mobile."""
@@ -211,11 +223,20 @@ def contacts_delete(*, contacts: Any) -> int:
 
 
 def contact_erase(*, contact: Contact) -> None:
-    """Erase a person's data on request (LGPD): identity, custom fields, message content and media.
-    The row stays, anonymous, so counts and audit trails still add up."""
-    from django.db import transaction
+    """Erase a person's data on request (LGPD): identity, custom fields, message content and media, the
+    raw provider events that mention the phone; other apps wipe what they hold on `contact.erased`
+    (voice: transcripts and recordings). The row stays, anonymous, so counts and audit trails add up."""
+    from django.db import connection, transaction
+
+    from accounts.audit import audit_record
+    from accounts.models import AuditAction
+    from core import events
+    from intake.services import events_erase_mentioning
+    from tenants.selectors import tenant_current
 
     with transaction.atomic():
+        if not contact.phone.startswith("erased:"):
+            events_erase_mentioning(tenant_id=tenant_current().pk, needles=phone_spellings(contact.phone))
         for conversation in contact.conversations.all():  # type: ignore[attr-defined]
             for message in conversation.messages.exclude(media=""):
                 message.media.delete(save=False)
@@ -229,6 +250,10 @@ def contact_erase(*, contact: Contact) -> None:
             custom_fields={},
             erased_at=timezone.now(),
         )
+        audit_record(
+            action=AuditAction.ERASE, target_type="crm.contact", target_id=contact.pk, target_label=f"#{contact.pk}"
+        )
+        events.announce(events.CONTACT_ERASED, connection.schema_name, {"contact_id": contact.pk})  # type: ignore[attr-defined]
 
 
 def contact_merge(*, primary: Contact, duplicate: Contact, user: Any = None, role: str | None = None) -> Contact:

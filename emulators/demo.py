@@ -3,17 +3,16 @@ Twilio on :8711, calling the local app's webhooks back, with the demo channels' 
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from pathlib import Path
 
-from config.env import load_env_file
-from emulators.meta import MetaEmulator
+from config.env import env_str, load_env_file
+from emulators.meta import MetaEmulator, PhoneNumber
 from emulators.twilio import TwilioEmulator
 
-DEMO_PNID, DEMO_WABA, DEMO_TOKEN = "demo-pnid-1", "demo-waba-1", "demo-access-token"
-DEMO_SID, DEMO_AUTH = "ACdemo0000000000000000000000000001", "demo-auth-token"
+DEMO_PNID, DEMO_WABA, DEMO_TOKEN = "100000000000101", "200000000000101", "demo-access-token"
+DEMO_SID, DEMO_AUTH = "ACd0d0d0d0d0d0d0d0d0d0d0d0d0d0d001", "demo-auth-token"
 DEMO_WA_NUMBER, DEMO_SMS_NUMBER = "+5511940000001", "+5511940000002"
 DEMO_TEMPLATES = [
     {
@@ -37,15 +36,20 @@ DEMO_TEMPLATES = [
 ]
 
 
-def main() -> None:
+def emulators_build() -> tuple[MetaEmulator, TwilioEmulator]:
+    """The demo's Graph and Twilio emulators on their fixed ports, knowing the demo numbers."""
     load_env_file(Path(__file__).resolve().parent.parent / "var" / "local.env")
-    app = os.environ.get("PUBLIC_WEBHOOK_BASE_URL", "http://localhost:8000")
+    app = env_str("PUBLIC_WEBHOOK_BASE_URL", "http://localhost:8000")
+    app_secret = env_str("META_APP_SECRET")
+    if not app_secret:
+        raise SystemExit("META_APP_SECRET is not set: run `make run` (it generates var/secrets.env) or set it")
     meta = MetaEmulator(
-        app_secret=os.environ["META_APP_SECRET"],
+        app_secret=app_secret,
         webhook_url=f"{app}/webhooks/whatsapp/",
         port=8710,
         tokens={DEMO_TOKEN},
         delays=(0.6, 1.5, 3.0),
+        numbers={DEMO_PNID: PhoneNumber(waba_id=DEMO_WABA, display_phone_number=DEMO_WA_NUMBER, token=DEMO_TOKEN)},
     )
     meta.templates[DEMO_WABA] = [dict(t) for t in DEMO_TEMPLATES]
     twilio = TwilioEmulator(
@@ -54,9 +58,14 @@ def main() -> None:
         delays=(0.6, 1.5),
         inbound_urls={DEMO_SMS_NUMBER: f"{app}/webhooks/twilio/inbound/"},
     )
+    return meta, twilio
+
+
+def main() -> None:
+    meta, twilio = emulators_build()
     meta.start()
     twilio.start()
-    print(f"emulators: Meta Graph {meta.base_url}, Twilio {twilio.base_url} -> {app}", flush=True)  # noqa: T201
+    print(f"emulators: Meta Graph {meta.base_url}, Twilio {twilio.base_url}", flush=True)  # noqa: T201
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -15,9 +15,11 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import secrets
 import time
 from collections import Counter
+from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
@@ -49,12 +51,47 @@ def graph_error(code: int) -> tuple[int, dict[str, Any]]:
     }
 
 
+@dataclass
+class PhoneNumber:
+    """A number as Meta knows it: its WABA, what it displays, the token that may use it, and the app (None:
+    the platform's app) whose webhook receives its events."""
+
+    waba_id: str
+    display_phone_number: str
+    token: str
+    verified_name: str = "Demo"
+    app_id: str | None = None
+
+
+@dataclass
+class App:
+    secret: str
+    webhook_url: str
+    tokens: frozenset[str] = frozenset()  # access tokens this app issued
+
+
+def missing_object(object_id: str) -> tuple[int, dict[str, Any]]:
+    """What Graph answers for an id the token may not see (code 100, subcode 33)."""
+    status, body = graph_error(100)
+    body["error"].update(
+        {
+            "type": "GraphMethodException",
+            "error_subcode": 33,
+            "message": f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded "
+            "due to missing permissions, or does not support this operation.",
+        }
+    )
+    return status, body
+
+
 class MetaHandler(EmulatorHandler):
     server: MetaEmulator
 
     def _authorized(self) -> bool:
         token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        ok = bool(token) and (self.server.tokens is None or token in self.server.tokens)
+        known = self.server.tokens is None or token in self.server.tokens
+        known = known or any(n.token == token for n in self.server.numbers.values())
+        ok = bool(token) and known
         if not ok:
             self.send_json(*graph_error(190))
         return ok
@@ -64,7 +101,37 @@ class MetaHandler(EmulatorHandler):
         if parts == ["_emulator", "state"]:
             self.send_json(200, self.server.snapshot())
             return
+        if len(parts) == 2 and parts[1] == "debug_token":
+            self._debug_token()
+            return
         if not self._authorized():
+            return
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if len(parts) == 2 and parts[1] in self.server.numbers:
+            number = self.server.numbers[parts[1]]
+            if number.token != token:
+                self.send_json(*missing_object(parts[1]))
+                return
+            self.send_json(
+                200,
+                {
+                    "id": parts[1],
+                    "display_phone_number": number.display_phone_number,
+                    "verified_name": number.verified_name,
+                    "quality_rating": "GREEN",
+                },
+            )
+            return
+        if len(parts) == 3 and parts[2] == "phone_numbers":
+            found = [
+                {"id": pnid, "display_phone_number": n.display_phone_number, "verified_name": n.verified_name}
+                for pnid, n in self.server.numbers.items()
+                if n.waba_id == parts[1] and n.token == token
+            ]
+            if not found:
+                self.send_json(*missing_object(parts[1]))
+                return
+            self.send_json(200, {"data": found, "paging": {"cursors": {"before": "0", "after": "0"}}})
             return
         if parts[0] == "_media" and len(parts) == 2 and parts[1] in self.server.media:
             self.send_bytes(*self.server.media[parts[1]])
@@ -104,8 +171,26 @@ class MetaHandler(EmulatorHandler):
         else:
             self.send_json(*graph_error(100))
 
+    def _debug_token(self) -> None:
+        q = self.query()
+        app_id, _, secret = str(q.get("access_token", "")).partition("|")
+        app = self.server.apps.get(app_id)
+        if app is None or not secret or not hmac.compare_digest(app.secret, secret):
+            _status, body = graph_error(190)
+            body["error"]["message"] = "Invalid OAuth access token - Cannot parse access token"
+            self.send_json(400, body)
+            return
+        token = str(q.get("input_token", ""))
+        valid = token in app.tokens
+        self.send_json(200, {"data": {"app_id": app_id if valid else "", "is_valid": valid, "type": "SYSTEM_USER"}})
+
     # --- the Cloud API ---
     def _send(self, pnid: str, body: dict[str, Any]) -> None:
+        number = self.server.numbers.get(pnid)
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if number is not None and number.token != token:
+            self.send_json(*missing_object(pnid))
+            return
         if body.get("status") == "read":
             self.server.read_receipts.append(str(body.get("message_id")))
             self.send_json(200, {"success": True})
@@ -121,6 +206,8 @@ class MetaHandler(EmulatorHandler):
             return
         wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
         self.server.record_send(pnid, wamid, body)
+        if self.server.stall_s:  # accepted, but the answer is late (a sender may die waiting for it)
+            time.sleep(self.server.stall_s)
         self.send_json(
             200,
             {
@@ -203,9 +290,13 @@ class MetaEmulator(EmulatorServer):
         tokens: set[str] | None = None,
         delays: tuple[float, float, float] = (0.05, 0.1, 0.2),
         auto_read: bool = True,
+        numbers: dict[str, PhoneNumber] | None = None,
+        apps: dict[str, App] | None = None,
     ) -> None:
         super().__init__(MetaHandler, port)
         self.app_secret, self.webhook_url, self.tokens = app_secret, webhook_url, tokens
+        self.numbers: dict[str, PhoneNumber] = dict(numbers or {})
+        self.apps: dict[str, App] = dict(apps or {})
         self.delays, self.auto_read = delays, auto_read
         self.sent: dict[str, dict[str, Any]] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
@@ -214,6 +305,7 @@ class MetaEmulator(EmulatorServer):
         self.error_rate, self.error_code = 0.0, 130429
         self.undeliverable: dict[str, int] = {}
         self.read_receipts: list[str] = []
+        self.stall_s = 0.0
         self.callbacks = CallbackQueue()
 
     def next_error(self) -> int:
@@ -222,21 +314,32 @@ class MetaEmulator(EmulatorServer):
                 return self.fail_next.pop(0)
         return self.error_code if self.error_rate and random.random() < self.error_rate else 0
 
-    def sign(self, body: bytes) -> str:
-        return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
+    def sign(self, body: bytes, secret: str | None = None) -> str:
+        key = (secret if secret is not None else self.app_secret).encode()
+        return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
     def webhook(self, entry_id: str, field: str, value: dict[str, Any], delay: float) -> None:
+        """Post a signed change, as Meta does: to the webhook of the app the number is on (the platform's
+        app unless the number was connected with an app of its own), signed with that app's secret."""
+        pnid = str((value.get("metadata") or {}).get("phone_number_id", ""))
+        number = self.numbers.get(pnid) or next((n for n in self.numbers.values() if n.waba_id == entry_id), None)
+        if entry_id == "waba" and number is not None:
+            entry_id = number.waba_id
+        app = self.apps.get(number.app_id or "") if number is not None else None
+        secret, url = (app.secret, app.webhook_url) if app is not None else (self.app_secret, self.webhook_url)
         body = json.dumps(
             {
                 "object": "whatsapp_business_account",
                 "entry": [{"id": entry_id, "time": int(time.time()), "changes": [{"field": field, "value": value}]}],
             }
         ).encode()
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": self.sign(body)}
-        self.callbacks.schedule(delay, self.webhook_url, body, headers)
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": self.sign(body, secret)}
+        self.callbacks.schedule(delay, url, body, headers)
 
     def _metadata(self, pnid: str) -> dict[str, str]:
-        return {"display_phone_number": "15550001111", "phone_number_id": pnid}
+        number = self.numbers.get(pnid)
+        display = re.sub(r"\D", "", number.display_phone_number) if number else "15550001111"
+        return {"display_phone_number": display, "phone_number_id": pnid}
 
     def record_send(self, pnid: str, wamid: str, body: dict[str, Any]) -> None:
         to = str(body["to"])

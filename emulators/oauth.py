@@ -26,6 +26,7 @@ from emulators.base import EmulatorHandler, EmulatorServer
 class Identity:
     email: str
     name: str = "Test Person"
+    email_verified: bool = True  # Google says whether it confirmed the address; Facebook only returns confirmed ones
     uid: str = field(default_factory=lambda: str(secrets.randbelow(10**12)))
 
 
@@ -118,7 +119,7 @@ class OAuthHandler(EmulatorHandler):
             {
                 "id": identity.uid,
                 "email": identity.email,
-                "verified_email": True,
+                "verified_email": identity.email_verified,
                 "name": identity.name,
                 "given_name": first,
                 "family_name": last,
@@ -166,8 +167,8 @@ class OAuthEmulator(EmulatorServer):
         self.tokens: dict[str, tuple[Identity, str]] = {}  # access token -> (person, client id)
         self.redeemed = 0
 
-    def set_identity(self, email: str, name: str = "Test Person") -> None:
-        self.identity = Identity(email=email, name=name)
+    def set_identity(self, email: str, name: str = "Test Person", *, email_verified: bool = True) -> None:
+        self.identity = Identity(email=email, name=name, email_verified=email_verified)
 
 
 def main() -> None:

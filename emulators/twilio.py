@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import random
 import re
@@ -72,7 +73,62 @@ class TwilioHandler(EmulatorHandler):
         if len(parts) == 2 and parts[0] == "media" and parts[1] in self.server.media:
             self.send_bytes(*self.server.media[parts[1]])
             return
+        # /2010-04-01/Accounts/{sid}.json and /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json
+        if len(parts) >= 3 and parts[:2] == ["2010-04-01", "Accounts"]:
+            sid = parts[2].removesuffix(".json")
+            if not self._account(sid):
+                return
+            if len(parts) == 3:
+                self.send_json(200, self._account_resource(sid))
+                return
+            if parts[3:] == ["IncomingPhoneNumbers.json"]:
+                self._incoming_numbers(sid)
+                return
         self._error(20404)
+
+    def _account_resource(self, sid: str) -> dict[str, Any]:
+        now = format_datetime(datetime.now(tz=UTC))
+        return {
+            "sid": sid,
+            "owner_account_sid": sid,
+            "friendly_name": f"Account {sid[-4:]}",
+            "status": "active",
+            "type": "Full",
+            "date_created": now,
+            "date_updated": now,
+            "auth_token": "",  # Twilio masks it too
+            "uri": f"/2010-04-01/Accounts/{sid}.json",
+            "subresource_uris": {},
+        }
+
+    def _incoming_numbers(self, sid: str) -> None:
+        wanted = self.query().get("PhoneNumber")
+        owned = [n for n, owner in self.server.numbers.items() if owner == sid and (not wanted or n == wanted)]
+        base = f"/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"
+        self.send_json(
+            200,
+            {
+                "incoming_phone_numbers": [
+                    {
+                        "sid": "PN" + hashlib.md5(n.encode()).hexdigest(),  # noqa: S324 (an id, not a hash)
+                        "account_sid": sid,
+                        "phone_number": n,
+                        "friendly_name": n,
+                        "capabilities": {"sms": True, "mms": True, "voice": True},
+                        "uri": f"{base[:-5]}/{n}.json",
+                    }
+                    for n in owned
+                ],
+                "start": 0,
+                "end": max(len(owned) - 1, 0),
+                "page": 0,
+                "page_size": 50,
+                "first_page_uri": base,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "uri": base,
+            },
+        )
 
     def do_POST(self) -> None:
         parts = self.path_only.strip("/").split("/")
@@ -150,10 +206,14 @@ class TwilioEmulator(EmulatorServer):
         inbound_urls: dict[str, str] | None = None,
         port: int = 0,
         delays: tuple[float, float] = (0.05, 0.1),
+        numbers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(TwilioHandler, port)
         self.accounts = accounts  # sid -> auth token
         self.inbound_urls = inbound_urls or {}  # our number -> the app's inbound webhook
+        # number -> the account that owns it (by default the first account owns every inbound number)
+        first = next(iter(accounts), "")
+        self.numbers: dict[str, str] = numbers if numbers is not None else dict.fromkeys(self.inbound_urls, first)
         self.delays = delays
         self.sent: dict[str, dict[str, Any]] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
@@ -187,7 +247,7 @@ class TwilioEmulator(EmulatorServer):
     def inject_inbound(
         self, *, to: str, from_phone: str, body: str = "", media: str = "", mime: str = "image/jpeg", delay: float = 0.0
     ) -> str:
-        account = next(sid for sid in self.accounts)
+        account = self.numbers.get(to) or next(sid for sid in self.accounts)
         url = self.inbound_urls[to]
         sid = "SM" + secrets.token_hex(16)
         params = {

@@ -3,18 +3,19 @@
 Events are claimed with SELECT ... FOR UPDATE SKIP LOCKED, so several drains can run at once. Each is
 applied inside a savepoint in its tenant's schema and marked processed in the same transaction. A status
 for a message we do not know yet (its send is still being recorded) is retried a few times, then dropped.
+A suspended tenant's events are kept unapplied (held) and applied when it is reactivated.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import realtime
 from crm.models import ConsentStatus
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 BATCH = 500
 MAX_DEFERRALS = 6
+# A held event's due time: the drain never claims it; ingest_release_held makes it due again.
+HELD_UNTIL = datetime(9999, 1, 1, tzinfo=UTC)
+HELD_OUTCOME = "held: workspace suspended"
 
 
 def ingest_drain(*, time_budget_s: float = 50.0) -> int:
@@ -80,6 +84,9 @@ def _apply_one(
     if route is None:
         event.processed_at, event.outcome = now, "no route: no channel has this number"
         return
+    if not route.tenant.is_active:  # the route's tenant row is read fresh for every batch
+        event.next_attempt_at, event.outcome = HELD_UNTIL, HELD_OUTCOME
+        return
     if getattr(connection, "schema_name", None) != route.tenant.schema_name:
         connection.set_tenant(route.tenant)  # type: ignore[attr-defined]
     try:
@@ -124,6 +131,19 @@ def _apply_event(channel: Channel, parsed: Event) -> bool | None:
 
 
 def pending_count() -> int:
+    """Events waiting to be applied (not those held for a suspended tenant)."""
     if connection.schema_name != get_public_schema_name():  # type: ignore[attr-defined]
         connection.set_schema_to_public()  # type: ignore[attr-defined]
-    return WebhookEvent.objects.filter(processed_at=None).count()
+    return WebhookEvent.objects.filter(processed_at=None).exclude(next_attempt_at=HELD_UNTIL).count()
+
+
+def ingest_release_held(*, tenant_id: int) -> int:
+    """On reactivation: the tenant's held events (and any whose route is gone, which the drain closes)
+    become due now. Returns how many; the caller kicks a drain."""
+    routes = ChannelRoute.objects.filter(kind=OuterRef("route_kind"), external_id=OuterRef("route_key"))
+    with schema_context(get_public_schema_name()):
+        return (
+            WebhookEvent.objects.filter(processed_at=None, next_attempt_at=HELD_UNTIL)
+            .filter(Exists(routes.filter(tenant_id=tenant_id)) | ~Exists(routes))
+            .update(next_attempt_at=None, outcome="")
+        )

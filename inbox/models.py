@@ -137,6 +137,7 @@ class Message(models.Model):
     is_marketing = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     queued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)  # when a sender took it (queued -> sending)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)

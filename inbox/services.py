@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, router, transaction
@@ -17,6 +18,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_record
+from accounts.models import AuditAction
 from core import events, ratelimit
 from core.tasks import send_on_commit
 from crm.models import ConsentStatus, Contact
@@ -40,8 +43,8 @@ from inbox.providers import (
     provider_class,
     provider_for,
 )
-from intake.services import route_register, route_remove
-from tenants.selectors import tenant_current
+from intake.services import RouteTaken, route_register, route_remove
+from tenants.selectors import tenant_current, tenant_is_active
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +90,6 @@ def message_summary(message: Message) -> dict[str, Any]:
 # --- channels ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def channel_create(
     *,
     kind: str,
@@ -98,21 +100,35 @@ def channel_create(
     phone_number_id: str = "",
     rate_limit_per_s: int = 80,
 ) -> Channel:
-    """Connect a number and register the routes its webhooks arrive by."""
+    """Connect a number: prove with the credentials given that its ids are theirs (the provider is asked),
+    then register the routes its webhooks arrive by. A route another channel holds is never taken over."""
     from crm.services import phone_normalize
 
-    channel = Channel.objects.create(
+    channel = Channel(
         kind=kind,
         name=name,
         phone_number=phone_normalize(phone_number) if phone_number else "",  # QR channels learn it on scan
         credentials=credentials,
-        waba_id=waba_id,
-        phone_number_id=phone_number_id,
+        waba_id=waba_id.strip(),
+        phone_number_id=phone_number_id.strip(),
         rate_limit_per_s=rate_limit_per_s,
     )
+    provider = provider_class(kind)
+    provider.connect_verify(channel)  # network calls: outside the transaction
     tenant = tenant_current()
-    for route_kind, external_id in provider_class(kind).route_keys(channel):
-        route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
+    try:
+        with transaction.atomic():
+            channel.save()
+            for route_kind, external_id in provider.route_keys(channel):
+                route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
+            audit_record(
+                action=AuditAction.CHANNEL_CREDENTIALS, target=channel, metadata={"kind": kind, "change": "created"}
+            )
+    except RouteTaken as exc:
+        logger.warning("channel connect refused: route %s is held by another channel", exc)
+        raise ValidationError(
+            _("This number is already connected to a workspace. Remove it there first, or contact support.")
+        ) from exc
     return channel
 
 
@@ -125,8 +141,9 @@ def channel_delete(*, channel: Channel) -> None:
         raise ValidationError(
             _("Campaigns or cadences still use this channel. Delete them, or point them at another channel, first.")
         ) from exc
-    provider_for(channel).disconnect()  # e.g. log a QR-linked session out on both sides
-    route_remove(tenant_id=tenant_current().pk, channel_id=channel.pk)
+    provider = provider_for(channel)
+    provider.disconnect()  # e.g. log a QR-linked session out on both sides
+    route_remove(kinds=provider.route_kinds(), tenant_id=tenant_current().pk, channel_id=channel.pk)
     channel.delete()
 
 
@@ -172,12 +189,16 @@ def message_send(
     """Queue a message and dispatch it after commit (``dispatch=False``: the caller sends it, as a campaign
     batch does with messages_dispatch_now). The same idempotency key never makes two messages.
 
-    Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``) with a message the
-    user can act on."""
+    Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``, ``tenant_suspended``)
+    with a message the user can act on."""
     if idempotency_key:
         existing = Message.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return _same_conversation(existing, conversation)
+    if not tenant_is_active():
+        raise ValidationError(
+            _("This workspace is suspended: nothing is sent until it is reactivated."), code="tenant_suspended"
+        )
     channel = conversation.channel
     caps = provider_class(channel.kind).capabilities
     medium = MEDIUM_OF_KIND[channel.kind]
@@ -296,9 +317,12 @@ def message_dispatch(*, message_id: int) -> float | None:
     """Send one queued message. Returns a delay when it must be tried again, else None.
 
     The claim (queued -> sending) is a conditional UPDATE, so two workers never send the same message;
-    a send whose outcome is unknown is marked so and never retried blindly."""
+    a send whose outcome is unknown is marked so and never retried blindly. A suspended tenant's message
+    stays queued, untouched, until messages_release runs on reactivation."""
+    if not tenant_is_active():
+        return None
     claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
-        status=MessageStatus.SENDING, attempts=F("attempts") + 1
+        status=MessageStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
     )
     if claimed != 1:
         return None
@@ -324,6 +348,19 @@ def message_dispatch(*, message_id: int) -> float | None:
         {"id": message_id, "conversation_id": message.conversation_id, "status": "sent"},
     )
     return None
+
+
+def messages_release() -> int:
+    """After a suspension: dispatch every outbound message still queued (a duplicate dispatch is harmless,
+    the claim is conditional). Returns how many were handed to the dispatch queue."""
+    from inbox.tasks import dispatch_message
+
+    ids = list(
+        Message.objects.filter(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED).values_list("pk", flat=True)
+    )
+    for message_id in ids:
+        send_on_commit(dispatch_message, message_id, queue="dispatch")
+    return len(ids)
 
 
 def _dispatch_failed(message: Message, exc: ProviderError) -> float | None:
@@ -361,10 +398,11 @@ def _dispatch_failed(message: Message, exc: ProviderError) -> float | None:
     return None
 
 
-def sending_sweep(*, older_than: timedelta = timedelta(minutes=5)) -> int:
-    """A message left in 'sending' (a worker died mid-call) may or may not have gone out: mark it unknown."""
-    cutoff = timezone.now() - older_than
-    return Message.objects.filter(status=MessageStatus.SENDING, queued_at__lt=cutoff).update(
+def sending_sweep(*, older_than: timedelta | None = None) -> int:
+    """A message left in 'sending' (a worker died mid-call) may or may not have gone out: mark it unknown.
+    Stuck is measured from the claim, never from the queueing (a message may wait long before it is sent)."""
+    cutoff = timezone.now() - (older_than or timedelta(seconds=settings.SENDING_STUCK_AFTER_S))
+    return Message.objects.filter(status=MessageStatus.SENDING, claimed_at__lt=cutoff).update(
         status=MessageStatus.UNKNOWN, error_text="worker stopped during the provider call"
     )
 

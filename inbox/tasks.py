@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django_tenants.utils import get_tenant_model, schema_context
 
 from config.celery import app
@@ -16,6 +18,12 @@ def dispatch_message(self, message_id: int) -> None:  # type: ignore[no-untyped-
     delay = services.message_dispatch(message_id=message_id)
     if delay is not None:
         raise self.retry(countdown=delay)
+
+
+@app.task(name="inbox.messages_release")
+def messages_release() -> int:
+    """After a reactivation: the tenant's queued messages go out."""
+    return services.messages_release()
 
 
 @app.task(name="inbox.ingest_drain", acks_late=True)
@@ -46,10 +54,11 @@ def mark_read(message_id: int) -> None:
 
 
 @app.task(name="inbox.sending_sweep")
-def sending_sweep() -> int:
+def sending_sweep(stuck_after_s: float | None = None) -> int:
     """Beat: in every tenant, sends stuck in 'sending' become 'unknown' (never blindly retried)."""
+    older_than = timedelta(seconds=stuck_after_s) if stuck_after_s is not None else None
     total = 0
     for schema in get_tenant_model().objects.exclude(schema_name="public").values_list("schema_name", flat=True):
         with schema_context(schema):
-            total += services.sending_sweep()
+            total += services.sending_sweep(older_than=older_than)
     return total

@@ -45,8 +45,11 @@ from inbox.services import (
 
 
 def _channels_context(**forms: object) -> dict[str, object]:
+    channels = list(channels_all())
+    for channel in channels:
+        channel.webhook_url = provider_class(channel.kind).webhook_url(channel)  # type: ignore[attr-defined]
     context: dict[str, object] = {
-        "channels": channels_all(),
+        "channels": channels,
         "cloud_form": CloudChannelForm(prefix="wa"),
         "sms_form": TwilioChannelForm(prefix="sms"),
         "webhook_base": settings.PUBLIC_WEBHOOK_BASE_URL,
@@ -60,6 +63,30 @@ def channel_list(request: HttpRequest) -> HttpResponse:
     return render(request, "inbox/channels.html", _channels_context())
 
 
+def _channel_connect(kind: str, data: dict[str, Any]) -> Channel:
+    if kind == ChannelKind.WHATSAPP_CLOUD:
+        credentials = {"access_token": data["access_token"]}
+        if data.get("app_id"):  # the tenant's own Meta app instead of the platform's
+            credentials.update(
+                {"app_id": data["app_id"], "app_secret": data["app_secret"], "verify_token": data["verify_token"]}
+            )
+        return channel_create(
+            kind=kind,
+            name=data["name"],
+            phone_number=data["phone_number"],
+            credentials=credentials,
+            waba_id=data["waba_id"],
+            phone_number_id=data["phone_number_id"],
+        )
+    return channel_create(
+        kind=kind,
+        name=data["name"],
+        phone_number=data["phone_number"],
+        credentials={"account_sid": data["account_sid"], "auth_token": data["auth_token"]},
+        rate_limit_per_s=10,
+    )
+
+
 @require_POST
 @action_required(Action.CHANNEL_MANAGE)
 def channel_add(request: HttpRequest, kind: str) -> HttpResponse:
@@ -71,25 +98,13 @@ def channel_add(request: HttpRequest, kind: str) -> HttpResponse:
         return HttpResponse(status=404)
     if form.is_valid():
         data = form.cleaned_data
-        if kind == ChannelKind.WHATSAPP_CLOUD:
-            channel = channel_create(
-                kind=kind,
-                name=data["name"],
-                phone_number=data["phone_number"],
-                credentials={"access_token": data["access_token"]},
-                waba_id=data["waba_id"],
-                phone_number_id=data["phone_number_id"],
-            )
+        try:
+            channel = _channel_connect(kind, data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
         else:
-            channel = channel_create(
-                kind=kind,
-                name=data["name"],
-                phone_number=data["phone_number"],
-                credentials={"account_sid": data["account_sid"], "auth_token": data["auth_token"]},
-                rate_limit_per_s=10,
-            )
-        messages.success(request, _("Channel %(name)s connected.") % {"name": channel.name})
-        return redirect("channel_list")
+            messages.success(request, _("Channel %(name)s connected.") % {"name": channel.name})
+            return redirect("channel_list")
     key = "cloud_form" if kind == ChannelKind.WHATSAPP_CLOUD else "sms_form"
     return render(request, "inbox/channels.html", _channels_context(**{key: form}), status=400)
 

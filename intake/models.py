@@ -35,12 +35,19 @@ class WebhookEvent(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=200, blank=True)
+    # Past the retention period the payload is emptied; the row (provider, event_id) stays to refuse replays.
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_once")]
         indexes = [
             models.Index(
                 fields=["next_attempt_at", "id"], name="webhook_event_pending", condition=Q(processed_at=None)
+            ),
+            models.Index(
+                fields=["processed_at"],
+                name="webhook_event_purgeable",
+                condition=Q(processed_at__isnull=False, purged_at=None),
             ),
         ]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
 from core.redis import redis_client
 from intake.models import ChannelRoute
@@ -69,15 +71,70 @@ def drain_flag_clear() -> None:
     redis_client().delete(DRAIN_FLAG)
 
 
+class RouteTaken(Exception):
+    """The external id is already routed to another channel (of this tenant or another one)."""
+
+
 def route_register(*, kind: str, external_id: str, tenant_id: int, channel_id: int) -> None:
-    ChannelRoute.objects.update_or_create(
-        kind=kind, external_id=external_id, defaults={"tenant_id": tenant_id, "channel_id": channel_id}
-    )
+    """Route a provider's external id to a channel. A route held by another channel is never moved: the
+    unique constraint decides between two concurrent claims, and the loser gets RouteTaken."""
+    if not external_id:
+        raise ValueError(f"empty external id for route kind {kind!r}")
+    with transaction.atomic():
+        route, created = ChannelRoute.objects.get_or_create(
+            kind=kind, external_id=external_id, defaults={"tenant_id": tenant_id, "channel_id": channel_id}
+        )
+    if not created and (route.tenant_id, route.channel_id) != (tenant_id, channel_id):
+        raise RouteTaken(f"{kind}:{external_id}")
 
 
-def route_remove(*, tenant_id: int, channel_id: int) -> None:
-    ChannelRoute.objects.filter(tenant_id=tenant_id, channel_id=channel_id).delete()
+def route_remove(*, kinds: list[str], tenant_id: int, channel_id: int) -> None:
+    """Remove the routes of one owner: the kinds name which table of ids (channels, voice settings...) the
+    owner id refers to, so a channel never removes the voice route that happens to share its id."""
+    ChannelRoute.objects.filter(kind__in=kinds, tenant_id=tenant_id, channel_id=channel_id).delete()
 
 
 def route_lookup(*, kind: str, external_id: str) -> ChannelRoute | None:
     return ChannelRoute.objects.select_related("tenant").filter(kind=kind, external_id=external_id).first()
+
+
+def events_erase_mentioning(*, tenant_id: int, needles: list[str]) -> int:
+    """Empty the stored payloads, on this tenant's routes, that contain any of `needles` (a person's
+    phone digits, as providers write them). The rows stay, so a replay is still refused; one not
+    applied yet is closed, so nothing is made again from it. Returns how many were emptied."""
+    patterns = [f"%{n}%" for n in needles if n and n.isalnum()]  # digits and ids only: no LIKE wildcards
+    if not patterns:
+        return 0
+    sql = (
+        "UPDATE public.intake_webhookevent e SET payload = '{}'::jsonb,"
+        " processed_at = COALESCE(e.processed_at, now()), next_attempt_at = NULL, outcome = 'erased'"
+        " FROM public.intake_channelroute r"
+        " WHERE r.tenant_id = %s AND e.route_kind = r.kind AND e.route_key = r.external_id"
+        " AND e.payload::text LIKE ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, patterns])
+        return int(cursor.rowcount)
+
+
+PURGE_BATCH = 5000
+
+
+def events_purge(*, retention_days: int | None = None) -> int:
+    """Empty the payloads of events applied more than `retention_days` ago (WEBHOOK_EVENT_RETENTION_DAYS),
+    in batches. The rows and their (provider, event_id) stay: a replay is still refused. Returns how many."""
+    days = settings.WEBHOOK_EVENT_RETENTION_DAYS if retention_days is None else retention_days
+    cutoff = timezone.now() - timedelta(days=days)
+    sql = (
+        "UPDATE public.intake_webhookevent SET payload = '{}'::jsonb, purged_at = now() WHERE id IN ("
+        " SELECT id FROM public.intake_webhookevent WHERE processed_at IS NOT NULL AND purged_at IS NULL"
+        " AND processed_at < %s ORDER BY processed_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+    )
+    total = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [cutoff, PURGE_BATCH])
+            done = int(cursor.rowcount)
+        total += done
+        if done < PURGE_BATCH:
+            return total

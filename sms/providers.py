@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 from twilio.base.exceptions import TwilioRestException
 
 from inbox.models import Channel, MessageType
@@ -24,6 +27,7 @@ from inbox.providers import (
 from sms.client import retry_after_of, twilio_client
 
 RETRYABLE_CODES = frozenset({20429, 21611, 30001})
+ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "undelivered": "failed", "failed": "failed"}
 
 
@@ -84,6 +88,35 @@ class TwilioSmsProvider(ChannelProvider):
     @classmethod
     def route_keys(cls, channel: Channel) -> list[tuple[str, str]]:
         return [("sms_twilio", f"{channel.credentials.get('account_sid', '')}:{channel.phone_number}")]
+
+    @classmethod
+    def route_kinds(cls) -> list[str]:
+        return ["sms_twilio"]
+
+    @classmethod
+    def connect_verify(cls, channel: Channel) -> None:
+        """The SID and token must open the account, and the number must be one of its incoming numbers."""
+        sid, token = channel.credentials.get("account_sid", ""), channel.credentials.get("auth_token", "")
+        if not ACCOUNT_SID.match(sid):
+            raise ValidationError(_("The Account SID starts with AC followed by 32 letters and digits (0-9, a-f)."))
+        client = twilio_client(sid, token)
+        try:
+            account = client.api.v2010.accounts(sid).fetch()
+            owned = client.api.v2010.accounts(sid).incoming_phone_numbers.list(
+                phone_number=channel.phone_number, limit=1
+            )
+        except TwilioRestException as exc:
+            if exc.status in (401, 403, 404):
+                raise ValidationError(_("Twilio refused this Account SID and auth token.")) from exc
+            raise ValidationError(_("Twilio could not be reached to check the number. Try again.")) from exc
+        except requests.RequestException as exc:
+            raise ValidationError(_("Twilio could not be reached to check the number. Try again.")) from exc
+        if account.status != "active":
+            raise ValidationError(_("This Twilio account is not active."))
+        if not any(item.phone_number == channel.phone_number for item in owned):
+            raise ValidationError(
+                _("%(number)s is not a number of this Twilio account.") % {"number": channel.phone_number}
+            )
 
     @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:

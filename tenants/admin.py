@@ -28,12 +28,14 @@ class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset.exclude(schema_name="public"):
             tenant_suspend(tenant=tenant, reason="suspended by superadmin")
+            self.log_change(request, tenant, "suspended")  # the audit log hooks on admin log entries
         self.message_user(request, _("Tenants suspended."), messages.SUCCESS)
 
     @admin.action(description=_("Reactivate selected tenants"))
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
             tenant_reactivate(tenant=tenant)
+            self.log_change(request, tenant, "reactivated")
         self.message_user(request, _("Tenants reactivated."), messages.SUCCESS)
 
 

@@ -33,3 +33,12 @@ def tenant_current() -> Tenant:
     if isinstance(tenant, Tenant):
         return tenant
     return Tenant.objects.get(schema_name=connection.schema_name)  # type: ignore[attr-defined]
+
+
+def tenant_is_active(schema_name: str | None = None) -> bool:
+    """Whether the tenant (the connection's, by default) may send and act. Read fresh from the database,
+    never from a cached row: a worker must see a suspension made a moment ago."""
+    from django.db import connection
+
+    schema = schema_name or connection.schema_name  # type: ignore[attr-defined]
+    return Tenant.objects.filter(schema_name=schema, is_active=True).exists()

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tenants.utils import get_public_schema_name
 
+from core import events
 from tenants.models import Domain, Plan, Tenant
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -85,14 +86,22 @@ def tenant_create(
 
 @transaction.atomic
 def tenant_suspend(*, tenant: Tenant, reason: str = "") -> None:
+    """Stop the tenant: its pages and API answer 403, and nothing leaves on its behalf (sends are refused,
+    queued messages, campaigns and cadences wait). Provider events keep being stored, unapplied."""
     Tenant.objects.filter(pk=tenant.pk).update(is_active=False, suspended_at=timezone.now(), suspended_reason=reason)
     tenant.refresh_from_db()
 
 
 @transaction.atomic
 def tenant_reactivate(*, tenant: Tenant) -> None:
-    Tenant.objects.filter(pk=tenant.pk).update(is_active=True, suspended_at=None, suspended_reason="")
+    """Open the tenant again; after commit, what waited goes on (held events applied, queued messages sent,
+    running campaigns and cadences resumed) through the TENANT_REACTIVATED subscribers."""
+    reopened = Tenant.objects.filter(pk=tenant.pk, is_active=False).update(
+        is_active=True, suspended_at=None, suspended_reason=""
+    )
     tenant.refresh_from_db()
+    if reopened:  # an active tenant has nothing waiting
+        events.announce(events.TENANT_REACTIVATED, tenant.schema_name, {"tenant_id": tenant.pk})
 
 
 def tenant_update_settings(*, tenant: Tenant, name: str, language: str, timezone_name: str) -> None:

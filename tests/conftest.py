@@ -8,6 +8,7 @@ with unique names instead, through ``committed``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -23,7 +24,7 @@ from django.test import Client
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Role, User
-from emulators.meta import MetaEmulator
+from emulators.meta import MetaEmulator, PhoneNumber
 from emulators.oauth import OAuthEmulator
 from emulators.retell import RetellEmulator
 from emulators.twilio import TwilioEmulator
@@ -114,9 +115,21 @@ def _clean_state_between_tests() -> Iterator[None]:
     connection.set_schema_to_public()
     yield
     connection.set_schema_to_public()
-    from django.core.cache import cache
+    cache_keys_delete()
 
-    cache.clear()  # throttling counters and hand-off nonces live there
+
+def cache_keys_delete() -> None:
+    """Forget throttling counters and hand-off nonces: the cache's own keys only. The broker, results,
+    channel layer and wa-web leases share the Redis database under their own prefixes and are never
+    flushed, so a test that leaves work behind shows up instead of being wiped."""
+    from core.redis import redis_client
+
+    client = redis_client()
+    prefix = settings.CACHES["default"]["KEY_PREFIX"].encode()
+    # django-tenants' cache keys are "<schema>:<prefix>:<version>:<key>"
+    batch = [key for key in client.scan_iter(match=b"*:" + prefix + b":*", count=500) if key.split(b":")[1] == prefix]
+    if batch:
+        client.delete(*batch)
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -197,67 +210,78 @@ def app_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Itera
     _stop(proc)
 
 
+class Worker:
+    """The suite's real Celery worker process (every queue, 2 pool processes). `kill()` is a crash: SIGKILL
+    to its whole process group, pool children included; `start()` brings a new one up."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from config.celery import QUEUES, app
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES), "-c", "2"]
+        args += ["-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
+        log = (ARTIFACTS / "celery-worker.log").open("ab")
+        self.proc = subprocess.Popen(
+            args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        proc = self.proc
+
+        def ready() -> bool:
+            assert proc.poll() is None, (ARTIFACTS / "celery-worker.log").read_text()[-4000:]
+            return bool(app.control.ping(timeout=0.5))
+
+        wait_until(ready, timeout=60, interval=0.5, what="the Celery worker to answer a ping")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            _stop(self.proc)
+
+
 @pytest.fixture(scope="session")
-def celery_worker(test_env: dict[str, str]) -> Iterator[None]:
+def celery_worker(test_env: dict[str, str]) -> Iterator[Worker]:
     """A real Celery worker process on every queue (not eager mode)."""
-    from config.celery import QUEUES, app
-
-    name = f"test-{uuid.uuid4().hex[:6]}@%h"
-    proc = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            ",".join(QUEUES),
-            "-c",
-            "2",
-            "-n",
-            name,
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "INFO",
-        ],
-        test_env,
-        "celery-worker.log",
-    )
-
-    def ready() -> bool:
-        assert proc.poll() is None, (ARTIFACTS / "celery-worker.log").read_text()
-        return bool(app.control.ping(timeout=0.5))
-
-    wait_until(ready, timeout=60, interval=0.5)
-    yield
-    _stop(proc)
+    worker = Worker(test_env)
+    worker.start()
+    yield worker
+    worker.stop()
 
 
 # --- channels and provider emulators -----------------------------------------------------------
 
 WA_TOKEN = "test-token"
-TWILIO_SID, TWILIO_TOKEN = "ACalpha0000000000000000000000000", "alpha-twilio-token"
+WA_PNID, WA_WABA, WA_NUMBER = "100000000000001", "200000000000001", "+5511911110000"
+TWILIO_SID, TWILIO_TOKEN = "ACa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1", "alpha-twilio-token"
 SMS_NUMBER = "+5511900000001"
 
 
 @pytest.fixture(scope="session")
-def channels(tenants: tuple[Tenant, Tenant], django_db_blocker: Any) -> dict[str, int]:
-    """Alpha's WhatsApp Cloud and SMS channels (ids), committed once, routes registered."""
+def channels(
+    tenants: tuple[Tenant, Tenant], django_db_blocker: Any, meta_emulator: MetaEmulator, twilio_emulator: TwilioEmulator
+) -> dict[str, int]:
+    """Alpha's WhatsApp Cloud and SMS channels (ids), committed once, routes registered (ownership proved
+    against the emulators, as against Meta and Twilio)."""
     from inbox.models import Channel
     from inbox.services import channel_create
 
     alpha = tenants[0]
     with django_db_blocker.unblock():
         connection.set_tenant(alpha)
-        wa = Channel.objects.filter(phone_number_id="pnid-alpha").first() or channel_create(
+        wa = Channel.objects.filter(phone_number_id=WA_PNID).first() or channel_create(
             kind="whatsapp_cloud",
             name="WhatsApp Alpha",
-            phone_number="+5511911110000",
+            phone_number=WA_NUMBER,
             credentials={"access_token": WA_TOKEN},
-            waba_id="waba-alpha",
-            phone_number_id="pnid-alpha",
+            waba_id=WA_WABA,
+            phone_number_id=WA_PNID,
         )
         sms = Channel.objects.filter(kind="sms_twilio").first() or channel_create(
             kind="sms_twilio",
@@ -277,6 +301,7 @@ def meta_emulator() -> Iterator[MetaEmulator]:
         port=pytest_env.META_PORT,
         tokens={WA_TOKEN},
         delays=(0.05, 0.15, 0.3),
+        numbers={WA_PNID: PhoneNumber(waba_id=WA_WABA, display_phone_number=WA_NUMBER, token=WA_TOKEN)},
     ).start()
     yield emulator
     emulator.callbacks.close()

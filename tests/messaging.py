@@ -25,7 +25,7 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def meta_envelope(value: dict[str, Any], field: str = "messages", entry_id: str = "waba-alpha") -> dict[str, Any]:
+def meta_envelope(value: dict[str, Any], field: str = "messages", entry_id: str = "200000000000001") -> dict[str, Any]:
     return {
         "object": "whatsapp_business_account",
         "entry": [{"id": entry_id, "time": int(time.time()), "changes": [{"field": field, "value": value}]}],
@@ -38,7 +38,7 @@ def meta_messages_value(
     statuses: list[dict[str, Any]] | None = None,
     sender: str = "5511987654321",
     name: str = "Ana",
-    pnid: str = "pnid-alpha",
+    pnid: str = "100000000000001",
 ) -> dict[str, Any]:
     value: dict[str, Any] = {
         "messaging_product": "whatsapp",

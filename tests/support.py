@@ -54,12 +54,20 @@ def make_member(tenant: Tenant, email: str, role: str = Role.AGENT, password: st
     return user
 
 
-def wait_until(check: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+def wait_until(check: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"condition not met in {timeout:.0f} s: {what or getattr(check, '__name__', check)}")
         time.sleep(interval)
+
+
+def run_until_none(step: Any, *, limit: int = 50, what: str = "") -> int:
+    """Call `step` until it returns None, at most `limit` times (a loop that never ends fails the test)."""
+    for rounds in range(limit):
+        if step() is None:
+            return rounds
+    raise AssertionError(f"still not done after {limit} rounds: {what or getattr(step, '__name__', step)}")

@@ -13,6 +13,7 @@ from django.db import connections
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tenants.models import Tenant
+from tests.conftest import WA_PNID
 from tests.support import PASSWORD, make_member
 
 pytestmark = pytest.mark.browser
@@ -73,6 +74,8 @@ def test_member_logs_in_and_sees_the_shell(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # a Content-Security-Policy violation (an inline script or handler left behind) is a console error
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
 
     _login(page, base, email)
     expect(page).to_have_url(f"{base}/")
@@ -153,7 +156,7 @@ def test_a_message_sent_from_the_shell_turns_read_without_a_reload(
     expect(ticks).to_have_class("ticks read", timeout=20_000)  # sent -> delivered -> read, pushed live
     page.screenshot(path=str(SHOTS / "conversation-read.png"))
     # and a customer's answer appears without a reload
-    meta_emulator.inject_inbound(phone_number_id="pnid-alpha", from_phone=conversation.contact.phone, text="Obrigado!")
+    meta_emulator.inject_inbound(phone_number_id=WA_PNID, from_phone=conversation.contact.phone, text="Obrigado!")
     expect(page.locator(".msg.in").last).to_contain_text("Obrigado!", timeout=20_000)
 
 
@@ -177,7 +180,7 @@ def test_agent_inbox_live_inbound_reply_and_read_ticks(
     expect(page.locator("#live-dot")).to_have_class("live-dot on", timeout=10_000)
     phone = f"55119{uuid.uuid4().int % 10**8:08d}"
     name = f"Cliente {phone[-4:]}"
-    meta_emulator.inject_inbound(phone_number_id="pnid-alpha", from_phone=phone, text="Vocês entregam hoje?", name=name)
+    meta_emulator.inject_inbound(phone_number_id=WA_PNID, from_phone=phone, text="Vocês entregam hoje?", name=name)
     row = page.locator("#conversation-rows a", has_text=name)
     expect(row).to_be_visible(timeout=20_000)  # appeared without a reload
     page.screenshot(path=str(SHOTS / "inbox-list.png"))

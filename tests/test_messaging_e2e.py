@@ -14,7 +14,7 @@ from emulators.twilio import TwilioEmulator
 from inbox.models import Direction, Message, MessageStatus
 from inbox.services import message_send
 from tenants.models import Tenant
-from tests.conftest import SMS_NUMBER
+from tests.conftest import SMS_NUMBER, WA_PNID
 from tests.messaging import open_conversation
 from tests.support import wait_until
 
@@ -55,7 +55,7 @@ def test_inbound_whatsapp_image_is_stored_with_its_media(
     jpeg = b"\xff\xd8\xff\xe0" + uuid.uuid4().bytes
     phone = f"55119{uuid.uuid4().int % 10**8:08d}"
     wamid = meta_emulator.inject_inbound(
-        phone_number_id="pnid-alpha",
+        phone_number_id=WA_PNID,
         from_phone=phone,
         type="image",
         content={"caption": "olha isso"},

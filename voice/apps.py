@@ -8,6 +8,7 @@ class VoiceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from voice import contributions
+        from voice import contributions, services
 
         contributions.connect()
+        services.subscribe()  # contact.erased: wipe that person's transcripts and recording links

@@ -14,11 +14,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_record
+from accounts.models import AuditAction
 from core import events
 from crm import models as crm_models
 from crm.models import Contact
 from crm.services import consent_allows, contact_get_or_create
-from tenants.selectors import tenant_current
+from tenants.selectors import tenant_current, tenant_is_active
 from voice.models import FINAL_STATUSES, STATUS_RANK, Call, CallDirection, CallStatus, VoiceAgent, VoiceSettings
 from voice.retell import AgentSpec, LlmSpec, RetellClient, RetellError
 from voice.selectors import voice_agent_for_number, voice_settings_current
@@ -28,6 +30,36 @@ logger = logging.getLogger(__name__)
 ROUTE_KIND = "voice_retell"  # intake routing table: our webhook route -> the tenant
 AGENT_FIELDS = ("name", "prompt", "begin_message", "voice_id", "language", "from_number", "is_active")
 APPLIED_EVENTS = {"call_started": CallStatus.ONGOING, "call_ended": CallStatus.ENDED, "call_analyzed": CallStatus.ENDED}
+
+
+# --- erasure (LGPD) -------------------------------------------------------------------------------
+
+
+def calls_erase_for_contact(*, contact_id: int) -> int:
+    """Wipe what the calls of an erased contact say about them: transcripts, summary, the recording link
+    and the customer's side of the numbers. Recordings are kept by Retell, never stored here."""
+    wiped = 0
+    for direction, number_field in ((CallDirection.INBOUND, "from_number"), (CallDirection.OUTBOUND, "to_number")):
+        wiped += Call.objects.filter(contact_id=contact_id, direction=direction).update(
+            transcript="",
+            transcript_object=[],
+            recording_url="",
+            summary="",
+            sentiment="",
+            **{number_field: ""},
+        )
+    return wiped
+
+
+def _contact_erased(schema_name: str, payload: dict[str, Any]) -> None:
+    from django_tenants.utils import schema_context
+
+    with schema_context(schema_name):
+        calls_erase_for_contact(contact_id=int(payload["contact_id"]))
+
+
+def subscribe() -> None:
+    events.subscribe(events.CONTACT_ERASED, _contact_erased)
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -50,6 +82,7 @@ def voice_api_key_set(*, api_key: str) -> VoiceSettings:
     row = voice_settings_ensure()
     row.api_key = api_key.strip()
     row.save(update_fields=["api_key", "updated_at"])
+    audit_record(action=AuditAction.CHANNEL_CREDENTIALS, target=row, target_label="Retell API key")
     return row
 
 
@@ -141,6 +174,10 @@ def _voice_consent_allows(contact: Contact) -> bool:
 def call_start(*, contact: Contact, agent: VoiceAgent | None, actor: Any = None) -> Call:
     """Have an AI agent call a contact now (Retell dials out). The call row is committed before Retell is
     asked, so the call's webhooks always find it (through the metadata), even if they beat the answer."""
+    if not tenant_is_active():
+        raise ValidationError(
+            _("This workspace is suspended: no calls are made until it is reactivated."), code="tenant_suspended"
+        )
     if agent is None or not agent.is_active:
         raise ValidationError(_("Choose an active voice agent."), code="no_agent")
     if not agent.is_synced:
@@ -188,7 +225,7 @@ def call_inbound_register(*, from_number: str, to_number: str, twilio_call_sid: 
     if twilio_call_sid and existing is not None:
         return existing
     agent = voice_agent_for_number(number=to_number)
-    if agent is None:
+    if agent is None or not tenant_is_active():  # a suspended tenant's agents answer no calls
         raise ValidationError(_("No active voice agent answers this number."), code="no_agent")
     client, _row = _client()
     contact = _contact_for(from_number)

@@ -30,10 +30,10 @@ class GraphClient:
         self.version = settings.META_GRAPH_VERSION
         self.headers = {"Authorization": f"Bearer {access_token}"}
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, path: str, *, bearer: bool = True, **kwargs: Any) -> dict[str, Any]:
         url = path if path.startswith("http") else f"/{self.version}/{path.lstrip('/')}"
         try:
-            response = self.http.request(method, url, headers=self.headers, **kwargs)
+            response = self.http.request(method, url, headers=self.headers if bearer else {}, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise GraphError(0, -1, f"connection failed: {type(exc).__name__}", sent=False) from exc
         except httpx.HTTPError as exc:
@@ -94,3 +94,26 @@ class GraphClient:
 
     def create_template(self, waba_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", f"{waba_id}/message_templates", json=body)
+
+    # --- connecting a number: what the token can see ---
+    def phone_number(self, phone_number_id: str) -> dict[str, Any]:
+        """GET /{phone-number-id}: answers only when the token may use that number."""
+        return self._request(
+            "GET", phone_number_id, params={"fields": "id,display_phone_number,verified_name,quality_rating"}
+        )
+
+    def waba_phone_numbers(self, waba_id: str) -> list[dict[str, Any]]:
+        """GET /{waba-id}/phone_numbers: the numbers of a WhatsApp Business Account the token may see."""
+        return list(self._request("GET", f"{waba_id}/phone_numbers").get("data", []))
+
+    def debug_token(self, *, app_id: str, app_secret: str, token: str) -> dict[str, Any]:
+        """GET /debug_token with the app's own access token ("app_id|app_secret"): which app issued `token`.
+        Only the right secret gets an answer, so this proves both the secret and the token's app."""
+        answer = self._request(
+            "GET",
+            "debug_token",
+            bearer=False,
+            params={"input_token": token, "access_token": f"{app_id}|{app_secret}"},
+        )
+        data: dict[str, Any] = answer.get("data") or {}
+        return data

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from inbox.models import Channel, MessageType
 from inbox.providers import (
@@ -20,11 +26,13 @@ from inbox.providers import (
     TemplateStatusUpdate,
 )
 from whatsapp.client import GraphClient, GraphError
+from whatsapp.webhooks import APP_ROUTE_KIND
 
 # Meta error codes worth trying again (see PROVIDERS.md §1.2); everything else is permanent.
 RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057})
 RETRY_AFTER_S = {131056: 6.0, 130429: 2.0, 80007: 60.0, 4: 60.0}
 MEDIA_KINDS = frozenset({"image", "audio", "video", "document", "sticker"})
+GRAPH_ID = re.compile(r"^[0-9]{1,20}$")  # Meta's object ids (phone number, WABA, app) are digits
 
 
 def classify(error: GraphError) -> ProviderError:
@@ -159,7 +167,68 @@ class CloudProvider(ChannelProvider):
         keys = [("whatsapp_cloud", channel.phone_number_id)]
         if channel.waba_id:
             keys.append(("whatsapp_waba", channel.waba_id))
+        if channel.credentials.get("webhook_key"):
+            keys.append((APP_ROUTE_KIND, channel.credentials["webhook_key"]))
         return keys
+
+    @classmethod
+    def route_kinds(cls) -> list[str]:
+        return ["whatsapp_cloud", "whatsapp_waba", APP_ROUTE_KIND]
+
+    @classmethod
+    def webhook_url(cls, channel: Channel) -> str:
+        key = channel.credentials.get("webhook_key")
+        path = f"/webhooks/whatsapp/app/{key}/" if key else "/webhooks/whatsapp/"
+        return settings.PUBLIC_WEBHOOK_BASE_URL + path
+
+    @classmethod
+    def connect_verify(cls, channel: Channel) -> None:
+        """The token must see the phone number id, the number must be in the WABA, and the number shown by
+        Meta must be the one typed. With the tenant's own Meta app, its secret must have issued the token."""
+        creds = channel.credentials
+        pnid, waba_id, token = channel.phone_number_id, channel.waba_id, creds.get("access_token", "")
+        for label, value in ((_("Phone number ID"), pnid), (_("WhatsApp Business Account ID"), waba_id)):
+            if not GRAPH_ID.match(value or ""):
+                raise ValidationError(_("%(field)s must be the number Meta shows (digits only).") % {"field": label})
+        client = GraphClient(token)
+        try:
+            number = client.phone_number(pnid)
+            in_waba = {str(item.get("id")) for item in client.waba_phone_numbers(waba_id)}
+        except GraphError as exc:
+            if exc.code == 190:
+                raise ValidationError(_("Meta refused the access token: it is invalid or expired.")) from exc
+            if exc.status and exc.status < 500:
+                raise ValidationError(
+                    _("This access token cannot use phone number ID %(pnid)s or WABA %(waba)s.")
+                    % {"pnid": pnid, "waba": waba_id}
+                ) from exc
+            raise ValidationError(_("Meta could not be reached to check the number. Try again.")) from exc
+        if str(number.get("id")) != pnid or pnid not in in_waba:
+            raise ValidationError(
+                _("Phone number ID %(pnid)s is not part of WABA %(waba)s.") % {"pnid": pnid, "waba": waba_id}
+            )
+        shown = re.sub(r"\D", "", str(number.get("display_phone_number", "")))
+        if shown != channel.phone_number.lstrip("+"):
+            raise ValidationError(
+                _("Phone number ID %(pnid)s belongs to +%(shown)s, not to %(typed)s.")
+                % {"pnid": pnid, "shown": shown, "typed": channel.phone_number}
+            )
+        if creds.get("app_id") or creds.get("app_secret"):
+            cls._app_verify(client, creds)
+            # Its own app posts to a URL of its own: the route key in it finds this channel's secret.
+            creds.setdefault("webhook_key", secrets.token_urlsafe(24))
+
+    @classmethod
+    def _app_verify(cls, client: GraphClient, creds: dict[str, Any]) -> None:
+        app_id, secret = str(creds.get("app_id", "")), str(creds.get("app_secret", ""))
+        if not GRAPH_ID.match(app_id) or not secret or not creds.get("verify_token"):
+            raise ValidationError(_("Your own Meta app needs its app ID, app secret and a verify token."))
+        try:
+            info = client.debug_token(app_id=app_id, app_secret=secret, token=str(creds.get("access_token", "")))
+        except GraphError as exc:
+            raise ValidationError(_("Meta refused the app ID and app secret.")) from exc
+        if str(info.get("app_id")) != app_id or not info.get("is_valid"):
+            raise ValidationError(_("The access token was not issued by app %(app)s.") % {"app": app_id})
 
     @classmethod
     def apply_own_event(cls, channel: Channel, event: Event) -> bool | None:

@@ -120,9 +120,10 @@ def qr_channel_new(request: HttpRequest) -> HttpResponse:
     return redirect("qr_channel", pk=channel.pk)
 
 
-@action_required(Action.CHANNEL_VIEW, post=Action.CHANNEL_MANAGE)
+@action_required(Action.CHANNEL_MANAGE)
 def qr_channel(request: HttpRequest, pk: int) -> HttpResponse:
-    """Connect a number by scanning a QR code; the code refreshes and the page turns connected, live."""
+    """Connect a number by scanning a QR code (or a pairing code); the code refreshes and the page turns
+    connected, live. Owners and admins only: whoever sees the code can link a phone to the workspace."""
     channel = get_object_or_404(Channel, pk=pk, kind=ChannelKind.WHATSAPP_WEB)
     key = bus.session_key(request.tenant.schema_name, channel.pk)  # type: ignore[attr-defined]
     notice = ""

@@ -20,11 +20,7 @@ PROVIDER = "meta"
 
 def signature_valid(body: bytes, header: str) -> bool:
     """X-Hub-Signature-256: "sha256=" + hex HMAC-SHA256 of the raw body with the App Secret."""
-    secret = settings.META_APP_SECRET
-    if not secret or not header.startswith("sha256="):
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[7:].strip().lower())
+    return _signature_matches(settings.META_APP_SECRET, body, header)
 
 
 def split_events(body: dict[str, Any]) -> list[RawEvent]:
@@ -135,3 +131,60 @@ async def _respond(send: Any, status: int, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+APP_ROUTE_KIND = "whatsapp_app"  # a channel on the tenant's own Meta app: its webhook URL carries this key
+
+
+def _signature_matches(secret: str, body: bytes, header: str) -> bool:
+    if not secret or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header[7:].strip().lower())
+
+
+@csrf_exempt
+def meta_app_webhook(request: HttpRequest, key: str) -> HttpResponse:
+    """The webhook of a channel connected with the tenant's own Meta app. The route is found from the URL
+    first, the request verified with that channel's own secret (or verify token), and then only events
+    for that channel's own ids are kept: a tenant who holds an app secret can sign for its numbers only."""
+    from django_tenants.utils import schema_context
+
+    from inbox.models import Channel
+    from inbox.providers import provider_class
+    from intake.services import route_lookup
+
+    route = route_lookup(kind=APP_ROUTE_KIND, external_id=key)
+    if route is None:
+        return HttpResponse(status=404)
+    with schema_context(route.tenant.schema_name):
+        channel = Channel.objects.filter(pk=route.channel_id).first()
+        if channel is None:
+            return HttpResponse(status=404)
+        creds = channel.credentials
+        own_keys = set(provider_class(channel.kind).route_keys(channel))
+    if request.method == "GET":
+        token_ok = hmac.compare_digest(request.GET.get("hub.verify_token", ""), creds.get("verify_token") or "\0")
+        if request.GET.get("hub.mode") == "subscribe" and token_ok:
+            return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+        return HttpResponseForbidden("verification failed")
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    body = request.body
+    if not _signature_matches(str(creds.get("app_secret", "")), body, request.headers.get("X-Hub-Signature-256", "")):
+        return HttpResponseForbidden("bad signature")
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return HttpResponse("not JSON", status=400)
+    found = split_events(parsed)
+    mine = [event for event in found if (event.route_kind, event.route_key) in own_keys]
+    if len(mine) < len(found):
+        logger.warning(
+            "own-app webhook of %s/%s carried %d events for ids it does not own; dropped",
+            route.tenant.schema_name,
+            channel.pk,
+            len(found) - len(mine),
+        )
+    events_store(provider=PROVIDER, events=mine)
+    return HttpResponse("OK")

@@ -155,6 +155,22 @@ class ChannelProvider:
         """(route kind, external id) pairs by which this channel's webhooks find it."""
         return []
 
+    @classmethod
+    def route_kinds(cls) -> list[str]:
+        """Every route kind this provider registers (what a channel's deletion removes)."""
+        return []
+
+    @classmethod
+    def connect_verify(cls, channel: Channel) -> None:
+        """Prove, with the credentials given, that the ids on this (unsaved) channel belong to them, before
+        any webhook route points at it; it may complete the credentials (a webhook key). Raises
+        ValidationError with a message for the user."""
+
+    @classmethod
+    def webhook_url(cls, channel: Channel) -> str:
+        """Where the provider must send this channel's webhooks ("" where we set it ourselves)."""
+        return ""
+
 
 @cache
 def provider_class(kind: str) -> type[ChannelProvider]:

@@ -35,6 +35,29 @@
     setTimeout(function () { item.remove(); }, 6000);
   });
 
+  // Behaviour declared in the markup (no inline handlers: the Content-Security-Policy forbids them).
+  // data-confirm on a form or a button asks first; data-autosubmit submits its form on change;
+  // data-dismiss removes its parent (a toast); data-reload reloads the page.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+  document.addEventListener("click", function (event) {
+    const asking = event.target.closest("[data-confirm]");
+    if (asking && asking.tagName !== "FORM" && !window.confirm(asking.dataset.confirm)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      return;
+    }
+    const dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss && dismiss.parentElement) dismiss.parentElement.remove();
+    if (event.target.closest("[data-reload]")) location.reload();
+  });
+  document.addEventListener("change", function (event) {
+    const field = event.target.closest("[data-autosubmit]");
+    if (field && field.form) field.form.submit();
+  });
+
   // Live socket: reconnects with backoff; each event is re-dispatched as a DOM event `live:<name>`.
   function connectLive() {
     const dot = document.getElementById("live-dot");

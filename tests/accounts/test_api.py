@@ -3,14 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import ApiToken, User
 from accounts.services import api_token_create
 from tenants.models import Tenant
-from tests.conftest import tenant_client
+from tests.conftest import cache_keys_delete, tenant_client
 from tests.support import make_member
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +112,7 @@ def test_api_is_throttled(tenant_a: Tenant, agent_a: User, settings: Any) -> Non
     original = UserRateThrottle.THROTTLE_RATES
     UserRateThrottle.THROTTLE_RATES = {**api_settings.DEFAULT_THROTTLE_RATES, "user": "3/min"}
     try:
-        cache.clear()
+        cache_keys_delete()
         codes = [api(tenant_a, raw).get("/api/v1/me/").status_code for _ in range(4)]
     finally:
         UserRateThrottle.THROTTLE_RATES = original

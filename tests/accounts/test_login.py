@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -39,11 +40,21 @@ def test_login_respects_a_safe_next_only(tenant_a: Tenant, agent_a: User) -> Non
     assert evil["Location"] == "/"
 
 
-def test_non_member_cannot_log_in_to_a_tenant(tenant_a: Tenant, tenant_b: Tenant) -> None:
+def _scrubbed(response: Any) -> tuple[int, str]:
+    return response.status_code, re.sub(r'value="[^"]*"', "", response.content.decode())
+
+
+def test_non_member_gets_the_same_answer_as_a_wrong_password(tenant_a: Tenant, tenant_b: Tenant) -> None:
     outsider = make_member(tenant_b, "outsider@beta.test")
-    response = tenant_client(tenant_a, lang="en").post("/login/", {"email": outsider.email, "password": PASSWORD})
-    assert response.status_code == 400
-    assert "not a member of this workspace" in response.content.decode()
+    right_password = tenant_client(tenant_a, lang="en").post("/login/", {"email": outsider.email, "password": PASSWORD})
+    wrong_password = tenant_client(tenant_a, lang="en").post("/login/", {"email": outsider.email, "password": "nope"})
+    nobody = tenant_client(tenant_a, lang="en").post("/login/", {"email": "nobody@nowhere.test", "password": PASSWORD})
+    assert right_password.status_code == 400
+    assert "Email or password is incorrect." in right_password.content.decode()
+    assert "member" not in right_password.content.decode()
+    # byte for byte the same page (but for the form's values), whether the account exists here or not
+    assert _scrubbed(right_password) == _scrubbed(wrong_password)
+    assert _scrubbed(nobody)[0] == 400 and "Email or password is incorrect." in nobody.content.decode()
 
 
 def test_a_session_from_another_tenant_is_not_accepted(tenant_a: Tenant, tenant_b: Tenant) -> None:

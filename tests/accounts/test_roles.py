@@ -125,6 +125,7 @@ EXERCISES: dict[Action, list[Exercise]] = {
         api("post", lambda w: f"/api/v1/members/{w.target.pk}/transfer-ownership/"),
     ],
     Action.SETTINGS_MANAGE: [page("get", lambda w: "/settings/")],
+    Action.AUDIT_VIEW: [page("get", lambda w: "/settings/audit/"), api("get", lambda w: "/api/v1/audit/")],
     Action.CONTACT_VIEW: [
         page("get", lambda w: f"/contacts/{w.contact.pk}/"),
         api("get", lambda w: f"/api/v1/contacts/{w.contact.pk}/"),

@@ -86,5 +86,9 @@ def test_a_cadence_started_now_sends_its_first_step_without_waiting_for_beat(
         connection.set_tenant(alpha)
         return Enrollment.objects.get(cadence=cadence, contact=contact).status == "completed"
 
-    wait_until(completed, timeout=30, interval=0.5)
-    assert any(m["to"] == phone.lstrip("+") for m in list(meta_emulator.sent.values()))
+    wait_until(completed, timeout=30, interval=0.5, what="the enrollment to complete")
+    wait_until(  # the step's message is written when the enrollment completes, and sent just after
+        lambda: any(m["to"] == phone.lstrip("+") for m in list(meta_emulator.sent.values())),
+        timeout=30,
+        what="the first step at the Graph emulator",
+    )

@@ -8,6 +8,7 @@ import zoneinfo
 from typing import Any
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 
@@ -34,6 +35,7 @@ from crm.models import ConsentStatus, Contact, Tag
 from crm.services import consent_record, contact_get_or_create
 from inbox.models import Channel, Message
 from tests.messaging import open_conversation
+from tests.support import run_until_none
 from whatsapp.models import MessageTemplate
 
 pytestmark = pytest.mark.django_db
@@ -97,11 +99,7 @@ def _sms_campaign(channels: dict[str, int], tag: Tag, **extra: Any) -> Campaign:
 
 
 def _run_to_end(campaign: Campaign, limit: int = 50) -> int:
-    rounds = 0
-    while campaign_run(campaign_id=campaign.pk) is not None:
-        rounds += 1
-        assert rounds < limit
-    return rounds
+    return run_until_none(lambda: campaign_run(campaign_id=campaign.pk), limit=limit, what="the campaign to finish")
 
 
 def test_launch_sends_each_contact_once_and_skips_opted_out(in_tenant_a: Any, channels: dict[str, int]) -> None:
@@ -161,17 +159,32 @@ def test_scheduled_campaign_starts_when_due(in_tenant_a: Any, channels: dict[str
     assert campaign.status == CampaignStatus.RUNNING and campaign.started_at
 
 
-def test_quiet_hours_hold_the_campaign_until_they_end(in_tenant_a: Any, channels: dict[str, int]) -> None:
+@pytest.mark.parametrize(
+    ("instant", "quiet_sundays", "expected_wait_s"),
+    [
+        (_at(2026, 11, 24, 12), True, 3600),  # a Tuesday noon
+        (_at(2026, 11, 28, 23, 30), False, 3600),  # Saturday night: the window crosses midnight
+        (_at(2026, 11, 28, 23, 30), True, 25 * 3600),  # ... into a quiet Sunday: Monday 00:30
+        (_at(2026, 11, 29, 23, 30), True, 3600),  # Sunday night: the window ends on Monday
+    ],
+    ids=["tuesday-noon", "saturday-night", "saturday-night-quiet-sunday", "sunday-night"],
+)
+def test_quiet_hours_hold_the_campaign_until_they_end(
+    in_tenant_a: Any, channels: dict[str, int], instant: datetime.datetime, quiet_sundays: bool, expected_wait_s: int
+) -> None:
     _audience("quiet", 2, "7304")
-    local = timezone.now().astimezone(zoneinfo.ZoneInfo(SP))
-    start = (local - datetime.timedelta(hours=1)).time().replace(second=0, microsecond=0)
-    end = (local + datetime.timedelta(hours=1)).time().replace(second=0, microsecond=0)
-    QuietHours.objects.update_or_create(pk=1, defaults={"enabled": True, "start": start, "end": end})
+    # Quiet from an hour before the frozen instant to an hour after it, in the tenant's time zone.
+    start = (instant - datetime.timedelta(hours=1)).time()
+    end = (instant + datetime.timedelta(hours=1)).time()
+    QuietHours.objects.update_or_create(
+        pk=1, defaults={"enabled": True, "start": start, "end": end, "quiet_sundays": quiet_sundays}
+    )
     try:
         campaign = _sms_campaign(channels, Tag.objects.get(name="quiet"), respect_quiet_hours=True)
-        campaign_launch(campaign=campaign)
-        wait = campaign_run(campaign_id=campaign.pk)
-        assert wait is not None and 3000 < wait <= 3600
+        with time_machine.travel(instant, tick=False):
+            campaign_launch(campaign=campaign)
+            wait = campaign_run(campaign_id=campaign.pk)
+        assert wait == pytest.approx(expected_wait_s, abs=1)
         assert campaign_stats(campaign)["processed"] == 0
         Campaign.objects.filter(pk=campaign.pk).update(respect_quiet_hours=False)
         _run_to_end(campaign)
@@ -184,7 +197,7 @@ def test_whatsapp_template_campaign_fills_variables_and_free_text_needs_the_wind
     in_tenant_a: Any, channels: dict[str, int]
 ) -> None:
     MessageTemplate.objects.create(
-        waba_id="waba-alpha",
+        waba_id="200000000000001",
         template_id="9001",
         name="promo_bf",
         language="pt_BR",

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from typing import Any
 
-import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.services import api_token_create
 from campaigns.models import Cadence, Campaign, CampaignStatus, Enrollment, QuietHours
-from campaigns.services import cadences_advance, campaign_run
+from campaigns.services import campaign_run
 from crm.models import Tag
 from crm.services import contact_get_or_create
+from emulators.twilio import TwilioEmulator
 from tenants.models import Tenant
 from tests.conftest import tenant_client
-
-pytestmark = pytest.mark.django_db
+from tests.support import make_member, run_until_none, wait_until
 
 
 def test_manager_creates_launches_and_follows_a_campaign(
@@ -51,8 +53,7 @@ def test_manager_creates_launches_and_follows_a_campaign(
     manager.post(f"/campaigns/{campaign.pk}/launch/")
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.RUNNING
-    while campaign_run(campaign_id=campaign.pk) is not None:
-        pass
+    run_until_none(lambda: campaign_run(campaign_id=campaign.pk), what="the campaign to finish")
     progress = manager.get(f"/campaigns/{campaign.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert 'data-status="completed"' in progress and "3 of 3 handled" in progress
     listing = manager.get("/campaigns/").content.decode()
@@ -106,20 +107,35 @@ def test_cadence_editor_saves_steps_in_order(
     assert "Pós-venda" in manager.get("/cadences/").content.decode()
 
 
-def test_campaign_and_cadence_api(in_tenant_a: Any, tenant_a: Tenant, owner_a: User, channels: dict[str, int]) -> None:
-    _token, secret = api_token_create(name="ci", user=owner_a, tenant=tenant_a)
+def test_campaign_and_cadence_api(
+    app_server: str,
+    celery_worker: Any,
+    twilio_emulator: TwilioEmulator,
+    tenants: Any,
+    channels: dict[str, int],
+    committed: Any,
+) -> None:
+    """Through the API with committed rows, as production: the launch's after-commit work reaches the
+    real worker, and every recipient's SMS reaches the Twilio emulator once."""
+    tenant_a = tenants[0]
+    run = uuid.uuid4().hex[:6]
+    owner = make_member(tenant_a, f"api-{run}@alpha.test", Role.OWNER)
+    _token, secret = api_token_create(name="ci", user=owner, tenant=tenant_a)
     api = APIClient(HTTP_HOST=f"{tenant_a.slug}.localhost")
     api.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
-    tag = Tag.objects.create(name="api-aud")
-    ids = []
+    connection.set_tenant(tenant_a)
+    tag = Tag.objects.create(name=f"api-aud-{run}")
+    ids, phones = [], []
     for i in range(2):
-        contact = contact_get_or_create(phone=f"+55119760{i:05d}", name=f"API {i}")
+        phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
+        contact = contact_get_or_create(phone=phone, name=f"API {i}")
         contact.tags.add(tag)
         ids.append(contact.pk)
+        phones.append(phone)
     created = api.post(
         "/api/v1/campaigns/",
         {
-            "name": "API launch",
+            "name": f"API launch {run}",
             "channel": channels["sms"],
             "audience": {"tags": [tag.pk]},
             "kind": "text",
@@ -134,17 +150,22 @@ def test_campaign_and_cadence_api(in_tenant_a: Any, tenant_a: Tenant, owner_a: U
     assert launched.status_code == 200 and launched.json()["status"] == "running"
     assert api.post(f"/api/v1/campaigns/{pk}/launch/").status_code == 400
     assert api.delete(f"/api/v1/campaigns/{pk}/").status_code == 400
-    while campaign_run(campaign_id=pk) is not None:
-        pass
-    stats = api.get(f"/api/v1/campaigns/{pk}/").json()["stats"]
-    assert (stats["total"], stats["queued"]) == (2, 2)
+
+    def delivered() -> bool:
+        stats = api.get(f"/api/v1/campaigns/{pk}/").json()["stats"]
+        return bool(stats["total"] == 2 and stats["delivered"] == 2)
+
+    wait_until(delivered, timeout=60, interval=0.5, what="both campaign SMS delivered")
     recipients = api.get(f"/api/v1/campaigns/{pk}/recipients/").json()["results"]
-    assert {r["contact"] for r in recipients} == set(ids) and all(r["message_status"] == "queued" for r in recipients)
+    assert {r["contact"] for r in recipients} == set(ids)
+    assert all(r["message_status"] == "delivered" for r in recipients)
+    received = Counter(m["to"] for m in list(twilio_emulator.sent.values()) if m["to"] in phones)
+    assert received == dict.fromkeys(phones, 1)  # each contact once
 
     cadence = api.post(
         "/api/v1/cadences/",
         {
-            "name": "API cadence",
+            "name": f"API cadence {run}",
             "channel": channels["sms"],
             "respect_quiet_hours": False,
             "steps": [{"delay_minutes": 0, "kind": "text", "body": "um"}, {"delay_minutes": 60, "body": "dois"}],
@@ -159,11 +180,22 @@ def test_campaign_and_cadence_api(in_tenant_a: Any, tenant_a: Tenant, owner_a: U
     enrolled = api.post(f"/api/v1/cadences/{cadence_id}/enroll/", {"filter": {"tags": [tag.pk]}}, format="json")
     assert enrolled.status_code == 201 and enrolled.json() == {"enrolled": 2}
     assert api.post(f"/api/v1/cadences/{cadence_id}/enroll/", {}, format="json").status_code == 400
-    cadences_advance()
-    listed = api.get(f"/api/v1/enrollments/?cadence={cadence_id}").json()["results"]
-    assert len(listed) == 2 and all(e["steps_sent"] == 1 for e in listed)
+
+    def first_steps_sent() -> list[dict[str, Any]] | None:
+        found = api.get(f"/api/v1/enrollments/?cadence={cadence_id}").json()["results"]
+        return found if len(found) == 2 and all(e["steps_sent"] == 1 for e in found) else None
+
+    listed = wait_until(first_steps_sent, timeout=30, interval=0.5, what="the first cadence step sent by the worker")
+    wait_until(
+        lambda: all(
+            any(m["to"] == p and m["body"] == "um" for m in list(twilio_emulator.sent.values())) for p in phones
+        ),
+        timeout=20,
+        what="the first step at Twilio",
+    )
     stopped = api.post(f"/api/v1/enrollments/{listed[0]['id']}/stop/")
     assert stopped.json()["status"] == "stopped"
+    connection.set_tenant(tenant_a)
     assert Enrollment.objects.filter(cadence_id=cadence_id, status="active").count() == 1
     schema = api.get("/api/v1/schema/").content.decode()
     assert "/api/v1/campaigns/{id}/launch/" in schema and "/api/v1/cadences/{id}/enroll/" in schema

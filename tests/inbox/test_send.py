@@ -294,7 +294,7 @@ def test_emulators_can_fail_at_a_set_rate(twilio_emulator: TwilioEmulator, meta_
         )
         assert twilio.status_code == 429 and twilio.headers["Retry-After"] == "1" and twilio.json()["code"] == 20429
         meta = httpx.post(
-            f"{meta_emulator.base_url}/v21.0/pnid-alpha/messages",
+            f"{meta_emulator.base_url}/v21.0/100000000000001/messages",
             headers={"Authorization": "Bearer test-token"},
             json={"messaging_product": "whatsapp", "to": "5511911112222", "type": "text", "text": {"body": "x"}},
         )

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from emulators.meta import MetaEmulator
+from emulators.meta import MetaEmulator, PhoneNumber
 from inbox.models import Channel, Conversation, Message, MessageStatus
 from intake.models import ChannelRoute
 from tenants.models import Tenant
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_channels_page_and_connecting_numbers(
-    in_tenant_a: Any, tenant_a: Tenant, owner_a: User, channels: dict[str, int]
+    in_tenant_a: Any, tenant_a: Tenant, owner_a: User, channels: dict[str, int], meta_emulator: MetaEmulator
 ) -> None:
+    meta_emulator.numbers["100000000000002"] = PhoneNumber("200000000000002", "+55 11 97777-0000", "EAAG-secret")
     client = tenant_client(tenant_a, owner_a, lang="en")
     page = client.get("/channels/")
     assert page.status_code == 200 and "WhatsApp Alpha" in page.content.decode()
@@ -29,19 +30,19 @@ def test_channels_page_and_connecting_numbers(
         {
             "wa-name": "Vendas",
             "wa-phone_number": "(11) 97777-0000",
-            "wa-phone_number_id": "pnid-new",
-            "wa-waba_id": "waba-new",
+            "wa-phone_number_id": "100000000000002",
+            "wa-waba_id": "200000000000002",
             "wa-access_token": "EAAG-secret",
         },
     )
     assert response.status_code == 302
-    channel = Channel.objects.get(phone_number_id="pnid-new")
+    channel = Channel.objects.get(phone_number_id="100000000000002")
     assert channel.phone_number == "+5511977770000"
     assert channel.credentials == {"access_token": "EAAG-secret"}
     assert "EAAG-secret" not in client.get("/channels/").content.decode()  # never shown back
-    route = ChannelRoute.objects.get(kind="whatsapp_cloud", external_id="pnid-new")
+    route = ChannelRoute.objects.get(kind="whatsapp_cloud", external_id="100000000000002")
     assert (route.tenant_id, route.channel_id) == (tenant_a.pk, channel.pk)
-    assert ChannelRoute.objects.filter(kind="whatsapp_waba", external_id="waba-new").exists()
+    assert ChannelRoute.objects.filter(kind="whatsapp_waba", external_id="200000000000002").exists()
 
     bad = client.post(
         "/channels/add/sms_twilio/",
@@ -50,7 +51,8 @@ def test_channels_page_and_connecting_numbers(
     assert bad.status_code == 400 and "not a valid phone number" in bad.content.decode()
 
     client.post(f"/channels/{channel.pk}/remove/")
-    assert not ChannelRoute.objects.filter(external_id="pnid-new").exists()
+    assert not ChannelRoute.objects.filter(external_id="100000000000002").exists()
+    del meta_emulator.numbers["100000000000002"]
 
 
 def test_agents_cannot_connect_channels(in_tenant_a: Any, tenant_a: Tenant, agent_a: User) -> None:
@@ -85,7 +87,7 @@ def test_closed_window_offers_templates_and_sends_one(
     refused = client.post(f"/conversations/{conversation.pk}/", {"body": "oi"})
     assert refused.status_code == 400 and "template" in refused.content.decode()
     template = MessageTemplate.objects.create(
-        waba_id="waba-alpha",
+        waba_id="200000000000001",
         template_id="777",
         name="welcome_back",
         language="pt_BR",

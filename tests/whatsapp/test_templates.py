@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def test_sync_mirrors_every_page_of_the_waba(
     in_tenant_a: Any, channels: dict[str, int], meta_emulator: MetaEmulator
 ) -> None:
-    meta_emulator.templates["waba-alpha"] = [
+    meta_emulator.templates["200000000000001"] = [
         {
             "id": str(900 + i),
             "name": f"tpl_{i}",
@@ -35,7 +35,7 @@ def test_sync_mirrors_every_page_of_the_waba(
     try:
         seen = templates_sync(channel=Channel.objects.get(pk=channels["whatsapp"]))
     finally:
-        meta_emulator.templates["waba-alpha"] = []
+        meta_emulator.templates["200000000000001"] = []
     assert seen == 250  # three pages of 100
     template = MessageTemplate.objects.get(name="tpl_7")
     assert (template.status, template.category, template.body_variable_count) == ("APPROVED", "UTILITY", 2)
@@ -57,7 +57,7 @@ def test_create_submits_for_review_and_the_webhook_approves(
         quick_replies=["Ok"],
     )
     assert template.status == TemplateStatus.PENDING
-    submitted = meta_emulator.templates["waba-alpha"][-1]
+    submitted = meta_emulator.templates["200000000000001"][-1]
     assert submitted["name"] == "order_ready"
     body = next(c for c in submitted["components"] if c["type"] == "BODY")
     assert body["example"] == {"body_text": [["example1", "example2"]]}

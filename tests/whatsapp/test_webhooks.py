@@ -177,7 +177,7 @@ def test_unknown_webhook_fields_are_stored_not_errors(channels: dict[str, int]) 
 
 def test_events_for_unknown_numbers_are_kept_and_marked(tenant_a: Tenant, settings: Any) -> None:
     message_id = wamid()
-    post_meta(meta_envelope(meta_messages_value(messages=[inbound("text", message_id)], pnid="pnid-nobody")))
+    post_meta(meta_envelope(meta_messages_value(messages=[inbound("text", message_id)], pnid="100000000000999")))
     drain_in(tenant_a)
     event = WebhookEvent.objects.get(event_id=f"msg:{message_id}")
     assert event.processed_at is not None and event.outcome.startswith("no route")

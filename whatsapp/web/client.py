@@ -4,12 +4,17 @@ has the same methods and events and drives the session manager in tests and in t
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+# whatsmeow receipt types that move our status; READ_SELF and PLAYED_SELF are our own devices reading.
+RECEIPT_STATUS = {"DELIVERED": "delivered", "READ": "read", "PLAYED": "read"}
 
 
 @dataclass(frozen=True)
@@ -162,24 +167,19 @@ class NeonizeClient:
             events.on_logged_out()
 
         @self.client.event(MessageEv)
-        def _message(_client: Any, event: Any) -> None:
-            info, message = event.Info, event.Message
-            text = message.conversation or message.extendedTextMessage.text
-            events.on_message(
-                WebInbound(
-                    message_id=info.ID,
-                    chat=f"{info.MessageSource.Chat.User}@{info.MessageSource.Chat.Server}",
-                    sender_phone="+" + info.MessageSource.Sender.User,
-                    push_name=info.Pushname,
-                    type="text" if text else "unsupported",
-                    text=text or "",
-                    timestamp=float(info.Timestamp) / 1000 if info.Timestamp > 10**11 else float(info.Timestamp),
-                )
-            )
+        def _message(client: Any, event: Any) -> None:
+            try:
+                inbound = self._inbound(client, event)
+            except Exception:  # a message we cannot map (or whose media fails) must not stop the session
+                logger.exception("wa-web %s: could not read message %s", key, getattr(event.Info, "ID", "?"))
+                return
+            events.on_message(inbound)
 
         @self.client.event(ReceiptEv)
         def _receipt(_client: Any, event: Any) -> None:
-            status = {"delivered": "delivered", "read": "read", "read-self": "read"}.get(str(event.Type).lower(), "")
+            # Type is neonize's ReceiptType enum (DELIVERED = 1, READ = 4, PLAYED = 6...), not a string.
+            kind = event.DESCRIPTOR.fields_by_name["Type"].enum_type.values_by_number.get(event.Type)
+            status = RECEIPT_STATUS.get(kind.name if kind else "", "")
             if status:
                 events.on_receipt(list(event.MessageIDs), status)
 

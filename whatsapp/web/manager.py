@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django_tenants.utils import get_tenant_model, schema_context
 
-from core.realtime import STAFF_TOPIC, push
+from core.realtime import MANAGERS_TOPIC, STAFF_TOPIC, push
 from inbox.models import Channel, ChannelKind, ChannelStatus
 from intake.services import RawEvent, events_store
 from whatsapp.web import bus
@@ -255,7 +255,8 @@ class _Handlers:
 
     def on_qr(self, code: str) -> None:
         bus.r().set(f"waweb:qr:{self.session.key}", code, ex=60)
-        push(self.session.schema, STAFF_TOPIC, "waweb.qr", {"channel_id": self.session.channel_id, "svg": qr_svg(code)})
+        qr = {"channel_id": self.session.channel_id, "svg": qr_svg(code)}
+        push(self.session.schema, MANAGERS_TOPIC, "waweb.qr", qr)  # a QR links a phone: managers only
 
     def on_connected(self, phone: str) -> None:
         self.session.attempts = 0

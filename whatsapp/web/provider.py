@@ -80,6 +80,10 @@ class WebProvider(ChannelProvider):
         return [("whatsapp_web", _key(channel))]
 
     @classmethod
+    def route_kinds(cls) -> list[str]:
+        return ["whatsapp_web"]
+
+    @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
         when = datetime.fromtimestamp(float(payload.get("ts") or 0), tz=UTC)
         if payload.get("kind") == "receipt":

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -13,12 +15,30 @@ from inbox.services import channel_create, conversation_open
 from tenants.models import Tenant
 
 
+@contextlib.contextmanager
+def _emulators_up() -> Iterator[None]:
+    try:
+        emulators = demo.emulators_build()
+    except OSError:  # their ports are taken: the demo's emulators are already running
+        yield
+        return
+    for emulator in emulators:
+        emulator.start()
+    try:
+        yield
+    finally:
+        for emulator in emulators:
+            emulator.stop()
+
+
 class Command(BaseCommand):
     help = "Give the demo tenant a WhatsApp Cloud and an SMS channel pointed at the local emulators."
 
     def handle(self, *args: Any, **opts: Any) -> None:
         tenant = Tenant.objects.get(slug="demo")
-        with schema_context(tenant.schema_name):
+        # Connecting a number asks the provider whether the credentials own it, as in production: the
+        # demo's emulators answer, started here for the moment unless they already run (`make run`).
+        with schema_context(tenant.schema_name), _emulators_up():
             wa = Channel.objects.filter(
                 kind=ChannelKind.WHATSAPP_CLOUD, phone_number_id=demo.DEMO_PNID
             ).first() or channel_create(

@@ -24,13 +24,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         tenant = Tenant.objects.get(slug="demo")
         with schema_context(tenant.schema_name):
-            if Board.objects.exists():
-                return
-            board = board_create(name="Vendas")
-            stages = list(board.stages.order_by("rank"))
-            for name, phone, title, value, stage in SAMPLE:
-                contact = contact_get_or_create(phone=phone, name=name)
-                card_create(
-                    board=board, stage=stages[stage], title=title, contact=contact, value=Decimal(value), source="demo"
-                )
+            if not Board.objects.exists():
+                self._sample_board()
         self.stdout.write(" pipeline    : a 'Vendas' board with sample leads")
+
+    def _sample_board(self) -> None:
+        board = board_create(name="Vendas")
+        stages = list(board.stages.order_by("rank"))
+        for name, phone, title, value, stage in SAMPLE:
+            contact = contact_get_or_create(phone=phone, name=name)
+            card_create(
+                board=board, stage=stages[stage], title=title, contact=contact, value=Decimal(value), source="demo"
+            )
