@@ -380,6 +380,7 @@ PUBLIC_VIEWS = {
     "offline",
     "SpectacularAPIView",
     "SpectacularSwaggerView",
+    "SpectacularSwaggerSplitView",
     "APIRootView",
 }
 
