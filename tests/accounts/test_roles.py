@@ -26,6 +26,7 @@ from accounts.services import api_token_create
 from campaigns.models import Cadence, Campaign, Enrollment
 from campaigns.services import cadence_enroll, cadence_save, campaign_save
 from core.roles import PERMISSIONS, ROLES, Action, role_allows
+from crm.imports import import_start
 from crm.models import Contact, CustomField, Tag
 from crm.services import contact_get_or_create
 from inbox.models import Channel, Conversation, InboxSettings
@@ -392,6 +393,27 @@ def _patterns(resolver: URLResolver, prefix: str = "") -> Iterator[tuple[str, An
             yield prefix + str(entry.pattern), entry.callback
 
 
+def _named_actions() -> dict[str, set[str]]:
+    """The actions pages and endpoints name (what the view checks inside is not seen here)."""
+    named: dict[str, set[str]] = {"page": set(), "api": set()}
+    for _route, callback in _patterns(get_resolver("config.urls_tenant")):
+        view_class = getattr(callback, "cls", None)
+        if view_class is not None:
+            named["api"].update(getattr(view_class, "required_actions", {}).values())
+        else:
+            named["page"].update(getattr(callback, "required_actions", ()))
+    return named
+
+
+def test_every_surface_that_names_an_action_is_exercised_on_it() -> None:
+    exercised = {
+        surface: {a for a, xs in EXERCISES.items() for x in xs if x.surface == surface} for surface in ("page", "api")
+    }
+    for surface, actions in _named_actions().items():
+        missing = sorted(str(a) for a in actions - exercised[surface])
+        assert not missing, f"named by a {surface} but not exercised there: {missing}"
+
+
 def test_every_page_and_endpoint_names_its_action() -> None:
     unnamed = []
     for route, callback in _patterns(get_resolver("config.urls_tenant")):
@@ -436,3 +458,24 @@ def test_an_admin_cannot_crown_themselves_or_remove_the_founder_and_an_owner_han
     # The new owner may now do what only owners do, the old one may not any more.
     assert _client(world, Role.OWNER, "api").delete(f"/api/v1/members/{world.owner2.pk}/").status_code == 403
     assert admin_api.delete(f"/api/v1/members/{world.owner2.pk}/").status_code == 204
+
+
+def test_pages_offer_only_what_the_role_allows_and_import_files_stay_with_importers(world: World) -> None:
+    agent = tenant_client(world.tenant, world.users[Role.AGENT], lang="en")
+    owner = tenant_client(world.tenant, world.users[Role.OWNER], lang="en")
+    agent_page, owner_page = agent.get("/contacts/").content.decode(), owner.get("/contacts/").content.decode()
+    for control in ("Export CSV", 'href="/contacts/import/"', 'value="delete"', "Save filter as segment"):
+        assert control in owner_page and control not in agent_page
+    board_agent = agent.get(f"/boards/{world.board.pk}/").content.decode()
+    add_stage = f'action="/boards/{world.board.pk}/stages/"'
+    assert add_stage not in board_agent and "Delete stage" not in board_agent
+    assert add_stage in owner.get(f"/boards/{world.board.pk}/").content.decode()
+    # An uploaded contact list is the whole base: the file goes to those who may import, not to every member.
+    upload = import_start(
+        file=ContentFile(b"nome,telefone\nAna,+5511999990000\n"),
+        original_name="base.csv",
+        created_by=world.users[Role.OWNER],
+    )
+    url = upload.file.url
+    assert agent.get(url).status_code == 404
+    assert b"Ana" in b"".join(owner.get(url).streaming_content)

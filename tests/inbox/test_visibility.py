@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test import Client
 from websockets.exceptions import ConnectionClosed
@@ -102,6 +103,9 @@ def test_template_send_and_media_follow_the_conversation(scene: Scene, tenant_a:
     assert viewer.get(url).status_code == 404
     assert b"".join(assignee.get(url).streaming_content) == b"recibo secreto"
     assert b"".join(tenant_client(tenant_a, scene.owner).get(url).streaming_content) == b"recibo secreto"
+    # A file in the messages' folder that no message names (any more) goes to nobody.
+    orphan = default_storage.url(default_storage.save("messages/2026/01/orfao.txt", ContentFile(b"x")))
+    assert tenant_client(tenant_a, scene.owner).get(orphan).status_code == 404
 
 
 @pytest.mark.django_db
