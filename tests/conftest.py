@@ -112,9 +112,13 @@ def committed(django_db_blocker: Any) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_state_between_tests() -> Iterator[None]:
+    from django.utils import translation
+
     connection.set_schema_to_public()
+    translation.activate(settings.LANGUAGE_CODE)  # a language a test activated never leaks into the next
     yield
     connection.set_schema_to_public()
+    translation.activate(settings.LANGUAGE_CODE)
     cache_keys_delete()
 
 
