@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from tenants.models import Tenant
@@ -24,7 +24,15 @@ class TenantMiddleware(TenantMainMiddleware):
         return tenant
 
     def no_tenant_found(self, request: HttpRequest, hostname: str) -> HttpResponse:
-        return render(request, "tenants/not_found.html", {"hostname": hostname}, status=404)
+        return _render_in_visitor_language(request, "tenants/not_found.html", {"hostname": hostname}, status=404)
+
+
+def _render_in_visitor_language(
+    request: HttpRequest, template: str, context: dict[str, object], status: int
+) -> HttpResponse:
+    """Pages answered before LocaleMiddleware runs: in the visitor's language (cookie or Accept-Language)."""
+    with translation.override(translation.get_language_from_request(request)):
+        return render(request, template, context, status=status)
 
 
 class TenantActiveMiddleware:
@@ -38,7 +46,7 @@ class TenantActiveMiddleware:
         if tenant is None or tenant.schema_name == "public":
             return self.get_response(request)
         if not tenant.is_active and not request.path.startswith(ALWAYS_OPEN_PATHS):
-            return render(request, "tenants/suspended.html", {"tenant": tenant}, status=403)
+            return _render_in_visitor_language(request, "tenants/suspended.html", {"tenant": tenant}, status=403)
         timezone.activate(ZoneInfo(tenant.timezone))
         if not request.COOKIES.get("django_language"):
             # The tenant's language is the default; a user's own choice (cookie) wins in LocaleMiddleware.

@@ -44,8 +44,8 @@ def _save_in(tenant: Tenant, name: str, data: bytes) -> str:
 def _assert_a_cannot_fetch_b(alpha: Tenant, beta: Tenant, owner_a: User, owner_b: User) -> None:
     tag = uuid.uuid4().hex[:8]
     secret_b = f"beta secret {tag}".encode()
-    name_a = _save_in(alpha, f"messages/iso/{tag}-a.txt", f"alpha file {tag}".encode())
-    name_b = _save_in(beta, f"messages/iso/{tag}-b.txt", secret_b)
+    name_a = _save_in(alpha, f"isolation/{tag}-a.txt", f"alpha file {tag}".encode())
+    name_b = _save_in(beta, f"isolation/{tag}-b.txt", secret_b)
     try:
         client_a = tenant_client(alpha, owner_a)
         own = client_a.get(f"/media/{alpha.schema_name}/{name_a}")
