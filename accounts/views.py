@@ -51,6 +51,7 @@ from accounts.services import (
     user_create,
 )
 from core.contributions import MEDIA_GUARD, collect
+from core.media import MEDIA_CSP, filename_clean, served_type
 from core.roles import Action, role_allows
 from tenants.services import public_url, tenant_update_settings
 
@@ -338,10 +339,21 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 def media_serve(request: HttpRequest, schema: str, path: str) -> FileResponse:
     """A tenant's uploaded and received files, to its members only, and a file of a record the member may
     not see (a message of a conversation kept from them, an import) to nobody else: the owning app's guard."""
-    if schema != request.tenant.schema_name or ".." in path.split("/"):  # type: ignore[attr-defined]
+    if schema != request.tenant.schema_name or ".." in path.split("/") or "\x00" in path:  # type: ignore[attr-defined]
         raise Http404
     if collect(MEDIA_GUARD, path=path, user=request.user, role=request.membership.role):  # type: ignore[attr-defined]
         raise Http404
     if not default_storage.exists(path):
         raise Http404
-    return FileResponse(default_storage.open(path, "rb"), as_attachment=request.GET.get("download") == "1")
+    # Customers choose what these files contain and are called: only an allow-list of image, audio and
+    # video types shows inline; the rest (HTML, SVG...) is a download, and nothing is sniffed or run.
+    content_type, inline = served_type(path)
+    response = FileResponse(
+        default_storage.open(path, "rb"),
+        as_attachment=not inline or request.GET.get("download") == "1",
+        filename=filename_clean(path.rsplit("/", 1)[-1]) or "file",
+        content_type=content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = MEDIA_CSP
+    return response

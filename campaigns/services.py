@@ -43,6 +43,8 @@ from tenants.selectors import tenant_is_active
 logger = logging.getLogger(__name__)
 
 PLACEHOLDER = re.compile(r"\{\{\s*([\w.-]+)\s*\}\}")
+SLOT = re.compile(r"\{\{(\d{1,3})\}\}")
+MAX_VALUE = 1000  # one filled-in value (a contact's data is the customer's: it never grows a message unbounded)
 # Codes of message_send's refusals that concern one contact, not the campaign: skip that contact.
 SKIP_CODES = {"opted_out", "window_closed"}
 MAX_BATCH = 500
@@ -57,22 +59,36 @@ def _schema() -> str:
 
 def content_render(text: str, contact: Contact) -> str:
     """Fill {{name}}, {{first_name}}, {{phone}}, {{email}} and {{<custom field key>}} from the contact.
-    An unknown placeholder becomes empty rather than reaching the customer as braces."""
+    An unknown placeholder becomes empty rather than reaching the customer as braces.
+
+    Values are inserted as plain text in one pass: a value that itself looks like a placeholder stays as
+    it is, nothing is evaluated, and each value is cut at MAX_VALUE characters."""
+    name = str(contact.name or contact.wa_profile_name or "")
+    fields = contact.custom_fields if isinstance(contact.custom_fields, dict) else {}
+    known = {
+        "name": name,
+        "first_name": name.split()[0] if name.strip() else "",
+        "phone": str(contact.phone or ""),
+        "email": str(contact.email or ""),
+    }
 
     def value(match: re.Match[str]) -> str:
         key = match.group(1)
-        name = contact.name or contact.wa_profile_name
-        known = {
-            "name": name,
-            "first_name": name.split()[0] if name.strip() else "",
-            "phone": contact.phone,
-            "email": contact.email,
-        }
-        if key in known:
-            return known[key]
-        return str(contact.custom_fields.get(key, ""))
+        found = known[key] if key in known else fields.get(key, "")
+        return ("" if found is None else str(found))[:MAX_VALUE]
 
     return PLACEHOLDER.sub(value, text)
+
+
+def template_preview_fill(body: str, variables: list[str]) -> str:
+    """The template body with its {{1}}, {{2}}… slots filled in one pass (a variable that contains
+    "{{2}}" is shown as typed, never filled again); slots without a variable stay visible."""
+
+    def slot(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        return variables[index - 1][:MAX_VALUE] if 1 <= index <= len(variables) else match.group(0)
+
+    return SLOT.sub(slot, body)
 
 
 def content_validate(*, kind: str, body: str, template_name: str, channel: Channel) -> None:
@@ -114,9 +130,9 @@ def outreach_send(
     conversation = conversation or conversation_open(contact=contact, channel=channel)
     if content.kind == ContentKind.TEMPLATE:
         variables = [content_render(str(v), contact) for v in content.template_variables]
-        preview = template_body if template_body is not None else template_text(content, channel)
-        for i, variable in enumerate(variables, start=1):
-            preview = preview.replace("{{" + str(i) + "}}", variable)
+        preview = template_preview_fill(
+            template_body if template_body is not None else template_text(content, channel), variables
+        )
         return message_send(
             conversation=conversation,
             type=MessageType.TEMPLATE,

@@ -362,6 +362,12 @@ META_APP_SECRET = env_str("META_APP_SECRET")
 META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
 TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL", "https://api.twilio.com")
 RETELL_API_BASE_URL = env_str("RETELL_API_BASE_URL", "https://api.retellai.com")
+# The outbound-URL guard (core.urlguard) refuses loopback unless this is set: tests and the local demo only,
+# where the emulators listen on 127.0.0.1. Sizes: media fetched from providers, files staff upload, imports.
+OUTBOUND_URL_ALLOW_LOOPBACK = env_bool("OUTBOUND_URL_ALLOW_LOOPBACK", False)
+MEDIA_FETCH_MAX_BYTES = env_int("MEDIA_FETCH_MAX_BYTES", 100 * 1024 * 1024)
+MEDIA_UPLOAD_MAX_BYTES = env_int("MEDIA_UPLOAD_MAX_BYTES", 16 * 1024 * 1024)
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 # Where providers reach our webhooks (signatures are checked against this, not the Host header).
 PUBLIC_WEBHOOK_BASE_URL = env_str(
     "PUBLIC_WEBHOOK_BASE_URL", f"{BASE_SCHEME}://{BASE_DOMAIN}" + (f":{BASE_PORT}" if BASE_PORT else "")

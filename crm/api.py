@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,7 +21,14 @@ from core.roles import Action
 from crm.export import contacts_csv_rows
 from crm.models import Contact, CustomField, Segment, Tag
 from crm.selectors import consent_summary, contacts_filter
-from crm.services import contact_erase, contact_get_or_create, contact_merge, contact_update
+from crm.services import (
+    contact_erase,
+    contact_get_or_create,
+    contact_merge,
+    contact_update,
+    phone_normalize,
+    segment_save,
+)
 
 
 def filter_spec(params: Any) -> dict[str, Any]:
@@ -56,6 +64,16 @@ class SegmentSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         model = Segment
         fields = ["id", "name", "filters"]
 
+    def create(self, validated: dict[str, Any]) -> Segment:
+        return segment_save(name=validated["name"], filters=validated.get("filters", {}))
+
+    def update(self, segment: Segment, validated: dict[str, Any]) -> Segment:
+        return segment_save(
+            segment=segment,
+            name=validated.get("name", segment.name),
+            filters=validated.get("filters", segment.filters),
+        )
+
 
 class ContactSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     tags = serializers.PrimaryKeyRelatedField(many=True, queryset=Tag.objects.all(), required=False)
@@ -68,6 +86,13 @@ class ContactSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
     def get_consent(self, contact: Contact) -> dict[str, Any]:
         return consent_summary(contact)
+
+    def validate_phone(self, value: str) -> str:
+        """A number that cannot exist is refused with the reason (400 with the field's error)."""
+        try:
+            return phone_normalize(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
 
     def create(self, validated: dict[str, Any]) -> Contact:
         contact = contact_get_or_create(phone=validated["phone"])

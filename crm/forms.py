@@ -6,9 +6,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import CustomField, FieldKind
+from crm.phones import phone_normalize
 
 
 class ContactForm(forms.Form):
+    phone = forms.CharField(
+        label=_("Phone"), max_length=40, required=False, help_text=_("Leave empty to keep the current number.")
+    )
     name = forms.CharField(label=_("Name"), max_length=150, required=False)
     email = forms.EmailField(label=_("Email"), required=False)
 
@@ -23,6 +27,13 @@ class ContactForm(forms.Form):
             elif field.kind == FieldKind.BOOLEAN:
                 widget = forms.Select(choices=[("", "—"), ("true", _("Yes")), ("false", _("No"))])
             self.fields[f"cf_{field.key}"] = forms.CharField(label=field.label, required=False, widget=widget)
+
+    def clean_phone(self) -> str:
+        """E.164, or the reason the number cannot be a person's (area code, service number...)."""
+        raw: str = self.cleaned_data["phone"].strip()
+        if not raw or raw == self.initial.get("phone"):
+            return ""  # unchanged: a number a provider gave us is kept even if the metadata does not know it
+        return phone_normalize(raw)
 
     def custom_values(self) -> dict[str, Any]:
         return {name[3:]: value for name, value in self.cleaned_data.items() if name.startswith("cf_")}

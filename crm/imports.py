@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import unicodedata
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.validators import validate_email
@@ -20,10 +23,22 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.export import SafeCSVWriter
 from crm.models import Contact, ContactImport, CustomField, ImportStatus
 from crm.services import custom_fields_clean, phone_normalize
 
+logger = logging.getLogger(__name__)
+
 CHUNK = 2000
+MAX_ROWS = 200_000
+MAX_COLUMNS = 100  # wider rows are cut: a contacts sheet has a handful of columns
+# A workbook is a zip: its XML parts are capped by their uncompressed size, since a few KB can inflate to
+# gigabytes (openpyxl holds the whole shared-strings table in memory even in read-only mode).
+XLSX_MAX_SHARED_STRINGS_BYTES = 32 * 2**20
+XLSX_MAX_PART_BYTES = 128 * 2**20  # the sheet itself is streamed
+XLSX_MAX_TOTAL_BYTES = 256 * 2**20
+XLSX_MAX_RATIO = 200  # legit spreadsheet XML compresses 5-50x; past 1 MB, more than this is a bomb
+XLSX_MAX_PARTS = 1000
 GUESSES = {
     "phone": {"phone", "telefone", "celular", "whatsapp", "fone", "mobile", "numero", "tel", "phone_number"},
     "name": {"name", "nome", "nome completo", "full name", "cliente", "contato"},
@@ -37,26 +52,112 @@ def _fold(text: str) -> str:
 
 
 def rows_of(upload: ContactImport) -> Iterator[list[str]]:
-    """Every row of the file (header first), as strings."""
-    name = upload.original_name.lower()
+    """Every row of the file (header first), as strings, at most MAX_COLUMNS wide. Raises ValidationError
+    (with the reason) for a file we will not read: too big, a workbook that inflates past its caps, or
+    more than MAX_ROWS data rows (raised when the row past the cap is reached)."""
     with upload.file.open("rb") as fh:
-        raw = fh.read()
-    if name.endswith(".xlsx"):
-        from openpyxl import load_workbook
+        raw = fh.read(settings.IMPORT_MAX_BYTES + 1)
+    yield from rows_from_bytes(raw, upload.original_name)
 
-        sheet = load_workbook(io.BytesIO(raw), read_only=True, data_only=True).active
-        for values in sheet.iter_rows(values_only=True):  # type: ignore[union-attr]
-            yield [
-                "" if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-                for v in values
-            ]
-        return
+
+def rows_from_bytes(raw: bytes, name: str) -> Iterator[list[str]]:
+    """The rows of a CSV or XLSX file's content (see rows_of)."""
+    if len(raw) > settings.IMPORT_MAX_BYTES:
+        raise _too_big()
+    source = _xlsx_rows(raw) if name.lower().endswith(".xlsx") else _csv_rows(raw)
+    for count, row in enumerate(source):
+        if count > MAX_ROWS:  # count 0 is the header
+            raise ValidationError(
+                _("The file has more than %(max)s rows. Split it into files of up to %(max)s rows.") % {"max": MAX_ROWS}
+            )
+        yield row[:MAX_COLUMNS]
+
+
+def _too_big() -> ValidationError:
+    return ValidationError(
+        _("The file is larger than %(size)s MB. Split it into smaller files.")
+        % {"size": settings.IMPORT_MAX_BYTES // 2**20}
+    )
+
+
+def _csv_rows(raw: bytes) -> Iterator[list[str]]:
     text = raw.decode("utf-8-sig", errors="replace")
     try:
-        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    yield from csv.reader(io.StringIO(text), dialect)
+        yield from csv.reader(io.StringIO(text), delimiter=csv_delimiter(text))
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KB limit
+        raise ValidationError(_("The file could not be read: %(reason)s.") % {"reason": exc}) from exc
+
+
+def csv_delimiter(text: str) -> str:
+    """The delimiter, read from the header line: the candidate found most often outside quotes (a comma
+    when none is). csv.Sniffer guesses from the data too, and a few odd cells (`;;";"`) made it read a
+    whole semicolon file as one column."""
+    counts = dict.fromkeys(",;\t|", 0)
+    quoted = False
+    for char in text[:65536]:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in "\r\n":
+            break
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(counts, key=lambda candidate: counts[candidate])
+    return best if counts[best] else ","
+
+
+def xlsx_check(raw: bytes) -> None:
+    """Refuse a workbook whose parts inflate past the caps, before openpyxl reads any of it. The sizes are
+    the ones the zip declares; Python's zipfile never returns more than the declared size of a part (and
+    fails its CRC check if the data says otherwise), so a part cannot lie its way past the cap."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except zipfile.BadZipFile as exc:
+        raise ValidationError(_("The file is not a valid .xlsx workbook.")) from exc
+    parts = archive.infolist()
+    if len(parts) > XLSX_MAX_PARTS:
+        raise ValidationError(_("The workbook has too many parts to be a spreadsheet of contacts."))
+    total = 0
+    for part in parts:
+        total += part.file_size
+        shared = part.filename.lower().endswith("sharedstrings.xml")
+        limit = XLSX_MAX_SHARED_STRINGS_BYTES if shared else XLSX_MAX_PART_BYTES
+        inflates = part.file_size > 2**20 and part.file_size > XLSX_MAX_RATIO * max(part.compress_size, 1)
+        if part.file_size > limit or inflates or total > XLSX_MAX_TOTAL_BYTES:
+            raise ValidationError(
+                _(
+                    "The workbook is too large once uncompressed (%(part)s). Save it as CSV or split it into "
+                    "smaller files."
+                )
+                % {"part": part.filename[:80]}
+            )
+
+
+def _xlsx_rows(raw: bytes) -> Iterator[list[str]]:
+    from openpyxl import load_workbook
+
+    xlsx_check(raw)
+    try:
+        book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True, keep_links=False)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        raise ValidationError(_("The file is not a valid .xlsx workbook.")) from exc
+    try:
+        sheet: Any = book.active
+        sheet.reset_dimensions()  # a declared A1:XFD1048576 must not pad every row to 16,384 cells
+        for values in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS):
+            row = [_xlsx_text(v) for v in values]
+            while row and row[-1] == "":
+                row.pop()
+            yield row
+    finally:
+        book.close()
+
+
+def _xlsx_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone typed as a number: 5511987654321.0 is 5511987654321
+    return str(value)
 
 
 def import_configure(
@@ -79,11 +180,18 @@ def import_start(*, file: Any, original_name: str, created_by: Any = None) -> Co
     lowered = original_name.lower()
     if not lowered.endswith((".csv", ".xlsx", ".txt")):
         raise ValidationError(_("Upload a .csv or .xlsx file."))
+    if (getattr(file, "size", None) or 0) > settings.IMPORT_MAX_BYTES:
+        raise _too_big()
     upload = ContactImport(original_name=original_name[:200], created_by=created_by)
     upload.file.save(original_name, file, save=False)
     try:
         header = next(rows_of(upload), [])
+    except ValidationError:
+        upload.file.delete(save=False)
+        raise
     except Exception as exc:
+        upload.file.delete(save=False)
+        logger.warning("import header of %s unreadable: %s", original_name[:80], type(exc).__name__)
         raise ValidationError(_("The file could not be read.")) from exc
     if not any(header):
         raise ValidationError(_("The file is empty."))
@@ -112,17 +220,20 @@ def import_run(*, import_id: int) -> ContactImport:
     upload = ContactImport.objects.get(pk=import_id)
     if upload.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
         return upload
+    try:
+        total = sum(1 for _ in rows_of(upload)) - 1  # the caps are checked before any row lands
+    except ValidationError as exc:
+        return _fail(upload, " ".join(exc.messages)[:300])
     rows = rows_of(upload)
     header = next(rows, [])
     index = {name: i for i, name in enumerate(c.strip() for c in header)}
     targets = {target: index[column] for column, target in upload.mapping.items() if target and column in index}
     if "phone" not in targets:
         return _fail(upload, _("No column is mapped to the phone number."))
-    upload.status, upload.processed_rows = ImportStatus.RUNNING, 0
-    upload.total_rows = sum(1 for _ in rows_of(upload)) - 1
+    upload.status, upload.processed_rows, upload.total_rows = ImportStatus.RUNNING, 0, total
     upload.save(update_fields=["status", "processed_rows", "total_rows"])
     report = io.StringIO()
-    writer = csv.writer(report)
+    writer = SafeCSVWriter(report)
     writer.writerow(["row", *header, "error"])
     seen: set[str] = set()
     chunk: list[tuple[int, list[str]]] = []

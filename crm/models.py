@@ -71,10 +71,11 @@ class Contact(models.Model):
 
 
 class Medium(models.TextChoices):
-    """What consent is given for: every WhatsApp channel shares one, SMS another."""
+    """What consent is given for: every WhatsApp channel shares one, SMS another, phone calls a third."""
 
     WHATSAPP = "whatsapp", "WhatsApp"
     SMS = "sms", "SMS"
+    VOICE = "voice", _("Phone calls")
 
 
 class ConsentStatus(models.TextChoices):
@@ -84,14 +85,26 @@ class ConsentStatus(models.TextChoices):
 
 
 class ContactConsent(models.Model):
-    """The latest consent of a contact for one medium, with where and when it came from.
-    No row means no explicit choice yet (marketing allowed where the business has a legal basis)."""
+    """The consent of a contact for one medium, with where and when it came from.
+    No row means no explicit choice yet (marketing allowed where the business has a legal basis).
+
+    Two levels are kept, each with the newest event that set it, so events applied out of order end
+    where they would have in order (crm.services.consent_record): `all_*` is set by a full STOP/START
+    (keywords, a carrier's 21610), `marketing_*` by those and by marketing-only choices (WhatsApp's
+    user_preferences stop/resume). `status`, `source`, `changed_at` are the effective result, read by
+    every filter: a full opt-out wins, then a marketing opt-out."""
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consents")
     medium = models.CharField(max_length=10, choices=Medium.choices)
     status = models.CharField(max_length=20, choices=ConsentStatus.choices)
     source = models.CharField(_("source"), max_length=80)  # e.g. "keyword:STOP", "whatsapp:user_preferences"
     changed_at = models.DateTimeField(_("changed at"))
+    all_status = models.CharField(max_length=20, choices=ConsentStatus.choices, blank=True)
+    all_source = models.CharField(max_length=80, blank=True)
+    all_changed_at = models.DateTimeField(null=True, blank=True)
+    marketing_status = models.CharField(max_length=20, choices=ConsentStatus.choices, blank=True)
+    marketing_source = models.CharField(max_length=80, blank=True)
+    marketing_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "medium"], name="consent_one_per_medium")]

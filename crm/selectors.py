@@ -14,12 +14,20 @@ from crm.models import ConsentStatus, Contact, CustomField, Segment
 
 
 def contacts_filter(spec: dict[str, Any] | None = None) -> QuerySet[Contact]:
+    return _contacts_filter(spec, frozenset())
+
+
+def _contacts_filter(spec: dict[str, Any] | None, within: frozenset[int]) -> QuerySet[Contact]:
     spec = dict(spec or {})
     qs = Contact.objects.filter(erased_at=None)
     if spec.get("segment"):
-        segment = Segment.objects.filter(pk=spec.pop("segment")).first()
-        if segment is not None:
-            qs = qs.filter(pk__in=contacts_filter(segment.filters).values("pk"))
+        reference = str(spec.pop("segment"))
+        segment = Segment.objects.filter(pk=int(reference)).first() if reference.isdigit() else None
+        if segment is None or segment.pk in within:
+            # A segment that is gone, or a loop saved before crm.services.segment_save refused loops:
+            # nobody, never everybody (a campaign to this segment must not reach every contact).
+            return qs.none()
+        qs = qs.filter(pk__in=_contacts_filter(segment.filters, within | {segment.pk}).values("pk"))
     text = str(spec.get("q") or "").strip()
     if text:
         digits = "".join(ch for ch in text if ch.isdigit())

@@ -5,29 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import phonenumbers
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.contributions import CONTACT_MERGE_GUARD, collect
 from core.roles import Action, permission_check
-from crm.models import ConsentStatus, Contact, ContactConsent, Medium
-
-
-def phone_normalize(raw: str, default_region: str = "BR") -> str:
-    """E.164 for a phone typed by a person or sent by a provider (`5511...`, `+55 (11) 9...`, `whatsapp:+55...`)."""
-    text = raw.strip().removeprefix("whatsapp:")
-    if text.isdigit() and len(text) >= 12 and not text.startswith("0"):
-        text = "+" + text  # providers send bare international numbers: 5511987654321
-    try:
-        number = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValidationError(_("%(phone)s is not a phone number.") % {"phone": raw}) from exc
-    number = _with_ninth_digit(number)
-    if not phonenumbers.is_possible_number(number):
-        raise ValidationError(_("%(phone)s is not a valid phone number.") % {"phone": raw})
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+from crm.models import ConsentStatus, Contact, ContactConsent, Medium, Segment
+from crm.phones import phone_normalize
 
 
 def phone_spellings(e164: str) -> list[str]:
@@ -42,21 +28,12 @@ def phone_spellings(e164: str) -> list[str]:
     return spellings
 
 
-def _with_ninth_digit(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
-    """Brazilian mobiles gained a leading 9 (2012-2016); old 8-digit mobile numbers still circulate in
-    spreadsheets. `(11) 8765-4321` becomes `+55 11 98765-4321` when that is a valid mobile."""
-    national = str(number.national_number)
-    if number.country_code != 55 or len(national) != 10 or national[2] not in "6789":
-        return number
-    if phonenumbers.is_valid_number(number):
-        return number
-    candidate = phonenumbers.PhoneNumber(country_code=55, national_number=int(national[:2] + "9" + national[2:]))
-    return candidate if phonenumbers.is_valid_number(candidate) else number
-
-
-def contact_get_or_create(*, phone: str, name: str = "", wa_profile_name: str = "") -> Contact:
-    """The contact with this phone, made if new; a newer WhatsApp profile name is kept."""
-    e164 = phone_normalize(phone)
+def contact_get_or_create(
+    *, phone: str, name: str = "", wa_profile_name: str = "", from_provider: bool = False
+) -> Contact:
+    """The contact with this phone, made if new; a newer WhatsApp profile name is kept. A phone typed by
+    a person must be a valid number; one a provider reports (`from_provider`) need only be possible."""
+    e164 = phone_normalize(phone, from_provider=from_provider)
     contact, created = Contact.objects.get_or_create(
         phone=e164, defaults={"name": name, "wa_profile_name": wa_profile_name}
     )
@@ -67,14 +44,61 @@ def contact_get_or_create(*, phone: str, name: str = "", wa_profile_name: str = 
 
 
 def consent_record(
-    *, contact: Contact, medium: str, status: str, source: str, at: datetime | None = None
+    *,
+    contact: Contact,
+    medium: str,
+    status: str,
+    source: str,
+    at: datetime | None = None,
+    marketing_only: bool = False,
 ) -> ContactConsent:
-    consent, _created = ContactConsent.objects.update_or_create(
-        contact=contact,
-        medium=medium,
-        defaults={"status": status, "source": source, "changed_at": at or timezone.now()},
-    )
+    """Apply one consent event that happened `at` (the event's own time; now when omitted).
+
+    `OPTED_OUT` is a full opt-out (STOP, a carrier's 21610) and `OPTED_IN` a full opt-in (START);
+    `MARKETING_OPTED_OUT` stops marketing only, and `OPTED_IN` with `marketing_only=True` lifts only
+    that (WhatsApp's user_preferences "resume"), never a full opt-out, whenever it came.
+    Events arrive out of order (webhook retries, two providers), so each level keeps its newest event
+    and an older one changes nothing: the result is the same in any order of arrival. On a tie in time
+    the opt-out wins. Returns the row with the effective status."""
+    at = at or timezone.now()
+    marketing_only = marketing_only or status == ConsentStatus.MARKETING_OPTED_OUT
+    opting_out = status in (ConsentStatus.OPTED_OUT, ConsentStatus.MARKETING_OPTED_OUT)
+    with transaction.atomic():
+        # The row exists from here on and is locked: concurrent events for one contact apply one by one.
+        ContactConsent.objects.bulk_create(
+            [ContactConsent(contact=contact, medium=medium, status=ConsentStatus.OPTED_IN, source="", changed_at=at)],
+            ignore_conflicts=True,
+        )
+        consent = ContactConsent.objects.select_for_update().get(contact=contact, medium=medium)
+        if not marketing_only:
+            level = ConsentStatus.OPTED_OUT if opting_out else ConsentStatus.OPTED_IN
+            if _consent_newer(consent.all_status, consent.all_changed_at, level, at):
+                consent.all_status, consent.all_source, consent.all_changed_at = level, source, at
+        level = ConsentStatus.MARKETING_OPTED_OUT if opting_out else ConsentStatus.OPTED_IN
+        if _consent_newer(consent.marketing_status, consent.marketing_changed_at, level, at):
+            consent.marketing_status, consent.marketing_source, consent.marketing_changed_at = level, source, at
+        consent.status, consent.source, consent.changed_at = _consent_effective(consent)
+        consent.save()
     return consent
+
+
+def _consent_newer(stored: str, stored_at: datetime | None, status: str, at: datetime) -> bool:
+    if stored_at is None or at > stored_at:
+        return True
+    return at == stored_at and stored == ConsentStatus.OPTED_IN and status != ConsentStatus.OPTED_IN
+
+
+def _consent_effective(consent: ContactConsent) -> tuple[str, str, datetime]:
+    if consent.all_status == ConsentStatus.OPTED_OUT and consent.all_changed_at:
+        return ConsentStatus.OPTED_OUT, consent.all_source, consent.all_changed_at
+    if consent.marketing_status == ConsentStatus.MARKETING_OPTED_OUT and consent.marketing_changed_at:
+        return ConsentStatus.MARKETING_OPTED_OUT, consent.marketing_source, consent.marketing_changed_at
+    levels = [(consent.marketing_changed_at, consent.marketing_source), (consent.all_changed_at, consent.all_source)]
+    known = [(at, source) for at, source in levels if at is not None]
+    if not known:
+        return ConsentStatus.OPTED_IN, consent.source, consent.changed_at
+    at, source = max(known, key=lambda pair: pair[0])
+    return ConsentStatus.OPTED_IN, source, at
 
 
 def consent_allows(*, contact: Contact, medium: str, marketing: bool) -> bool:
@@ -226,7 +250,7 @@ def contact_erase(*, contact: Contact) -> None:
     """Erase a person's data on request (LGPD): identity, custom fields, message content and media, the
     raw provider events that mention the phone; other apps wipe what they hold on `contact.erased`
     (voice: transcripts and recordings). The row stays, anonymous, so counts and audit trails add up."""
-    from django.db import connection, transaction
+    from django.db import connection
 
     from accounts.audit import audit_record
     from accounts.models import AuditAction
@@ -258,13 +282,11 @@ def contact_erase(*, contact: Contact) -> None:
 
 def contact_merge(*, primary: Contact, duplicate: Contact, user: Any = None, role: str | None = None) -> Contact:
     """Fold `duplicate` into `primary`: conversations and messages, tags, empty fields, consent (the most
-    recent choice per medium wins). The duplicate is deleted.
+    recent choice per medium and level wins). The duplicate is deleted.
 
     When a member asks (`user`, `role`), the role table must allow it and the member must be able to see
     every conversation of both contacts (the inbox's guard), else PermissionDenied: a merge would otherwise
     pull messages they may not read into a conversation they can."""
-    from django.db import transaction
-
     if primary.pk == duplicate.pk:
         raise ValidationError(_("Choose two different contacts."))
     if user is not None:
@@ -286,16 +308,65 @@ def contact_merge(*, primary: Contact, duplicate: Contact, user: Any = None, rol
         primary.email = primary.email or duplicate.email
         primary.wa_profile_name = primary.wa_profile_name or duplicate.wa_profile_name
         primary.custom_fields = {**duplicate.custom_fields, **primary.custom_fields}
-        for consent in duplicate.consents.all():
-            mine = primary.consents.filter(medium=consent.medium).first()
-            if mine is None or mine.changed_at < consent.changed_at:
+        for consent in duplicate.consents.all():  # both histories, as if every event had come to one contact
+            if consent.all_changed_at:
                 consent_record(
                     contact=primary,
                     medium=consent.medium,
-                    status=consent.status,
-                    source=consent.source,
-                    at=consent.changed_at,
+                    status=consent.all_status,
+                    source=consent.all_source,
+                    at=consent.all_changed_at,
+                )
+            if consent.marketing_changed_at:
+                consent_record(
+                    contact=primary,
+                    medium=consent.medium,
+                    status=consent.marketing_status,
+                    source=consent.marketing_source,
+                    at=consent.marketing_changed_at,
+                    marketing_only=True,
                 )
         duplicate.delete()
         primary.save()
     return primary
+
+
+# --- segments ------------------------------------------------------------------------------------
+
+SEGMENT_MAX_DEPTH = 5  # a segment may build on another, a few levels deep
+
+
+def segment_save(*, name: str, filters: Any, segment: Segment | None = None) -> Segment:
+    """Create (`segment=None`) or edit a segment. Its filters may narrow another segment's contacts
+    (`{"segment": <id>}`) but never its own, directly or through a chain: that is refused here, so the
+    page and the API both get the same ValidationError."""
+    if not isinstance(filters, dict):
+        raise ValidationError({"filters": _("The filters must be an object.")})
+    segment = segment or Segment()
+    segment.name, segment.filters = name.strip(), filters
+    _segment_chain_check(segment.pk, filters.get("segment"))
+    segment.full_clean()
+    segment.save()
+    return segment
+
+
+def _segment_chain_check(own_pk: int | None, reference: Any) -> None:
+    seen: set[int] = {own_pk} if own_pk else set()
+    depth = 0
+    while reference not in (None, "", 0):
+        try:
+            pk = int(reference)
+        except (TypeError, ValueError):
+            raise ValidationError({"filters": _("The segment filter must be a segment's id.")}) from None
+        if pk in seen:
+            message = _("A segment cannot include itself, directly or through other segments.")
+            raise ValidationError({"filters": message})
+        depth += 1
+        if depth > SEGMENT_MAX_DEPTH:
+            message = _("Segments can build on each other at most %(depth)s deep.") % {"depth": SEGMENT_MAX_DEPTH}
+            raise ValidationError({"filters": message})
+        seen.add(pk)
+        found = Segment.objects.filter(pk=pk).values_list("filters", flat=True).first()
+        if found is None:
+            raise ValidationError({"filters": _("There is no segment %(id)s.") % {"id": pk}})
+        reference = found.get("segment") if isinstance(found, dict) else None

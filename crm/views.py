@@ -27,7 +27,15 @@ from crm.forms import ContactForm, CustomFieldForm
 from crm.imports import import_configure, import_start
 from crm.models import ContactImport, CustomField, ImportStatus, Segment, Tag
 from crm.selectors import consent_summary, contacts_filter
-from crm.services import contact_erase, contact_merge, contact_update, contacts_delete, contacts_tag, contacts_untag
+from crm.services import (
+    contact_erase,
+    contact_merge,
+    contact_update,
+    contacts_delete,
+    contacts_tag,
+    contacts_untag,
+    segment_save,
+)
 
 PAGE_SIZE = 50
 
@@ -92,8 +100,12 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
     elif action == "segment":
         permission_check(membership, Action.SEGMENT_MANAGE)
         name = request.POST.get("segment_name", "").strip() or _("Segment")
-        Segment.objects.update_or_create(name=name, defaults={"filters": filter_spec(params)})
-        messages.success(request, _("Segment %(name)s saved.") % {"name": name})
+        try:
+            segment_save(segment=Segment.objects.filter(name=name).first(), name=name, filters=filter_spec(params))
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Segment %(name)s saved.") % {"name": name})
     else:  # an action another app adds (e.g. start a cadence)
         contributed = {bulk.key: bulk for bulk in collect(CONTACT_BULK)}
         if action in contributed:
@@ -111,6 +123,7 @@ def contact_bulk(request: HttpRequest) -> HttpResponse:
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(contacts_filter(), pk=pk)
     initial = {
+        "phone": contact.phone,
         "name": contact.name,
         "email": contact.email,
         **{
@@ -126,10 +139,12 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 custom_fields=form.custom_values(),
                 tags=[int(t) for t in request.POST.getlist("tags")],
+                **({"phone": form.cleaned_data["phone"]} if form.cleaned_data["phone"] else {}),
             )
         except ValidationError as exc:
             for key, errors in getattr(exc, "message_dict", {"__all__": exc.messages}).items():
-                form.add_error(f"cf_{key}" if f"cf_{key}" in form.fields else None, errors)
+                field = key if key in ("phone", "name", "email") else f"cf_{key}"
+                form.add_error(field if field in form.fields else None, errors)
         else:
             messages.success(request, _("Contact saved."))
             return redirect("contact_detail", pk=pk)

@@ -12,7 +12,8 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.core.exceptions import ValidationError
+from django.db import DataError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -21,7 +22,7 @@ from core import realtime
 from crm.models import ConsentStatus
 from crm.services import MEDIUM_OF_KIND, consent_record, contact_get_or_create
 from inbox.models import Channel
-from inbox.providers import Event, InboundMessage, PreferenceUpdate, StatusUpdate, provider_class
+from inbox.providers import Event, InboundMessage, PayloadError, PreferenceUpdate, StatusUpdate, provider_class
 from inbox.services import inbound_apply, status_apply
 from intake.models import ChannelRoute, WebhookEvent
 from intake.services import drain_enqueue, drain_flag_clear
@@ -98,6 +99,11 @@ def _apply_one(
             results = [
                 _apply_event(channel, parsed) for parsed in provider_class(channel.kind).parse_event(event.payload)
             ]
+    except (PayloadError, ValidationError, DataError) as exc:
+        # A malformed payload (or one our rows cannot hold) reads the same on every try: recorded, not retried.
+        logger.warning("ingest of %s:%s refused: %s", event.provider, event.event_id, type(exc).__name__)
+        event.processed_at, event.outcome = now, f"bad payload: {type(exc).__name__}"
+        return
     except Exception as exc:
         logger.exception("ingest of %s:%s failed in %s", event.provider, event.event_id, route.tenant.schema_name)
         event.attempts += 1
@@ -120,11 +126,16 @@ def _apply_event(channel: Channel, parsed: Event) -> bool | None:
     if isinstance(parsed, StatusUpdate):
         return status_apply(channel=channel, update=parsed)
     if isinstance(parsed, PreferenceUpdate):
-        contact = contact_get_or_create(phone=parsed.phone)
+        contact = contact_get_or_create(phone=parsed.phone, from_provider=True)
         status = ConsentStatus.MARKETING_OPTED_OUT if parsed.marketing_opt_out else ConsentStatus.OPTED_IN
         source = "whatsapp:user_preferences:" + ("stop" if parsed.marketing_opt_out else "resume")
-        consent_record(
-            contact=contact, medium=MEDIUM_OF_KIND[channel.kind], status=status, source=source, at=parsed.timestamp
+        consent_record(  # a "resume" lifts a marketing stop only, never a full STOP (crm orders by time)
+            contact=contact,
+            medium=MEDIUM_OF_KIND[channel.kind],
+            status=status,
+            source=source,
+            at=parsed.timestamp,
+            marketing_only=True,
         )
         return True
     return provider_class(channel.kind).apply_own_event(channel, parsed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from accounts.audit import audit_record
 from accounts.models import AuditAction
 from core import events, ratelimit
+from core.media import extension_for, filename_clean
 from core.tasks import send_on_commit
 from crm.models import ConsentStatus, Contact
 from crm.services import MEDIUM_OF_KIND, consent_allows, consent_keyword, consent_record, contact_get_or_create
@@ -453,7 +454,7 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
 
 def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
     """Record an inbound message once; None for a duplicate delivery."""
-    contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name)
+    contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name, from_provider=True)
     conversation = conversation_open(contact=contact, channel=channel)
     if conversation.assignee_id is None and conversation.last_inbound_at is None:
         from inbox.selectors import inbox_settings
@@ -471,8 +472,8 @@ def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
                 payload=event.payload,
                 provider_message_id=event.provider_message_id,
                 provider_media_id=event.media_ref,
-                media_mime=event.media_mime,
-                media_filename=event.media_filename,
+                media_mime=event.media_mime[:100],
+                media_filename=filename_clean(event.media_filename),
                 reply_to_provider_id=event.reply_to,
                 status=MessageStatus.RECEIVED,
                 idempotency_key=f"in:{channel.pk}:{event.provider_message_id}",
@@ -492,17 +493,21 @@ def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
         send_on_commit(media_fetch, message.pk, queue="ingest")
     events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
     if event.type == MessageType.TEXT:
-        _apply_consent_keyword(conversation, event.body)
+        _apply_consent_keyword(conversation, event.body, event.timestamp)
     return message
 
 
-def _apply_consent_keyword(conversation: Conversation, text: str) -> None:
+def _apply_consent_keyword(conversation: Conversation, text: str, at: datetime) -> None:
     medium = MEDIUM_OF_KIND[conversation.channel.kind]
     word = consent_keyword(text, medium)
     if word is None:
         return
     status = ConsentStatus.OPTED_OUT if word == "out" else ConsentStatus.OPTED_IN
-    consent_record(contact=conversation.contact, medium=medium, status=status, source=f"keyword:{text.strip()[:40]}")
+    consent = consent_record(
+        contact=conversation.contact, medium=medium, status=status, source=f"keyword:{text.strip()[:40]}", at=at
+    )
+    if consent.status != status:
+        return  # a keyword older than the contact's latest choice (a late delivery) changes nothing
     event = events.CONTACT_OPTED_OUT if word == "out" else events.CONTACT_OPTED_IN
     events.announce(event, _schema(), {"contact_id": conversation.contact_id, "medium": medium})
     language = getattr(getattr(connection, "tenant", None), "language", "pt-br")
@@ -520,8 +525,11 @@ def media_store(*, message_id: int) -> None:
     if message.media or not message.provider_media_id:
         return
     content, mime = provider_for(message.channel).fetch_media(message.provider_media_id)
-    extension = (mime.split("/")[-1].split(";")[0] or "bin")[:8]
-    name = message.media_filename or f"{message.type}-{message.pk}.{extension}"
+    # The stored name decides how the file is served (core.media.served_type): the customer's own name
+    # only for documents (always downloads), our name with the type's extension for media shown inline.
+    customer_name = filename_clean(message.media_filename)
+    own_name = f"{message.type}-{message.pk}{extension_for(mime or message.media_mime)}"
+    name = customer_name if message.type == MessageType.DOCUMENT and customer_name else own_name
     message.media.save(name, ContentFile(content), save=False)
     message.media_mime = mime or message.media_mime
     message.save(update_fields=["media", "media_mime"])

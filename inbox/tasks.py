@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django_tenants.utils import get_tenant_model, schema_context
@@ -9,8 +10,10 @@ from django_tenants.utils import get_tenant_model, schema_context
 from config.celery import app
 from inbox import ingest, services
 from inbox.models import Message
-from inbox.providers import provider_for
+from inbox.providers import ErrorKind, ProviderError, provider_for
 from intake.services import drain_kick
+
+logger = logging.getLogger(__name__)
 
 
 @app.task(name="inbox.dispatch", bind=True, max_retries=None, acks_late=True)
@@ -42,6 +45,11 @@ def ingest_sweep() -> None:
 def media_fetch(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
         services.media_store(message_id=message_id)
+    except ProviderError as exc:
+        if exc.kind == ErrorKind.PERMANENT:  # refused by the URL guard, gone, too large: never comes back
+            logger.warning("media of message %s not fetched: %s", message_id, exc.code)
+            return
+        raise self.retry(exc=exc, countdown=10 * (self.request.retries + 1)) from exc
     except Exception as exc:
         raise self.retry(exc=exc, countdown=10 * (self.request.retries + 1)) from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,9 +27,49 @@ class RawEvent:
     payload: dict[str, Any]
 
 
+def _storable_text(text: str) -> str:
+    """PostgreSQL text and jsonb hold neither U+0000 nor half of a UTF-16 pair (JSON can escape both):
+    the first is dropped, the second becomes U+FFFD, so a signed payload is stored instead of failing."""
+    text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return text
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, dict):
+        return {_storable_text(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _bounded_event_id(event_id: str) -> str:
+    """Event ids fit their column; a longer one (only a malformed payload has one) becomes its digest,
+    so a redelivery still dedupes."""
+    clean = _storable_text(event_id)
+    return clean if len(clean) <= 200 else "sha256:" + hashlib.sha256(clean.encode()).hexdigest()
+
+
 def insert_statement(events: list[RawEvent], provider: str) -> tuple[str, list[Any]]:
     """One INSERT ... ON CONFLICT DO NOTHING for a batch (shared by the sync and the async intake)."""
-    rows = [(provider, e.event_id, e.route_kind, e.route_key, json.dumps(e.payload)) for e in events]
+    rows = [
+        (
+            provider,
+            _bounded_event_id(e.event_id),
+            e.route_kind,
+            # A key longer than any route's can match no channel: stored without one ("no route").
+            _storable_text(e.route_key) if len(e.route_key) <= 120 else "",
+            json.dumps(_storable(e.payload), allow_nan=False),
+        )
+        for e in events
+    ]
     placeholders = ",".join(["(%s,%s,%s,%s,%s::jsonb,now(),0,'')"] * len(rows))
     # Only "%s" placeholders are joined into the statement; every value is a parameter.
     sql = (
@@ -95,6 +136,8 @@ def route_remove(*, kinds: list[str], tenant_id: int, channel_id: int) -> None:
 
 
 def route_lookup(*, kind: str, external_id: str) -> ChannelRoute | None:
+    if "\x00" in external_id:  # no route has one, and PostgreSQL refuses it as a parameter (a 500)
+        return None
     return ChannelRoute.objects.select_related("tenant").filter(kind=kind, external_id=external_id).first()
 
 

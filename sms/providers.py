@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from twilio.base.exceptions import TwilioRestException
 
+from core import urlguard
 from inbox.models import Channel, MessageType
 from inbox.providers import (
     Capabilities,
@@ -20,6 +21,7 @@ from inbox.providers import (
     Event,
     InboundMessage,
     OutboundMessage,
+    PayloadError,
     ProviderError,
     SendResult,
     StatusUpdate,
@@ -28,6 +30,7 @@ from sms.client import retry_after_of, twilio_client
 
 RETRYABLE_CODES = frozenset({20429, 21611, 30001})
 ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+MAX_MEDIA = 10  # Twilio carries at most 10 media per message
 STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "undelivered": "failed", "failed": "failed"}
 
 
@@ -38,6 +41,20 @@ def classify(exc: TwilioRestException, retry_after: float | None) -> ProviderErr
     return ProviderError(
         ErrorKind.PERMANENT, str(code or exc.status), str(exc.msg), opted_out="all" if code == 21610 else ""
     )
+
+
+# Inbound media is served from api.twilio.com, which redirects to its media CDN (PROVIDERS.md §2.2).
+TWILIO_MEDIA_HOSTS = ("api.twilio.com",)
+TWILIO_MEDIA_REDIRECT_HOSTS = (".twilio.com", ".twiliocdn.com")
+
+
+def media_source_hosts() -> tuple[str, ...]:
+    """Hosts a MediaUrl may name: Twilio's, and the configured API host (an emulator in tests)."""
+    return (*TWILIO_MEDIA_HOSTS, urlguard.host_of(settings.TWILIO_API_BASE_URL))
+
+
+def media_redirect_hosts() -> tuple[str, ...]:
+    return (*TWILIO_MEDIA_REDIRECT_HOSTS, urlguard.host_of(settings.TWILIO_API_BASE_URL))
 
 
 def _media_type(mime: str) -> str:
@@ -78,12 +95,22 @@ class TwilioSmsProvider(ChannelProvider):
         return SendResult(str(created.sid))
 
     def fetch_media(self, media_ref: str) -> tuple[bytes, str]:
+        """MediaUrl0 comes in a webhook signed with the tenant's own auth token, so the tenant could make
+        it point anywhere: it is fetched through the URL guard, from Twilio's hosts only, and the account's
+        credentials go to the first (Twilio) hop only, never to the CDN it redirects to."""
         creds = self.channel.credentials
-        response = requests.get(media_ref, auth=(creds.get("account_sid", ""), creds.get("auth_token", "")), timeout=20)
-        if response.status_code >= 400:
-            kind = ErrorKind.RETRYABLE if response.status_code >= 500 else ErrorKind.PERMANENT
-            raise ProviderError(kind, str(response.status_code), "media download failed")
-        return response.content, response.headers.get("Content-Type", "")
+        try:
+            fetched = urlguard.fetch(
+                media_ref,
+                allowed_hosts=media_source_hosts(),
+                redirect_hosts=media_redirect_hosts(),
+                auth=(creds.get("account_sid", ""), creds.get("auth_token", "")),
+                max_bytes=settings.MEDIA_FETCH_MAX_BYTES,
+            )
+        except urlguard.FetchFailed as exc:
+            kind = ErrorKind.RETRYABLE if exc.retryable else ErrorKind.PERMANENT
+            raise ProviderError(kind, str(exc.status or "media"), f"media download failed: {exc.reason}") from exc
+        return fetched.content, fetched.content_type
 
     @classmethod
     def route_keys(cls, channel: Channel) -> list[tuple[str, str]]:
@@ -120,6 +147,14 @@ class TwilioSmsProvider(ChannelProvider):
 
     @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        """Events of one stored Twilio callback; PayloadError when a field it needs is missing or odd."""
+        try:
+            return cls._parse(payload)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise PayloadError(f"unreadable Twilio callback: {type(exc).__name__}") from exc
+
+    @classmethod
+    def _parse(cls, payload: dict[str, Any]) -> list[Event]:
         form = payload["form"]
         now = datetime.now(tz=UTC)
         if payload.get("kind") == "status":
@@ -136,7 +171,8 @@ class TwilioSmsProvider(ChannelProvider):
                     error_text=f"Twilio error {error}" if error else "",
                 )
             ]
-        media_count = int(form.get("NumMedia", "0") or 0)
+        raw_count = str(form.get("NumMedia", "0") or "0")
+        media_count = min(int(raw_count), MAX_MEDIA) if raw_count.isdigit() else 0
         if media_count:
             mime = form.get("MediaContentType0", "")
             return [

@@ -4,7 +4,7 @@ with the channel's own auth token, against the public URL Twilio called (correct
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_tenants.utils import schema_context
@@ -14,6 +14,7 @@ from inbox.models import Channel
 from intake.services import RawEvent, events_store, route_lookup
 
 PROVIDER = "twilio"
+REQUIRED = {"inbound": ("MessageSid", "From"), "status": ("MessageSid", "MessageStatus")}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -34,6 +35,9 @@ def _intake(request: HttpRequest, kind: str, our_number_field: str, event_id: st
     signature = request.headers.get("X-Twilio-Signature", "")
     if found is None or not RequestValidator(found[0]).validate(url, request.POST, signature):
         return HttpResponseForbidden("bad signature")
+    missing = [name for name in REQUIRED[kind] if not form.get(name)]
+    if missing:  # signed, yet not a callback we can store once: Twilio is told, nothing is kept
+        return HttpResponseBadRequest(f"missing {', '.join(missing)}")
     events_store(
         provider=PROVIDER,
         events=[RawEvent(event_id.format(**form), "sms_twilio", found[1], {"kind": kind, "form": form})],

@@ -112,14 +112,18 @@ def committed(django_db_blocker: Any) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_state_between_tests() -> Iterator[None]:
+    from django.utils import translation
+
     connection.set_schema_to_public()
+    translation.activate(settings.LANGUAGE_CODE)  # a language a test activated never leaks into the next
     yield
     connection.set_schema_to_public()
+    translation.activate(settings.LANGUAGE_CODE)
     cache_keys_delete()
 
 
 def cache_keys_delete() -> None:
-    """Forget throttling counters and hand-off nonces: the cache's own keys and the throttle's. The broker, results,
+    """Forget throttling counters and hand-off nonces: the cache's keys and the login throttles. The broker, results,
     channel layer and wa-web leases share the Redis database under their own prefixes and are never
     flushed, so a test that leaves work behind shows up instead of being wiped."""
     from core.redis import redis_client
@@ -128,7 +132,7 @@ def cache_keys_delete() -> None:
     prefix = settings.CACHES["default"]["KEY_PREFIX"].encode()
     # django-tenants' cache keys are "<schema>:<prefix>:<version>:<key>"
     batch = [key for key in client.scan_iter(match=b"*:" + prefix + b":*", count=500) if key.split(b":")[1] == prefix]
-    batch += list(client.scan_iter(match=b"throttle:*", count=500))  # the global login throttle (accounts.services)
+    batch += list(client.scan_iter(match=b"throttle:*", count=500))  # login throttles (accounts), global by design
     if batch:
         client.delete(*batch)
 

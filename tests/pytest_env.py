@@ -80,5 +80,6 @@ os.environ.update(
         "OAUTH_FACEBOOK_BASE_URL": f"http://127.0.0.1:{OAUTH_PORT}",
         "LOGIN_THROTTLE_ATTEMPTS": "5",
         "WA_WEB_ENGINE": "fake",
+        "OUTBOUND_URL_ALLOW_LOOPBACK": "true",  # the emulators listen on 127.0.0.1
     }
 )

@@ -13,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -92,6 +93,11 @@ class PhoneCall:
         )
 
 
+def _segment(value: str) -> str:
+    """An id as one path segment (ids come back from Retell and its tenant-signed webhooks)."""
+    return quote(str(value), safe="")
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -132,7 +138,7 @@ class RetellClient:
         return Llm(llm_id=str(data["llm_id"]), version=int(data.get("version") or 0))
 
     def update_retell_llm(self, llm_id: str, spec: LlmSpec) -> Llm:
-        data = self._request("PATCH", f"/update-retell-llm/{llm_id}", _llm_body(spec))
+        data = self._request("PATCH", f"/update-retell-llm/{_segment(llm_id)}", _llm_body(spec))
         return Llm(llm_id=str(data.get("llm_id", llm_id)), version=int(data.get("version") or 0))
 
     def create_agent(self, spec: AgentSpec) -> Agent:
@@ -140,7 +146,7 @@ class RetellClient:
         return Agent(agent_id=str(data["agent_id"]), version=int(data.get("version") or 0))
 
     def update_agent(self, agent_id: str, spec: AgentSpec) -> Agent:
-        data = self._request("PATCH", f"/update-agent/{agent_id}", _agent_body(spec))
+        data = self._request("PATCH", f"/update-agent/{_segment(agent_id)}", _agent_body(spec))
         return Agent(agent_id=str(data.get("agent_id", agent_id)), version=int(data.get("version") or 0))
 
     def create_phone_call(
@@ -167,7 +173,7 @@ class RetellClient:
         return PhoneCall.from_json(self._request("POST", "/v2/register-phone-call", body))
 
     def get_call(self, call_id: str) -> PhoneCall:
-        return PhoneCall.from_json(self._request("GET", f"/v2/get-call/{call_id}"))
+        return PhoneCall.from_json(self._request("GET", f"/v2/get-call/{_segment(call_id)}"))
 
 
 def _llm_body(spec: LlmSpec) -> dict[str, Any]:

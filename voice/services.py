@@ -167,8 +167,8 @@ def voice_agent_delete(*, agent: VoiceAgent) -> None:
 
 
 def _voice_consent_allows(contact: Contact) -> bool:
-    medium = getattr(crm_models.Medium, "VOICE", None)  # crm has no voice medium yet: nothing to respect
-    return True if medium is None else consent_allows(contact=contact, medium=medium, marketing=False)
+    """An AI call is an automated outreach: a contact who opted out of calls is never dialled."""
+    return consent_allows(contact=contact, medium=crm_models.Medium.VOICE, marketing=True)
 
 
 def call_start(*, contact: Contact, agent: VoiceAgent | None, actor: Any = None) -> Call:
@@ -258,7 +258,7 @@ def call_inbound_register(*, from_number: str, to_number: str, twilio_call_sid: 
 
 def _contact_for(phone: str) -> Contact | None:
     try:
-        return contact_get_or_create(phone=phone) if phone else None
+        return contact_get_or_create(phone=phone, from_provider=True) if phone else None
     except ValidationError:
         return None  # a withheld or odd caller id: the call is kept without a contact
 
@@ -266,19 +266,34 @@ def _contact_for(phone: str) -> Contact | None:
 def _when(ms: Any) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(ms) / 1000, tz=UTC) if ms else None
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative integer that fits our columns, from a JSON number or digit string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int | float) and 0 <= value < 2**31:
+        return int(value)
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _call_for_event(data: dict[str, Any]) -> Call | None:
     """The call this event is about, locked; found by Retell's id, else by our id in the metadata (an
     outbound call whose webhook beat Retell's answer), else made (a call that started elsewhere)."""
-    call_id = str(data["call_id"])
+    call_id = str(data["call_id"])[:80]
     locked = Call.objects.select_for_update()
     call = locked.filter(retell_call_id=call_id).first()
     if call is not None:
         return call
-    ours = str((data.get("metadata") or {}).get("call_id") or "")
+    ours = str(_dict(data.get("metadata")).get("call_id") or "")
     if ours.isdigit():
         call = locked.filter(pk=int(ours), retell_call_id=None).first()
         if call is not None:
@@ -303,23 +318,30 @@ def _call_for_event(data: dict[str, Any]) -> Call | None:
 
 def _fill(call: Call, data: dict[str, Any], only_empty: bool) -> list[str]:
     """Copy the call object's fields onto our row; with only_empty, never overwrite what we have."""
-    analysis = data.get("call_analysis") or {}
-    cost = (data.get("call_cost") or {}).get("combined_cost")
+    # Signed by the tenant's own key, so only as trustworthy as the tenant: every field is checked for
+    # type and size before it reaches a column.
+    analysis = _dict(data.get("call_analysis"))
+    cost = _dict(data.get("call_cost")).get("combined_cost")
     try:
-        cost_value = Decimal(str(cost)) if cost is not None else None
+        cost_value = Decimal(str(cost)) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
     except InvalidOperation:
         cost_value = None
-    duration = data.get("duration_ms")
-    if duration is None and data.get("start_timestamp") and data.get("end_timestamp"):
-        duration = int(data["end_timestamp"]) - int(data["start_timestamp"])
+    if cost_value is not None and not (cost_value.is_finite() and abs(cost_value) < 10**8):
+        cost_value = None
+    duration = _count(data.get("duration_ms"))
+    start, end = _count(data.get("start_timestamp")), _count(data.get("end_timestamp"))
+    if duration is None and start and end and end >= start:
+        duration = _count(end - start)
+    recording = str(data.get("recording_url") or "")
+    transcript_object = data.get("transcript_object")
     values: dict[str, Any] = {
         "started_at": _when(data.get("start_timestamp")),
         "ended_at": _when(data.get("end_timestamp")),
-        "duration_ms": int(duration) if duration is not None else None,
+        "duration_ms": duration,
         "disconnection_reason": str(data.get("disconnection_reason") or "")[:60],
         "transcript": str(data.get("transcript") or ""),
-        "transcript_object": data.get("transcript_object") or [],
-        "recording_url": str(data.get("recording_url") or "")[:500],
+        "transcript_object": transcript_object if isinstance(transcript_object, list) else [],
+        "recording_url": recording if recording.startswith(("https://", "http://")) and len(recording) <= 500 else "",
         "summary": str(analysis.get("call_summary") or ""),
         "sentiment": str(analysis.get("user_sentiment") or "")[:20],
         "successful": analysis.get("call_successful") if isinstance(analysis.get("call_successful"), bool) else None,
@@ -344,7 +366,9 @@ def call_event_apply(*, payload: dict[str, Any]) -> Call | None:
     Announces CALL_ENDED once, after commit, when the call reaches a final status."""
     event = str(payload.get("event") or "")
     data = payload.get("call") or payload.get("data") or {}
-    if event not in APPLIED_EVENTS or not isinstance(data, dict) or not data.get("call_id"):
+    if event not in APPLIED_EVENTS or not isinstance(data, dict) or not isinstance(data.get("call_id"), str | int):
+        return None
+    if isinstance(data["call_id"], bool) or not str(data["call_id"]) or len(str(data["call_id"])) > 80:
         return None
     status = str(data.get("call_status") or APPLIED_EVENTS[event])
     if status not in STATUS_RANK or (event != "call_started" and status not in FINAL_STATUSES):

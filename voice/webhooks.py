@@ -10,6 +10,7 @@ from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DataError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -43,11 +44,16 @@ def retell_webhook(request: HttpRequest, route: str) -> HttpResponse:
             return HttpResponse("bad signature", status=401)
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return HttpResponse("bad json", status=400)
         if not isinstance(payload, dict):
             return HttpResponse("bad json", status=400)
-        call_event_apply(payload=payload)
+        try:
+            call_event_apply(payload=payload)
+        except (ValueError, TypeError, DataError, ValidationError) as exc:
+            # Signed but malformed: a 4xx (Retell retries only a few times), never a 500, nothing half-kept.
+            logger.warning("retell webhook in %s refused: %s", schema, type(exc).__name__)
+            return HttpResponse("bad payload", status=400)
     return HttpResponse(status=204)
 
 
@@ -69,11 +75,14 @@ def twilio_voice(request: HttpRequest, route: str) -> HttpResponse:
         token = twilio_auth_token(account_sid=request.POST.get("AccountSid", ""))
         if not token or not RequestValidator(token).validate(url, request.POST, signature):
             return HttpResponse("bad signature", status=403)
+        call_sid = request.POST.get("CallSid", "")
+        if not call_sid or len(call_sid) > 64 or "\x00" in call_sid:
+            return HttpResponse("missing or invalid CallSid", status=400)
         try:
             call = call_inbound_register(
                 from_number=request.POST.get("From", ""),
                 to_number=request.POST.get("To", ""),
-                twilio_call_sid=request.POST.get("CallSid", ""),
+                twilio_call_sid=call_sid,
             )
         except ValidationError as exc:
             logger.warning("inbound call in %s not bridged: %s", schema, exc.code)

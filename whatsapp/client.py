@@ -6,12 +6,14 @@ connection pool we share across tasks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 from django.conf import settings
 
+from core import urlguard
 from core.http import pooled_client
 
 
@@ -24,14 +26,33 @@ class GraphError(Exception):
         self.sent = sent  # False when the request surely never reached Meta (connection refused)
 
 
+# Graph ids (phone number, WABA, media) and the version are single path segments of this alphabet.
+GRAPH_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,128}(\.[0-9]{1,3})?$")
+# Meta serves media downloads from its lookaside host (PROVIDERS.md §1.3).
+META_MEDIA_HOSTS = ("lookaside.fbsbx.com",)
+
+
+def graph_segment(value: str) -> str:
+    """`value` as one URL path segment, or GraphError (permanent, nothing sent) when it is not a Graph id."""
+    text = str(value)
+    if not GRAPH_SEGMENT.match(text):
+        raise GraphError(400, 100, "invalid Graph id in the request path")
+    return text
+
+
+def media_hosts() -> tuple[str, ...]:
+    return (*META_MEDIA_HOSTS, urlguard.host_of(settings.META_GRAPH_BASE_URL))
+
+
 class GraphClient:
     def __init__(self, access_token: str) -> None:
         self.http = pooled_client(settings.META_GRAPH_BASE_URL)
         self.version = settings.META_GRAPH_VERSION
         self.headers = {"Authorization": f"Bearer {access_token}"}
 
-    def _request(self, method: str, path: str, *, bearer: bool = True, **kwargs: Any) -> dict[str, Any]:
-        url = path if path.startswith("http") else f"/{self.version}/{path.lstrip('/')}"
+    def _request(self, method: str, *segments: str, bearer: bool = True, **kwargs: Any) -> dict[str, Any]:
+        # Built from validated segments only: an id like "https://evil/" never becomes an absolute URL.
+        url = "/" + "/".join([graph_segment(self.version), *(graph_segment(s) for s in segments)])
         try:
             response = self.http.request(method, url, headers=self.headers if bearer else {}, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -54,30 +75,43 @@ class GraphClient:
 
     def send_message(self, phone_number_id: str, payload: dict[str, Any]) -> str:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
-        answer = self._request("POST", f"{phone_number_id}/messages", json=body)
+        answer = self._request("POST", phone_number_id, "messages", json=body)
         return str(answer["messages"][0]["id"])
 
     def mark_read(self, phone_number_id: str, message_id: str) -> None:
         self._request(
             "POST",
-            f"{phone_number_id}/messages",
+            phone_number_id,
+            "messages",
             json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id},
         )
 
     def upload_media(self, phone_number_id: str, content: bytes, mime: str, filename: str) -> str:
         answer = self._request(
             "POST",
-            f"{phone_number_id}/media",
+            phone_number_id,
+            "media",
             data={"messaging_product": "whatsapp", "type": mime},
             files={"file": (filename or "file", content, mime)},
         )
         return str(answer["id"])
 
     def download_media(self, media_id: str) -> tuple[bytes, str]:
+        """The media's URL comes in Graph's answer; it is fetched through the URL guard, from Meta's media
+        host (or the configured Graph host, an emulator in tests) only."""
         info = self._request("GET", media_id)
-        response = self.http.get(info["url"], headers=self.headers)
-        response.raise_for_status()
-        return response.content, str(info.get("mime_type", ""))
+        try:
+            fetched = urlguard.fetch(
+                str(info.get("url", "")),
+                allowed_hosts=media_hosts(),
+                headers=self.headers,
+                max_bytes=settings.MEDIA_FETCH_MAX_BYTES,
+            )
+        except urlguard.FetchFailed as exc:
+            # 131016 (service unavailable) is retried; 131052 (cannot download the media) is final.
+            code = 131016 if exc.retryable else 131052
+            raise GraphError(exc.status, code, f"media download failed: {exc.reason}") from exc
+        return fetched.content, str(info.get("mime_type", "")) or fetched.content_type
 
     def templates(self, waba_id: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {
@@ -85,7 +119,7 @@ class GraphClient:
             "limit": page_size,
         }
         while True:
-            page = self._request("GET", f"{waba_id}/message_templates", params=params)
+            page = self._request("GET", waba_id, "message_templates", params=params)
             yield from page.get("data", [])
             after = ((page.get("paging") or {}).get("cursors") or {}).get("after")
             if not after or not (page.get("paging") or {}).get("next"):
@@ -93,7 +127,7 @@ class GraphClient:
             params["after"] = after
 
     def create_template(self, waba_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", f"{waba_id}/message_templates", json=body)
+        return self._request("POST", waba_id, "message_templates", json=body)
 
     # --- connecting a number: what the token can see ---
     def phone_number(self, phone_number_id: str) -> dict[str, Any]:
@@ -104,7 +138,7 @@ class GraphClient:
 
     def waba_phone_numbers(self, waba_id: str) -> list[dict[str, Any]]:
         """GET /{waba-id}/phone_numbers: the numbers of a WhatsApp Business Account the token may see."""
-        return list(self._request("GET", f"{waba_id}/phone_numbers").get("data", []))
+        return list(self._request("GET", waba_id, "phone_numbers").get("data", []))
 
     def debug_token(self, *, app_id: str, app_secret: str, token: str) -> dict[str, Any]:
         """GET /debug_token with the app's own access token ("app_id|app_secret"): which app issued `token`.

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from core.media import filename_clean
 from inbox.models import Channel, MessageType
 from inbox.providers import (
     Capabilities,
@@ -19,6 +20,7 @@ from inbox.providers import (
     Event,
     InboundMessage,
     OutboundMessage,
+    PayloadError,
     PreferenceUpdate,
     ProviderError,
     SendResult,
@@ -52,19 +54,30 @@ def classify(error: GraphError) -> ProviderError:
 def _ts(raw: Any) -> datetime:
     try:
         return datetime.fromtimestamp(int(raw), tz=UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return datetime.now(tz=UTC)
 
 
 def template_components(variables: dict[str, Any]) -> list[dict[str, Any]]:
-    """{"header": [...], "body": [...] or {name: value}, "buttons": [...]} -> Graph template components."""
+    """{"header": [...], "body": [...] or {name: value}, "buttons": [...]} -> Graph template components.
+    Values go out as plain text (nothing is evaluated); a shape that is not this one (the API takes
+    these variables as JSON) is a permanent ProviderError, never a crash of the sender."""
+    try:
+        return _template_components(variables)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ProviderError(
+            ErrorKind.PERMANENT, "template_variables", f"template variables not understood: {type(exc).__name__}"
+        ) from exc
+
+
+def _template_components(variables: dict[str, Any]) -> list[dict[str, Any]]:
     components: list[dict[str, Any]] = []
     header = variables.get("header") or []
     if header:
         params = []
         for item in header:
             if isinstance(item, dict) and item.get("type") in {"image", "video", "document"}:
-                params.append({"type": item["type"], item["type"]: {"link": item["link"]}})
+                params.append({"type": item["type"], item["type"]: {"link": str(item["link"])}})
             else:
                 params.append({"type": "text", "text": str(item)})
         components.append({"type": "header", "parameters": params})
@@ -81,11 +94,11 @@ def template_components(variables: dict[str, Any]) -> list[dict[str, Any]]:
     elif body:
         components.append({"type": "body", "parameters": [{"type": "text", "text": str(v)} for v in body]})
     for button in variables.get("buttons") or []:
-        sub_type = button.get("sub_type", "quick_reply")
+        sub_type = str(button.get("sub_type", "quick_reply"))
         param = (
-            {"type": "payload", "payload": button["payload"]}
+            {"type": "payload", "payload": str(button["payload"])}
             if sub_type == "quick_reply"
-            else {"type": "text", "text": button["text"]}
+            else {"type": "text", "text": str(button["text"])}
         )
         components.append(
             {"type": "button", "sub_type": sub_type, "index": str(button.get("index", 0)), "parameters": [param]}
@@ -240,6 +253,15 @@ class CloudProvider(ChannelProvider):
 
     @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        """Events of one stored Meta event (see whatsapp.webhooks.split_events); PayloadError when a field
+        it needs is missing or of the wrong type."""
+        try:
+            return cls._parse(payload)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as exc:
+            raise PayloadError(f"unreadable Meta event: {type(exc).__name__}") from exc
+
+    @classmethod
+    def _parse(cls, payload: dict[str, Any]) -> list[Event]:
         kind = payload.get("kind")
         if kind == "message":
             return [parse_message(payload["message"], payload.get("contacts") or [])]
@@ -270,10 +292,14 @@ class CloudProvider(ChannelProvider):
         return []
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def parse_status(status: dict[str, Any]) -> StatusUpdate:
-    errors = status.get("errors") or [{}]
-    first = errors[0]
-    detail = (first.get("error_data") or {}).get("details") or first.get("message") or first.get("title") or ""
+    errors = status.get("errors") if isinstance(status.get("errors"), list) else []
+    first = _dict(errors[0]) if errors else {}
+    detail = _dict(first.get("error_data")).get("details") or first.get("message") or first.get("title") or ""
     return StatusUpdate(
         provider_message_id=str(status["id"]),
         status=str(status["status"]),
@@ -286,13 +312,20 @@ def parse_status(status: dict[str, Any]) -> StatusUpdate:
 def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> InboundMessage:
     kind = str(message.get("type", "unsupported"))
     sender = str(message.get("from", ""))
-    profile = next((c.get("profile", {}).get("name", "") for c in contacts if c.get("wa_id") == sender), "")
+    profile = next(
+        (
+            str(_dict(c.get("profile")).get("name") or "")
+            for c in contacts
+            if isinstance(c, dict) and c.get("wa_id") == sender
+        ),
+        "",
+    )
     common: dict[str, Any] = {
         "provider_message_id": str(message["id"]),
         "from_phone": sender,
         "timestamp": _ts(message.get("timestamp")),
         "profile_name": profile,
-        "reply_to": str((message.get("context") or {}).get("id", "")),
+        "reply_to": str(_dict(message.get("context")).get("id", "")),
     }
     found = message.get(kind)
     obj: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -304,7 +337,7 @@ def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> In
             body=str(obj.get("caption", "")),
             media_ref=str(obj.get("id", "")),
             media_mime=str(obj.get("mime_type", "")),
-            media_filename=str(obj.get("filename", "")),
+            media_filename=filename_clean(str(obj.get("filename", ""))),
             payload={"voice": bool(obj.get("voice"))} if kind == "audio" else {},
             **common,
         )
@@ -312,11 +345,11 @@ def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> In
         label = " · ".join(str(obj[k]) for k in ("name", "address") if obj.get(k))
         return InboundMessage(type=MessageType.LOCATION, body=label, payload=obj, **common)
     if kind == "contacts":
-        cards = message.get("contacts") or []
-        names = ", ".join(str((c.get("name") or {}).get("formatted_name", "")) for c in cards)
+        cards = [c for c in message.get("contacts") or [] if isinstance(c, dict)]
+        names = ", ".join(str(_dict(c.get("name")).get("formatted_name", "")) for c in cards)
         return InboundMessage(type=MessageType.CONTACTS, body=names, payload={"contacts": cards}, **common)
     if kind == "interactive":
-        reply = obj.get("button_reply") or obj.get("list_reply") or obj.get("nfm_reply") or {}
+        reply = _dict(obj.get("button_reply") or obj.get("list_reply") or obj.get("nfm_reply"))
         return InboundMessage(
             type=MessageType.INTERACTIVE, body=str(reply.get("title") or reply.get("body") or ""), payload=obj, **common
         )

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
@@ -23,42 +24,90 @@ def signature_valid(body: bytes, header: str) -> bool:
     return _signature_matches(settings.META_APP_SECRET, body, header)
 
 
-def split_events(body: dict[str, Any]) -> list[RawEvent]:
-    """One stored event per message, status, template update or preference, each with Meta's own id."""
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("number out of range")
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_loads_strict(raw: bytes) -> Any:
+    """JSON as PostgreSQL's jsonb accepts it: no NaN/Infinity (nor numbers that overflow to it), and a
+    nesting too deep to parse is an error like any other (ValueError), never a crash."""
+    try:
+        return json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The dict items of a list; anything else is no items (a signed body can still be malformed)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _scalar(value: Any) -> str:
+    """A JSON string or number as text; "" for anything else (null, bool, list, object)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    return str(value)
+
+
+def split_events(body: Any) -> list[RawEvent]:
+    """One stored event per message, status, template update or preference, each with Meta's own id.
+    Total: any JSON value gives a list; items without the ids they need are skipped (logged), never an
+    error, so a malformed but signed delivery is answered 200 and not redelivered for days."""
     found: list[RawEvent] = []
-    for entry in body.get("entry") or []:
-        waba_id = str(entry.get("id", ""))
-        for change in entry.get("changes") or []:
-            field, value = change.get("field"), change.get("value") or {}
-            pnid = str((value.get("metadata") or {}).get("phone_number_id", ""))
+    skipped = 0
+    for entry in _dicts(_dict(body).get("entry")):
+        waba_id = _scalar(entry.get("id"))
+        for change in _dicts(entry.get("changes")):
+            field, value = _scalar(change.get("field")), _dict(change.get("value"))
+            pnid = _scalar(_dict(value.get("metadata")).get("phone_number_id"))
             if field == "messages":
-                contacts = value.get("contacts") or []
-                for message in value.get("messages") or []:
-                    found.append(
-                        RawEvent(
-                            f"msg:{message['id']}",
-                            "whatsapp_cloud",
-                            pnid,
-                            {"kind": "message", "message": message, "contacts": contacts},
-                        )
-                    )
-                for status in value.get("statuses") or []:
-                    event_id = f"st:{status['id']}:{status['status']}"
-                    found.append(RawEvent(event_id, "whatsapp_cloud", pnid, {"kind": "status", "status": status}))
+                contacts = _dicts(value.get("contacts"))
+                for message in _dicts(value.get("messages")):
+                    message_id = _scalar(message.get("id"))
+                    if not message_id:
+                        skipped += 1
+                        continue
+                    payload = {"kind": "message", "message": message, "contacts": contacts}
+                    found.append(RawEvent(f"msg:{message_id}", "whatsapp_cloud", pnid, payload))
+                for status in _dicts(value.get("statuses")):
+                    status_id, state = _scalar(status.get("id")), _scalar(status.get("status"))
+                    if not status_id or not state:
+                        skipped += 1
+                        continue
+                    payload = {"kind": "status", "status": status}
+                    found.append(RawEvent(f"st:{status_id}:{state}", "whatsapp_cloud", pnid, payload))
             elif field == "message_template_status_update":
-                event_id = f"tpl:{value.get('message_template_id')}:{value.get('event')}:{entry.get('time', '')}"
+                event_id = (
+                    f"tpl:{_scalar(value.get('message_template_id'))}:{_scalar(value.get('event'))}"
+                    f":{_scalar(entry.get('time'))}"
+                )
                 found.append(RawEvent(event_id, "whatsapp_waba", waba_id, {"kind": "template", "value": value}))
             elif field == "user_preferences":
-                for pref in value.get("user_preferences") or []:
-                    event_id = (
-                        f"pref:{pref.get('wa_id')}:{pref.get('category')}:{pref.get('value')}:{pref.get('timestamp')}"
+                for pref in _dicts(value.get("user_preferences")):
+                    event_id = ":".join(
+                        ["pref", *(_scalar(pref.get(k)) for k in ("wa_id", "category", "value", "timestamp"))]
                     )
                     found.append(RawEvent(event_id, "whatsapp_cloud", pnid, {"kind": "preference", "preference": pref}))
             else:
                 digest = hashlib.sha256(json.dumps(change, sort_keys=True).encode()).hexdigest()[:32]
                 found.append(
-                    RawEvent(f"other:{field}:{digest}", "whatsapp_waba", waba_id, {"kind": "other", "change": change})
+                    RawEvent(
+                        f"other:{field[:60]}:{digest}", "whatsapp_waba", waba_id, {"kind": "other", "change": change}
+                    )
                 )
+    if skipped:
+        logger.warning("meta webhook: %s item(s) without their id skipped", skipped)
     return found
 
 
@@ -75,7 +124,7 @@ def meta_webhook(request: HttpRequest) -> HttpResponse:
     if not signature_valid(body, request.headers.get("X-Hub-Signature-256", "")):
         return HttpResponseForbidden("bad signature")
     try:
-        parsed = json.loads(body)
+        parsed = json_loads_strict(body)
     except ValueError:
         return HttpResponse("not JSON", status=400)
     events_store(provider=PROVIDER, events=split_events(parsed))
@@ -109,7 +158,7 @@ async def meta_webhook_asgi(scope: dict[str, Any], receive: Any, send: Any) -> N
         await _respond(send, 403, b"bad signature")
         return
     try:
-        parsed = json.loads(body)
+        parsed = json_loads_strict(body)
     except ValueError:
         await _respond(send, 400, b"not JSON")
         return

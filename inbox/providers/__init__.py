@@ -38,6 +38,11 @@ class ProviderError(Exception):
         self.opted_out = opted_out
 
 
+class PayloadError(ValueError):
+    """A stored webhook event its provider cannot read (signed, yet malformed). The one error
+    `parse_event` raises: the event is recorded as applied-as-nothing and never retried."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     templates: bool = False
@@ -142,7 +147,7 @@ class ChannelProvider:
 
     @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
-        """Turn one stored raw webhook event into domain events."""
+        """Turn one stored raw webhook event into domain events; PayloadError when it cannot be read."""
         return []
 
     @classmethod

@@ -145,3 +145,24 @@ def test_erase_personal_data(manager_api: Client, channels: dict[str, int]) -> N
     assert contact.erased_at is not None
     assert Message.objects.get(idempotency_key="erase-1").body == ""
     assert api.get(f"/api/v1/contacts/{contact.pk}/").status_code == 404  # gone from every list
+
+
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ("(20) 98765-4321", "o DDD 20 não existe no Brasil"),  # the tenant's language, pt-BR
+        ("98765-4321", "não tem DDD"),
+        ("0800 123 4567", "número de serviço"),
+        ("5.51198765432E+12", "notação científica"),
+    ],
+)
+def test_api_refuses_a_number_that_cannot_exist_with_the_field_error(api: Client, phone: str, reason: str) -> None:
+    refused = api.post("/api/v1/contacts/", {"phone": phone, "name": "X"}, content_type="application/json")
+    assert refused.status_code == 400
+    assert reason in refused.json()["errors"]["phone"][0]
+    assert not Contact.objects.filter(name="X").exists()
+    contact = contact_get_or_create(phone="+5511970000501", name="Y")
+    edit = api.patch(f"/api/v1/contacts/{contact.pk}/", {"phone": phone}, content_type="application/json")
+    assert edit.status_code == 400 and reason in edit.json()["errors"]["phone"][0]
+    contact.refresh_from_db()
+    assert contact.phone == "+5511970000501"

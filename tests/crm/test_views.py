@@ -97,3 +97,18 @@ def test_contacts_filter_by_channel(
     assert 'name="channel"' in page  # the inbox adds its channels to the filters
     filtered = client.get(f"/contacts/?channel={channels['sms']}").content.decode()
     assert "Falou por SMS" in filtered and "Nunca falou" not in filtered
+
+
+def test_contact_page_refuses_a_number_that_cannot_exist(in_tenant_a: Any, tenant_a: Tenant, agent_a: User) -> None:
+    contact = contact_get_or_create(phone="+5511973000002", name="Iara")
+    client = tenant_client(tenant_a, agent_a, lang="en")
+    bad = client.post(f"/contacts/{contact.pk}/", {"phone": "(20) 98765-4321", "name": "Iara"})
+    assert bad.status_code == 400 and "area code 20 does not exist in Brazil" in bad.content.decode()
+    service = client.post(f"/contacts/{contact.pk}/", {"phone": "0300 123 4567", "name": "Iara"})
+    assert service.status_code == 400 and "service number" in service.content.decode()
+    contact.refresh_from_db()
+    assert contact.phone == "+5511973000002"
+    ok = client.post(f"/contacts/{contact.pk}/", {"phone": "(11) 97300-0003", "name": "Iara"})
+    assert ok.status_code == 302
+    contact.refresh_from_db()
+    assert contact.phone == "+5511973000003"

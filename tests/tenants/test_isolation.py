@@ -32,7 +32,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from accounts.models import ApiToken, Invitation, Membership, Role, User
+from accounts.models import ApiToken, AuditAction, AuditEntry, Invitation, Membership, Role, User
 from accounts.services import api_token_create, invitation_create
 from tenants.models import Tenant
 from tests.conftest import tenant_client
@@ -107,12 +107,14 @@ RESOURCES = {
     "tokens": "accounts.ApiToken",
     "api-tokens": "accounts.ApiToken",
     "invitations": "accounts.Invitation",
+    "audit": "accounts.AuditEntry",
 }
 ID_KWARGS = {"pk", "id"} | {f"{r}_id" for r in ("contact", "message", "stage", "board", "card", "campaign", "channel")}
 # Tenant-app models with no object of their own to leak (framework tables).
 NOT_TENANT_DATA = {"contenttypes.ContentType"}
+SINGLETONS = {"inbox.InboxSettings", "campaigns.QuietHours"}
 # Public-schema rows that belong to one tenant: their ids are shared by every tenant's URLs.
-PUBLIC_TENANT_MODELS = ["accounts.Membership", "accounts.Invitation", "accounts.ApiToken"]
+PUBLIC_TENANT_MODELS = ["accounts.Membership", "accounts.Invitation", "accounts.ApiToken", "accounts.AuditEntry"]
 
 
 def _id_kwargs(route: Route) -> list[tuple[str, str]]:
@@ -261,6 +263,9 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
     "accounts.Invitation": _invitation,
     "accounts.ApiToken": lambda w: api_token_create(user=w.owner, tenant=w.tenant, name=f"{MARK} token")[0],
+    "accounts.AuditEntry": lambda w: AuditEntry.objects.create(
+        tenant=w.tenant, actor=w.owner, action=AuditAction.EXPORT, target_label=f"{MARK} audit"
+    ),
 }
 
 
@@ -307,7 +312,8 @@ def setup(tenants: tuple[Tenant, Tenant], django_db_blocker: Any) -> Iterator[Se
             )
             for label, obj in world.objects.items():
                 model = apps.get_model(label)
-                if label not in PUBLIC_TENANT_MODELS:
+                # Per-schema singletons (pk 1 in every schema) are never addressed by id in a URL.
+                if label not in PUBLIC_TENANT_MODELS and label not in SINGLETONS:
                     assert not model.objects.filter(pk=obj.pk).exists(), f"{label} {obj.pk} exists in A too"
             connection.set_schema_to_public()
             yield Setup(alpha, beta, world, owner_a, raw_a, alpha_marker)

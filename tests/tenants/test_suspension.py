@@ -24,6 +24,7 @@ from inbox.tasks import dispatch_message
 from intake.models import WebhookEvent
 from tenants.models import Tenant
 from tenants.services import tenant_reactivate, tenant_suspend
+from tests.conftest import WA_PNID
 from tests.messaging import open_conversation
 from tests.support import wait_until
 from voice.models import VoiceAgent
@@ -99,7 +100,7 @@ def test_a_suspended_tenant_sends_nothing_and_catches_up_on_reactivation(
         tick.apply_async(queue="default").get(timeout=30)  # beat's tick skips the suspended tenant
 
         # Inbound: stored and answered, but held, not applied.
-        wamid = meta_emulator.inject_inbound(phone_number_id="pnid-alpha", from_phone=inbound_phone, text=f"oi {run}")
+        wamid = meta_emulator.inject_inbound(phone_number_id=WA_PNID, from_phone=inbound_phone, text=f"oi {run}")
 
         def held_event() -> bool:
             connection.set_schema_to_public()

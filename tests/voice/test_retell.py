@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from emulators.retell import RetellEmulator, sign
 from tests.conftest import RETELL_KEY
@@ -87,7 +88,7 @@ def test_agent_is_not_saved_when_retell_refuses_or_no_key(in_tenant_a: object, r
     from voice.services import voice_api_key_set
 
     voice_api_key_set(api_key="")
-    with pytest.raises(ValidationError) as no_key:
+    with translation.override("en"), pytest.raises(ValidationError) as no_key:
         voice_agent_create(name="X", prompt="p", voice_id="v")
     assert "API key" in " ".join(no_key.value.messages)
     voice_api_key_set(api_key="wrong-key-123")

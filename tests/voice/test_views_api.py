@@ -140,3 +140,22 @@ def test_calls_and_agents_api(
     schema = api.get("/api/v1/schema/?format=json").json()
     assert "/api/v1/calls/" in schema["paths"] and "/api/v1/voice-agents/{id}/" in schema["paths"]
     assert "post" in schema["paths"]["/api/v1/calls/"]
+
+
+def test_a_contact_who_opted_out_of_calls_is_never_dialled(
+    agent: VoiceAgent, tenant_a: Tenant, owner_a: User, retell_emulator: RetellEmulator
+) -> None:
+    from crm.models import ConsentStatus, Medium
+    from crm.services import consent_record
+
+    contact = Contact.objects.create(phone="+5511987004444")
+    consent_record(contact=contact, medium=Medium.VOICE, status=ConsentStatus.OPTED_OUT, source="asked on the phone")
+    calls_before = len(retell_emulator.calls)
+    manager = tenant_client(tenant_a, owner_a, lang="en")
+    response = manager.post("/calls/start/", {"contact": contact.pk, "agent": agent.pk}, follow=True)
+    assert "This contact opted out of calls." in response.content.decode()
+    assert not Call.objects.filter(contact=contact).exists()
+    assert len(retell_emulator.calls) == calls_before  # Retell was never asked to dial
+    consent_record(contact=contact, medium=Medium.VOICE, status=ConsentStatus.OPTED_IN, source="called us back")
+    manager.post("/calls/start/", {"contact": contact.pk, "agent": agent.pk})
+    assert Call.objects.filter(contact=contact).exists()

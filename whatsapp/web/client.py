@@ -249,9 +249,11 @@ class NeonizeClient:
         from neonize.utils import build_jid
 
         jid, extra = build_jid(to_phone.lstrip("+")), payload or {}
-        media: str | bytes = (
-            base64.b64decode(extra["media_b64"]) if extra.get("media_b64") else str(extra.get("media_url", ""))
-        )
+        # Bytes only: neonize would fetch a URL or open a local path given as a string (the app fetched
+        # any media link through the URL guard already).
+        media = base64.b64decode(extra["media_b64"]) if extra.get("media_b64") else b""
+        if kind in {"image", "video", "audio", "document"} and not media:
+            raise ValueError("media messages need their content")
         if kind == "image":
             response = self.client.send_image(jid, media, caption=text or None)
         elif kind == "video":

@@ -264,7 +264,10 @@ class _Handlers:
         from crm.services import phone_normalize
 
         self.manager._set_status(
-            self.session, ChannelStatus.ACTIVE, f"connected as {phone}", phone_number=phone_normalize(phone)
+            self.session,
+            ChannelStatus.ACTIVE,
+            f"connected as {phone}",
+            phone_number=phone_normalize(phone, from_provider=True),
         )
         bus.r().delete(f"waweb:qr:{self.session.key}")
         close_old_connections()

@@ -7,8 +7,11 @@ import base64
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import connection
 
+from core import urlguard
+from core.media import filename_clean
 from inbox.models import Channel
 from inbox.providers import (
     Capabilities,
@@ -17,6 +20,7 @@ from inbox.providers import (
     Event,
     InboundMessage,
     OutboundMessage,
+    PayloadError,
     ProviderError,
     SendResult,
     StatusUpdate,
@@ -40,14 +44,13 @@ class WebProvider(ChannelProvider):
             raise ProviderError(
                 ErrorKind.RETRYABLE, "not_connected", "The WhatsApp session is not connected.", retry_after=30
             )
-        payload = {
-            **message.payload,
-            "media_url": message.media_url,
-            "filename": message.media_filename,
-            "mime": message.media_mime,
-        }
-        if message.media_bytes:
-            payload["media_b64"] = base64.b64encode(message.media_bytes).decode()
+        payload = {**message.payload, "filename": message.media_filename, "mime": message.media_mime}
+        payload.pop("media_url", None)  # the engine is never handed a URL to fetch (SSRF)
+        content = message.media_bytes
+        if not content and message.media_url:
+            content, payload["mime"] = self._media_from_url(message.media_url, message.media_mime)
+        if content:
+            payload["media_b64"] = base64.b64encode(content).decode()
         answer = bus.command(key, "send", to=message.to, kind=message.type, text=message.body, payload=payload)
         if answer is None:
             raise ProviderError(ErrorKind.UNKNOWN, "timeout", "The WhatsApp session did not answer in time.")
@@ -56,6 +59,18 @@ class WebProvider(ChannelProvider):
                 ErrorKind.RETRYABLE, str(answer["error"]), str(answer.get("message", "")), retry_after=30
             )
         return SendResult(str(answer["id"]))
+
+    @staticmethod
+    def _media_from_url(url: str, mime: str) -> tuple[bytes, str]:
+        """A media link from the API is fetched here, through the URL guard, not by the engine."""
+        try:
+            fetched = urlguard.fetch(url, max_bytes=settings.MEDIA_FETCH_MAX_BYTES)
+        except urlguard.UrlRefused as exc:
+            raise ProviderError(ErrorKind.PERMANENT, "media_url", f"media URL refused: {exc.reason}") from exc
+        except urlguard.FetchFailed as exc:
+            kind = ErrorKind.RETRYABLE if exc.retryable else ErrorKind.PERMANENT
+            raise ProviderError(kind, "media_url", f"media download failed: {exc.reason}", retry_after=30) from exc
+        return fetched.content, mime or fetched.content_type.split(";")[0].strip()
 
     def typing(self, to: str) -> None:
         """Show "typing..." to the contact (bots call this before they answer)."""
@@ -85,6 +100,14 @@ class WebProvider(ChannelProvider):
 
     @classmethod
     def parse_event(cls, payload: dict[str, Any]) -> list[Event]:
+        """Events relayed by the wa-web process; PayloadError when one cannot be read."""
+        try:
+            return cls._parse(payload)
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError, OSError) as exc:
+            raise PayloadError(f"unreadable WhatsApp Web event: {type(exc).__name__}") from exc
+
+    @classmethod
+    def _parse(cls, payload: dict[str, Any]) -> list[Event]:
         when = datetime.fromtimestamp(float(payload.get("ts") or 0), tz=UTC)
         if payload.get("kind") == "receipt":
             return [StatusUpdate(provider_message_id=payload["id"], status=payload["status"], timestamp=when)]
@@ -100,7 +123,7 @@ class WebProvider(ChannelProvider):
                     payload=payload.get("payload") or {},
                     media_ref=payload.get("media_ref", ""),
                     media_mime=payload.get("mime", ""),
-                    media_filename=payload.get("filename", ""),
+                    media_filename=filename_clean(str(payload.get("filename", ""))),
                 )
             ]
         return []
