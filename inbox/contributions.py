@@ -60,15 +60,11 @@ def merge_guard(*, contacts: list[Any], user: Any, role: str | None, **kwargs: A
     return []
 
 
-MESSAGE_MEDIA_PREFIX = "messages/"  # Message.media's upload_to
-
-
 def media_guard(*, path: str, user: Any, role: str | None, **kwargs: Any) -> list[str]:
-    """A message's file goes only to those who may see its conversation (a file under the messages'
-    folder that no message names any more goes to nobody)."""
+    """A message's file goes only to those who may see its conversation."""
     found = Message.objects.filter(media=path).values("conversation_id").first()
     if found is None:
-        return ["file of no message"] if path.startswith(MESSAGE_MEDIA_PREFIX) else []
+        return []
     if conversations_visible_to(user=user, role=role).filter(pk=found["conversation_id"]).exists():
         return []
     return ["message of a conversation this member may not see"]

@@ -18,10 +18,19 @@ def channels_all() -> QuerySet[Channel]:
     return Channel.objects.order_by("name")
 
 
+def inbox_settings() -> InboxSettings:
+    """The tenant's inbox rules, read without writing: the defaults, unsaved, until someone saves them."""
+    return InboxSettings.objects.filter(pk=1).first() or InboxSettings(pk=1)
+
+
+def agents_see_all() -> bool:
+    return inbox_settings().agents_see_all
+
+
 def conversations_visible(*, user: Any, is_manager: bool) -> QuerySet[Conversation]:
     """What this member may see: everything, or (if the tenant says so) agents see their own and unassigned."""
     qs = Conversation.objects.select_related("contact", "channel", "assignee")
-    if is_manager or InboxSettings.current().agents_see_all:
+    if is_manager or agents_see_all():
         return qs
     return qs.filter(Q(assignee=user) | Q(assignee=None))
 
@@ -34,7 +43,7 @@ def conversations_visible_to(*, user: Any, role: str | None) -> QuerySet[Convers
 def conversation_audience(*, conversation_id: int) -> Audience | None:
     """Who may get a live event about this conversation: everyone (None), or, when agents keep to their
     own, the roles that see everything and the assignee."""
-    if InboxSettings.current().agents_see_all:
+    if agents_see_all():
         return None
     row = Conversation.objects.filter(pk=conversation_id).values("assignee_id").first()
     if row is not None and row["assignee_id"] is None:

@@ -457,9 +457,9 @@ def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
     contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name, from_provider=True)
     conversation = conversation_open(contact=contact, channel=channel)
     if conversation.assignee_id is None and conversation.last_inbound_at is None:
-        from inbox.models import InboxSettings
+        from inbox.selectors import inbox_settings
 
-        if InboxSettings.current().auto_assign:
+        if inbox_settings().auto_assign:
             conversation_assign_round_robin(conversation=conversation)
     try:
         with transaction.atomic():

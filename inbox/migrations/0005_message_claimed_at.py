@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inbox', '0004_message_media_path_index'),
+        ("inbox", "0004_message_media_path_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='claimed_at',
+            model_name="message",
+            name="claimed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
