@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0004_consent_levels_by_event_time'),
+        ("crm", "0004_consent_levels_by_event_time"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='contactconsent',
-            name='medium',
-            field=models.CharField(choices=[('whatsapp', 'WhatsApp'), ('sms', 'SMS'), ('voice', 'Phone calls')], max_length=10),
+            model_name="contactconsent",
+            name="medium",
+            field=models.CharField(
+                choices=[("whatsapp", "WhatsApp"), ("sms", "SMS"), ("voice", "Phone calls")], max_length=10
+            ),
         ),
     ]
