@@ -46,8 +46,8 @@ lint: install
 	ruff check .
 	mypy .
 
-# Line coverage of the whole project may not fall under this (measured: see the README).
-COVERAGE_FLOOR ?= 85
+# Line coverage of the whole project may not fall under this (measured 88.9% on 2026-12-01).
+COVERAGE_FLOOR ?= 88
 
 test: static browser lint
 	$(PY) manage.py makemigrations --check --dry-run -v 1
