@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
+from django.utils import translation
 
 from emulators.meta import App, MetaEmulator, PhoneNumber
 from emulators.twilio import TwilioEmulator
@@ -26,6 +27,12 @@ from tests.messaging import inbound, meta_envelope, meta_messages_value
 from voice.services import ROUTE_KIND as VOICE_ROUTE
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _in_english() -> Any:
+    with translation.override("en"):  # the messages below are matched in English
+        yield
 
 NEW_PNID, NEW_WABA, NEW_NUMBER = "100000000000077", "200000000000077", "+5511977770077"
 
