@@ -111,13 +111,18 @@ def split_events(body: Any) -> list[RawEvent]:
     return found
 
 
+def _verification_answer(request: HttpRequest, verify_token: str) -> HttpResponse:
+    """Meta's subscription handshake: echo hub.challenge when hub.verify_token is ours (never an empty one)."""
+    token_ok = hmac.compare_digest(request.GET.get("hub.verify_token", ""), verify_token or "\0")
+    if request.GET.get("hub.mode") == "subscribe" and token_ok:
+        return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+    return HttpResponseForbidden("verification failed")
+
+
 @csrf_exempt
 def meta_webhook(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        token_ok = hmac.compare_digest(request.GET.get("hub.verify_token", ""), settings.META_VERIFY_TOKEN or "\0")
-        if request.GET.get("hub.mode") == "subscribe" and token_ok:
-            return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
-        return HttpResponseForbidden("verification failed")
+        return _verification_answer(request, settings.META_VERIFY_TOKEN)
     if request.method != "POST":
         return HttpResponse(status=405)
     body = request.body
@@ -213,10 +218,7 @@ def meta_app_webhook(request: HttpRequest, key: str) -> HttpResponse:
         creds = channel.credentials
         own_keys = set(provider_class(channel.kind).route_keys(channel))
     if request.method == "GET":
-        token_ok = hmac.compare_digest(request.GET.get("hub.verify_token", ""), creds.get("verify_token") or "\0")
-        if request.GET.get("hub.mode") == "subscribe" and token_ok:
-            return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
-        return HttpResponseForbidden("verification failed")
+        return _verification_answer(request, str(creds.get("verify_token") or ""))
     if request.method != "POST":
         return HttpResponse(status=405)
     body = request.body
