@@ -110,6 +110,16 @@ def committed(django_db_blocker: Any) -> Iterator[None]:
         connection.set_schema_to_public()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _asgi_in_process(django_db_setup: Any) -> Iterator[None]:
+    """Tests post Meta webhooks to the ASGI app in this process (tests.messaging.post_meta); its intake
+    pool is closed before the test database is dropped."""
+    yield
+    from tests.messaging import asgi_close
+
+    asgi_close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_state_between_tests() -> Iterator[None]:
     from django.utils import translation
@@ -215,6 +225,57 @@ def app_server(test_env: dict[str, str], oauth_emulator: OAuthEmulator) -> Itera
     _stop(proc)
 
 
+WORKERS: list[Worker] = []  # started in this session (alive or not)
+_intake_held = False
+
+
+def intake_hold() -> None:
+    """Stop any running test worker from consuming the ingest queue until this test ends (the teardown
+    hook below resumes it), and wait until it has no drain running or prefetched: a test that posts
+    committed webhook events then applies them with its own drain, inside its transaction."""
+    global _intake_held
+    if _intake_held or not any(w.proc is not None and w.proc.poll() is None for w in WORKERS):
+        return
+    from config.celery import app
+    from intake.services import DRAIN_TASK
+
+    _intake_held = True
+    assert app.control.cancel_consumer("ingest", reply=True, timeout=5), "the worker did not answer"
+
+    def no_drain() -> bool:
+        inspect = app.control.inspect(timeout=1)
+        busy = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
+        return not any(task["name"] == DRAIN_TASK for tasks in busy for task in tasks)
+
+    wait_until(no_drain, timeout=30, interval=0.2, what="the worker to finish its drain")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After every fixture is torn down (the test's transaction rolled back): delete the webhook events
+    the test stored through the real intake, and let the worker consume the ingest queue again."""
+    global _intake_held
+    yield
+    from tests.messaging import POSTED_EVENTS
+
+    if POSTED_EVENTS:
+        import psycopg
+
+        db = connection.settings_dict
+        info = {"dbname": db["NAME"], "user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"]}
+        with psycopg.connect(**{k: v for k, v in info.items() if v}, port=db["PORT"] or None, autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM public.intake_webhookevent WHERE provider = 'meta' AND event_id = ANY(%s)",
+                [list(POSTED_EVENTS)],
+            )
+        POSTED_EVENTS.clear()
+    if _intake_held:
+        from config.celery import app
+
+        _intake_held = False
+        app.control.add_consumer("ingest", reply=True, timeout=5)
+
+
 class Worker:
     """The suite's real Celery worker process (every queue, 2 pool processes). `kill()` is a crash: SIGKILL
     to its whole process group, pool children included; `start()` brings a new one up."""
@@ -225,6 +286,8 @@ class Worker:
 
     def start(self) -> None:
         from config.celery import QUEUES, app
+
+        WORKERS.append(self)
 
         ARTIFACTS.mkdir(exist_ok=True)
         args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES), "-c", "2"]

@@ -34,6 +34,7 @@ def _in_english() -> Any:
     with translation.override("en"):  # the messages below are matched in English
         yield
 
+
 NEW_PNID, NEW_WABA, NEW_NUMBER = "100000000000077", "200000000000077", "+5511977770077"
 
 
