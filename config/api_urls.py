@@ -9,6 +9,7 @@ from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewS
 from inbox.api import CannedResponseViewSet, ConversationViewSet
 from kanban.api import BoardViewSet, CardViewSet, StageViewSet
 from voice.api import CallViewSet, VoiceAgentViewSet
+from webhooks.api import DeliveryViewSet, EndpointViewSet
 
 router = DefaultRouter()
 router.register("members", MemberViewSet, basename="member")
@@ -28,6 +29,8 @@ router.register("cadences", CadenceViewSet, basename="cadence")
 router.register("enrollments", EnrollmentViewSet, basename="enrollment")
 router.register("calls", CallViewSet, basename="call")
 router.register("voice-agents", VoiceAgentViewSet, basename="voice-agent")
+router.register("webhook-endpoints", EndpointViewSet, basename="webhook-endpoint")
+router.register("webhook-deliveries", DeliveryViewSet, basename="webhook-delivery")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

@@ -68,6 +68,7 @@ TENANT_APPS = [
     "kanban",
     "campaigns",
     "voice",
+    "webhooks",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -185,6 +186,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "default"},
     },
     "intake-events-purge": {"task": "intake.events_purge", "schedule": 3600.0, "options": {"queue": "default"}},
+    "webhooks-due-sweep": {"task": "webhooks.due_sweep", "schedule": 5.0, "options": {"queue": "hooks"}},
 }
 # Raw provider events keep their payload this long after they were applied; then only the ids that
 # refuse replays remain.

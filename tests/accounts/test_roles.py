@@ -260,6 +260,11 @@ EXERCISES: dict[Action, list[Exercise]] = {
         api("post", lambda w: "/api/v1/voice-agents/", lambda w: {}),  # invalid: 400 before any Retell call
     ],
     Action.VOICE_SETTINGS: [page("get", lambda w: "/voice/settings/")],
+    Action.WEBHOOK_MANAGE: [
+        page("get", lambda w: "/settings/webhooks/"),
+        api("get", lambda w: "/api/v1/webhook-endpoints/"),
+        api("get", lambda w: "/api/v1/webhook-deliveries/"),
+    ],
 }
 
 

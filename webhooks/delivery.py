@@ -1,0 +1,255 @@
+"""The delivery runner: claims a tenant's due deliveries under a lease, sends them many at a time through
+the SSRF guard's pooled client (15 s timeout, no redirects), writes the results in bulk and schedules the
+retries as rows with a due time (never countdown tasks).
+
+Retries, with jitter, after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h; then failed.
+410 Gone disables the endpoint; 429 and 5xx also hold back the endpoint's other deliveries (Retry-After
+when given); an endpoint failing for DISABLE_AFTER is disabled. A runner that dies leaves its claims to
+expire: they are sent again with the same webhook id (Standard Webhooks receivers drop duplicates by id).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from django.db import connection, transaction
+from django.db.models import Min, Q
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from core.redis import redis_client
+from core.urlguard import FetchFailed, guarded_client, url_check
+from webhooks import signing
+from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
+from webhooks.services import active_secrets, endpoint_disable, subscriptions_changed
+
+logger = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+JITTER = 0.2
+TIMEOUT_S = 15.0
+LEASE = timedelta(seconds=60)
+BATCH = 200
+THREADS = 32
+DISABLE_AFTER = timedelta(days=5)
+MAX_SLOWDOWN = timedelta(hours=1)
+BODY_KEPT = 2048
+DUE_KEY = "hooks:due"  # sorted set: tenant schema -> when its next delivery is due (epoch seconds)
+RUN_FLAG = "hooks:run:{}"
+USER_AGENT = "ControlPanel-Webhooks/1.0"
+
+
+def retry_delay(attempt: int, rng: random.Random | None = None) -> float | None:
+    """Seconds to wait after failed attempt number `attempt` (1-based); None when none is left."""
+    if attempt > len(RETRY_DELAYS_S):
+        return None
+    base = RETRY_DELAYS_S[attempt - 1]
+    return base * (1 + (rng or random).uniform(-JITTER, JITTER))
+
+
+@dataclass
+class Outcome:
+    delivery_id: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    body: str
+    error: str
+    retry_after_s: float | None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+def _attempt(delivery: Delivery, endpoint: Endpoint, secrets: list[str]) -> Outcome:
+    started, clock = timezone.now(), time.monotonic()
+    body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    timestamp = int(time.time())
+    headers = {
+        **endpoint.headers,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": delivery.webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.signature_header(secrets, delivery.webhook_id, timestamp, body),
+    }
+    code: int | None = None
+    text = error = ""
+    retry_after = None
+    try:
+        response = guarded_client().post(url_check(endpoint.url), content=body, headers=headers, timeout=TIMEOUT_S)
+        code, text, retry_after = response.status_code, response.text[:BODY_KEPT], _retry_after(response)
+    except FetchFailed as exc:
+        error = f"refused: {exc}"
+    except httpx.TimeoutException:
+        error = "no answer in 15 s"
+    except httpx.HTTPError as exc:
+        error = f"connection failed: {type(exc).__name__}"
+    return Outcome(delivery.pk, started, int((time.monotonic() - clock) * 1000), code, text, error, retry_after)
+
+
+def _claim(now: datetime, limit: int) -> list[Delivery]:
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__enabled=True)
+            .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
+            .filter(Q(endpoint__slow_until=None) | Q(endpoint__slow_until__lte=now))
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        Delivery.objects.filter(pk__in=ids).update(claimed_until=now + LEASE)
+    return list(Delivery.objects.select_related("endpoint").filter(pk__in=ids))
+
+
+def deliver_batch(limit: int = BATCH) -> int:
+    """Claim and send one batch of this tenant's due deliveries; how many were attempted."""
+    now = timezone.now()
+    claimed = _claim(now, limit)
+    if not claimed:
+        return 0
+    secrets = {d.endpoint_id: active_secrets(d.endpoint) for d in claimed}
+    with ThreadPoolExecutor(max_workers=min(THREADS, len(claimed))) as pool:
+        outcomes = list(pool.map(lambda d: _attempt(d, d.endpoint, secrets[d.endpoint_id]), claimed))
+    _record(claimed, outcomes)
+    return len(claimed)
+
+
+def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
+    now = timezone.now()
+    by_id = {d.pk: d for d in claimed}
+    endpoints: dict[int, Endpoint] = {d.endpoint_id: d.endpoint for d in claimed}
+    attempts: list[Attempt] = []
+    for outcome in outcomes:
+        delivery = by_id[outcome.delivery_id]
+        endpoint = endpoints[delivery.endpoint_id]
+        delivery.attempts += 1
+        delivery.claimed_until = None
+        delivery.last_status_code = outcome.status_code
+        delivery.last_error = outcome.error[:300]
+        code = outcome.status_code
+        attempts.append(
+            Attempt(
+                delivery=delivery,
+                number=delivery.attempts,
+                started_at=outcome.started_at,
+                duration_ms=outcome.duration_ms,
+                status_code=code,
+                response_body=outcome.body,
+                error=outcome.error[:300],
+            )
+        )
+        if code is not None and 200 <= code < 300:
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
+            endpoint.failing_since, endpoint.slow_until = None, None
+            continue
+        endpoint.failing_since = endpoint.failing_since or now
+        if code == 410:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            endpoint.enabled, endpoint.disabled_reason = False, "answered 410 Gone"
+            continue
+        delay = retry_delay(delivery.attempts)
+        if delay is None:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+        else:
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+        if code == 429 or (code is not None and code >= 500):
+            hold = timedelta(seconds=outcome.retry_after_s if outcome.retry_after_s is not None else delay or 0)
+            until = now + min(hold, MAX_SLOWDOWN)
+            endpoint.slow_until = max(endpoint.slow_until or until, until)
+    with transaction.atomic():
+        Delivery.objects.bulk_update(
+            claimed,
+            [
+                "attempts",
+                "claimed_until",
+                "last_status_code",
+                "last_error",
+                "status",
+                "delivered_at",
+                "next_attempt_at",
+            ],
+        )
+        Attempt.objects.bulk_create(attempts)
+        for endpoint in endpoints.values():
+            if not endpoint.enabled:
+                subscriptions_changed()
+            Endpoint.objects.filter(pk=endpoint.pk).update(
+                failing_since=endpoint.failing_since,
+                slow_until=endpoint.slow_until,
+                **({"enabled": False, "disabled_reason": endpoint.disabled_reason} if not endpoint.enabled else {}),
+            )
+            if endpoint.enabled and endpoint.failing_since and now - endpoint.failing_since > DISABLE_AFTER:
+                endpoint_disable(endpoint, f"failing since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC")
+                logger.warning("webhook endpoint %s disabled: failing for days", endpoint.pk)
+
+
+def deliver_due(*, time_budget_s: float = 50.0) -> int:
+    """Work through this tenant's due deliveries, then note when the next one is due."""
+    deadline, total = time.monotonic() + time_budget_s, 0
+    while time.monotonic() < deadline:
+        done = deliver_batch()
+        total += done
+        if done == 0:
+            break
+    return total
+
+
+def next_due_at() -> datetime | None:
+    """When this tenant's next pending delivery may go: its retry time, or later while its endpoint is
+    held back or a runner's claim on it has not expired."""
+    pending = Delivery.objects.filter(status=DeliveryStatus.PENDING, endpoint__enabled=True)
+    due = Greatest(
+        "next_attempt_at",
+        Coalesce("endpoint__slow_until", "next_attempt_at"),
+        Coalesce("claimed_until", "next_attempt_at"),
+    )
+    found: datetime | None = pending.aggregate(first=Min(due))["first"]
+    return found
+
+
+def wake_schedule(schema: str) -> None:
+    when = next_due_at()
+    if when is not None:
+        redis_client().zadd(DUE_KEY, {schema: when.timestamp()}, lt=True)  # added, or moved earlier
+
+
+def runner_start(schema: str) -> None:
+    """Have one runner go through `schema`'s due deliveries (a running one picks up new work itself)."""
+    from config.celery import app
+
+    if redis_client().set(RUN_FLAG.format(schema), "1", nx=True, ex=int(LEASE.total_seconds()) * 2):
+        app.send_task("webhooks.deliver", queue="hooks", headers={"_schema_name": schema})
+
+
+def run(schema: str) -> int:
+    """The runner task's body: deliver, let go of the flag, look once more, schedule the next wake-up."""
+    total = deliver_due()
+    redis_client().delete(RUN_FLAG.format(schema))
+    total += deliver_batch()  # anything that arrived after our last look and before the flag went
+    wake_schedule(schema)
+    return total
+
+
+def due_sweep(now: float | None = None) -> int:
+    """Beat: start a runner for every tenant whose next delivery is due."""
+    r = redis_client()
+    found: list[bytes] = r.zrangebyscore(DUE_KEY, "-inf", now or time.time())  # type: ignore[assignment]
+    schemas = [s.decode() for s in found]
+    for schema in schemas:
+        r.zrem(DUE_KEY, schema)
+        runner_start(schema)
+    return len(schemas)
+
+
+def current_schema() -> str:
+    return str(getattr(connection, "schema_name", "public"))

@@ -1,0 +1,214 @@
+"""Outgoing webhooks: endpoints (URL through the SSRF guard, a secret shown once, rotation with overlap),
+deliveries created when an event happens, replays and test events. Sending is in webhooks.delivery."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core.urlguard import FetchFailed, url_check
+from webhooks import signing
+from webhooks.catalog import EVENT_TYPES, TEST_EVENT
+from webhooks.models import Delivery, DeliveryStatus, Endpoint
+
+ROTATION_OVERLAP = timedelta(hours=24)
+RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "user-agent"})
+MAX_HEADERS = 10
+
+
+def _schema() -> str:
+    return str(getattr(connection, "schema_name", "public"))
+
+
+def _url_clean(url: str) -> str:
+    url = url.strip()
+    try:
+        url_check(url)
+    except FetchFailed as exc:
+        raise ValidationError({"url": _("This URL cannot receive webhooks: %(reason)s.") % {"reason": exc}}) from exc
+    return url
+
+
+def _events_clean(events: list[str]) -> list[str]:
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown:
+        raise ValidationError({"events": _("Unknown events: %(names)s.") % {"names": ", ".join(unknown)}})
+    if not events:
+        raise ValidationError({"events": _("Choose at least one event.")})
+    return sorted(set(events))
+
+
+def _headers_clean(headers: dict[str, str]) -> dict[str, str]:
+    clean: dict[str, str] = {}
+    for name, value in headers.items():
+        name = str(name).strip()
+        lowered = name.lower()
+        if not name:
+            continue
+        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+            raise ValidationError({"headers": _("The header %(name)s is set by us.") % {"name": name}})
+        if any(c in name + str(value) for c in "\r\n") or not name.replace("-", "").isalnum():
+            raise ValidationError({"headers": _("The header %(name)s is not valid.") % {"name": name}})
+        clean[name] = str(value)
+    if len(clean) > MAX_HEADERS:
+        raise ValidationError({"headers": _("At most %(n)s custom headers.") % {"n": MAX_HEADERS}})
+    return clean
+
+
+def endpoint_create(
+    *, url: str, events: list[str], description: str = "", headers: dict[str, str] | None = None
+) -> tuple[Endpoint, str]:
+    """A new endpoint and its signing secret (returned here once; stored encrypted, never shown again)."""
+    secret = signing.secret_new()
+    endpoint = Endpoint.objects.create(
+        url=_url_clean(url),
+        events=_events_clean(events),
+        description=description.strip()[:200],
+        headers=_headers_clean(headers or {}),
+        secrets={"current": secret, "previous": "", "previous_until": ""},
+    )
+    subscriptions_changed()
+    return endpoint, secret
+
+
+def endpoint_update(
+    endpoint: Endpoint,
+    *,
+    url: str | None = None,
+    events: list[str] | None = None,
+    description: str | None = None,
+    headers: dict[str, str] | None = None,
+    enabled: bool | None = None,
+) -> Endpoint:
+    if url is not None:
+        endpoint.url = _url_clean(url)
+    if events is not None:
+        endpoint.events = _events_clean(events)
+    if description is not None:
+        endpoint.description = description.strip()[:200]
+    if headers is not None:
+        endpoint.headers = _headers_clean(headers)
+    if enabled is not None and enabled != endpoint.enabled:
+        endpoint.enabled = enabled
+        if enabled:  # switched back on: a fresh start, what waited goes now
+            endpoint.disabled_reason, endpoint.failing_since, endpoint.slow_until = "", None, None
+    endpoint.save()
+    subscriptions_changed()
+    if endpoint.enabled:
+        deliveries_kick()
+    return endpoint
+
+
+def endpoint_disable(endpoint: Endpoint, reason: str) -> None:
+    endpoint.enabled, endpoint.disabled_reason = False, reason[:200]
+    endpoint.save(update_fields=["enabled", "disabled_reason"])
+    subscriptions_changed()
+
+
+def endpoint_delete(endpoint: Endpoint) -> None:
+    endpoint.delete()
+    subscriptions_changed()
+
+
+def endpoint_rotate_secret(endpoint: Endpoint, *, overlap: timedelta = ROTATION_OVERLAP) -> str:
+    """A new secret; the old one keeps signing too until the overlap ends (both signatures are sent)."""
+    secret = signing.secret_new()
+    endpoint.secrets = {
+        "current": secret,
+        "previous": endpoint.secrets.get("current", ""),
+        "previous_until": (timezone.now() + overlap).isoformat(),
+    }
+    endpoint.save(update_fields=["secrets"])
+    return secret
+
+
+def active_secrets(endpoint: Endpoint) -> list[str]:
+    found = [endpoint.secrets["current"]]
+    previous, until = endpoint.secrets.get("previous", ""), endpoint.secrets.get("previous_until", "")
+    if previous and until and datetime.fromisoformat(until) > timezone.now():
+        found.append(previous)
+    return found
+
+
+def _webhook_id() -> str:
+    return "msg_" + uuid.uuid4().hex + secrets.token_hex(4)
+
+
+def _subscriptions() -> dict[str, list[int]]:
+    """event type -> enabled endpoint ids, cached per tenant (dropped whenever an endpoint changes), so an
+    event in a tenant without endpoints costs one cache read."""
+    key = f"{_schema()}:webhooks:subscriptions"
+    found = cache.get(key)
+    if found is None:
+        found = {}
+        for pk, names in Endpoint.objects.filter(enabled=True).values_list("pk", "events"):
+            for name in names:
+                found.setdefault(name, []).append(pk)
+        cache.set(key, found, 300)
+    return dict(found)
+
+
+def subscriptions_changed() -> None:
+    key = f"{_schema()}:webhooks:subscriptions"
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
+
+
+def event_publish(event_type: str, data: dict[str, Any]) -> int:
+    """One delivery per enabled endpoint that subscribed to `event_type` (in the current tenant)."""
+    endpoints = _subscriptions().get(event_type, [])
+    if not endpoints:
+        return 0
+    body = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
+    now = timezone.now()
+    Delivery.objects.bulk_create(
+        [
+            Delivery(endpoint_id=pk, webhook_id=_webhook_id(), event_type=event_type, payload=body, next_attempt_at=now)
+            for pk in endpoints
+        ]
+    )
+    deliveries_kick()
+    return len(endpoints)
+
+
+def send_test_event(endpoint: Endpoint) -> Delivery:
+    body = {
+        "type": TEST_EVENT,
+        "timestamp": timezone.now().isoformat(),
+        "data": {"endpoint_id": endpoint.pk, "message": "This is a test event."},
+    }
+    delivery = Delivery.objects.create(
+        endpoint=endpoint, webhook_id=_webhook_id(), event_type=TEST_EVENT, payload=body, next_attempt_at=timezone.now()
+    )
+    deliveries_kick()
+    return delivery
+
+
+def delivery_replay(delivery: Delivery) -> Delivery:
+    """Send it again, with the same webhook id (a receiver that already has it can drop it)."""
+    if delivery.status == DeliveryStatus.PENDING and delivery.claimed_until and delivery.claimed_until > timezone.now():
+        raise ValidationError(_("This delivery is being sent right now."))
+    delivery.status, delivery.next_attempt_at, delivery.claimed_until = DeliveryStatus.PENDING, timezone.now(), None
+    delivery.save(update_fields=["status", "next_attempt_at", "claimed_until"])
+    deliveries_kick()
+    return delivery
+
+
+def deliveries_kick() -> None:
+    """After the commit: have a runner work through this tenant's due deliveries."""
+    schema = _schema()
+    transaction.on_commit(lambda: _kick_now(schema))
+
+
+def _kick_now(schema: str) -> None:
+    from webhooks.delivery import runner_start
+
+    runner_start(schema)
