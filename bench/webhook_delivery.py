@@ -1,0 +1,150 @@
+"""Benchmark: outgoing webhook delivery. Events are published at a steady rate (as domain events would
+publish them) for one endpoint whose loopback receiver (its own process) fails half of the first attempts
+with 500; the Procfile's worker and beat deliver them and retry. Every webhook id the receiver answered
+200 is counted: lost (never delivered), duplicated (answered 200 twice).
+
+Keys: per_s (deliveries completed per second over the run), p99_ms / p50_ms (event to its first attempt),
+lost, duplicates, target {per_s >= 500, p99_ms < 1000}.
+
+    make bench-webhook_delivery
+    python bench/webhook_delivery.py --events 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _support import BASE_DIR, bench_env, database_ensure, free_port, start, stop
+
+TARGET_PER_S, TARGET_P99_MS = 500.0, 1000.0
+
+RECEIVER = r"""
+import hashlib, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+seen, lock, log = set(), threading.Lock(), open(sys.argv[2], "a", buffering=1)
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        wid = self.headers.get("webhook-id", "")
+        with lock:
+            first = wid not in seen
+            seen.add(wid)
+        fail = first and hashlib.sha256(wid.encode()).digest()[0] % 2 == 0
+        code = 500 if fail else 200
+        log.write(f"{wid} {time.time():.6f} {code} {int(first)}\n")
+        self.send_response(code); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+ThreadingHTTPServer.request_queue_size = 1024
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=600.0, help="events published per second")
+    parser.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args()
+    env = bench_env("hooks", free_port())
+    env["OUTBOUND_URL_ALLOW_LOOPBACK"] = "true"
+    database_ensure(env)
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from core.redis import redis_client
+    from tenants.models import Tenant
+    from tenants.services import tenant_create
+    from webhooks.models import Delivery, DeliveryStatus, Endpoint
+    from webhooks.services import endpoint_create, event_publish
+
+    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    connection.set_tenant(tenant)
+    Endpoint.objects.all().delete()
+    for key in redis_client().scan_iter("hooks:*"):
+        redis_client().delete(key)
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-hooks-"))
+    received_log = workdir / "received.log"
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port), str(received_log)], start_new_session=True)
+    endpoint_create(url=f"http://127.0.0.1:{port}/in", events=["lead.won"])
+    worker = start("worker", env, workdir / "worker.log")
+    beat = start("beat", env, workdir / "beat.log")
+    try:
+        time.sleep(8)  # worker and beat up
+        started = time.time()
+        per_tick = 25
+        published = 0
+        while published < args.events:
+            due = started + published / args.rate
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            with transaction.atomic():
+                for i in range(min(per_tick, args.events - published)):
+                    event_publish("lead.won", {"card_id": published + i})
+            published += min(per_tick, args.events - published)
+        publish_s = time.time() - started
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            if not Delivery.objects.filter(status=DeliveryStatus.PENDING).exists():
+                break
+            time.sleep(0.5)
+        rows = list(Delivery.objects.values_list("webhook_id", "created_at", "status"))
+    finally:
+        for proc in (beat, worker):
+            stop(proc)
+        receiver.terminate()
+        receiver.wait(timeout=10)
+    first: dict[str, float] = {}
+    ok: dict[str, int] = {}
+    last_ok = 0.0
+    for line in received_log.read_text().splitlines():
+        wid, at, code, _is_first = line.split()
+        first.setdefault(wid, float(at))
+        if code == "200":
+            ok[wid] = ok.get(wid, 0) + 1
+            last_ok = max(last_ok, float(at))
+    latencies = sorted((first[w] - created.timestamp()) * 1000 for w, created, _s in rows if w in first)
+    lost = sum(1 for w, _c, _s in rows if w not in ok)
+    duplicates = sum(n - 1 for n in ok.values() if n > 1)
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))], 1) if latencies else 0.0
+
+    wall = max(last_ok - started, 1e-6)
+    per_s = round(len(ok) / wall, 1)
+    result = {
+        "bench": "webhook_delivery",
+        "events": len(rows),
+        "publish_per_s": round(published / publish_s, 1),
+        "per_s": per_s,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "wall_s": round(wall, 2),
+        "first_attempt_failures": sum(1 for line in received_log.read_text().splitlines() if line.endswith(" 500 1")),
+        "errors": sum(1 for _w, _c, s in rows if s == DeliveryStatus.FAILED),
+        "lost": lost,
+        "duplicates": duplicates,
+        "target": {"per_s": TARGET_PER_S, "p99_ms": TARGET_P99_MS},
+        "target_met": per_s >= TARGET_PER_S and pct(0.99) < TARGET_P99_MS and lost == 0 and duplicates == 0,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BASE_DIR))
+    main()
