@@ -82,3 +82,50 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.number} {self.status_code or self.error}"
+
+
+class InboundAuth(models.TextChoices):
+    HMAC = "hmac", _("HMAC-SHA256 of the body (X-Signature: sha256=<hex>)")
+    STANDARD = "standard", _("Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)")
+
+
+class InboundHook(models.Model):
+    """A URL other systems POST JSON to (a payment approved, a form filled): fields are picked from the
+    body by path and turned into actions on a contact."""
+
+    name = models.CharField(_("name"), max_length=100)
+    key = models.CharField(max_length=48, unique=True)  # the URL's secret-free part: /hooks/in/<key>/
+    auth = models.CharField(_("signature"), max_length=16, choices=InboundAuth.choices, default=InboundAuth.HMAC)
+    secret = EncryptedJSONField(default=dict)  # {"value": "..."}
+    enabled = models.BooleanField(_("enabled"), default=True)
+    # {"phone": "customer.phone", "name": "customer.name", "email": "customer.email"}: dotted paths
+    mapping = models.JSONField(default=dict)
+    # [{"type": "tag_add", "tag_id": 3}, {"type": "card_move", "board_id": 1, "stage_id": 4}, ...]
+    actions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class InboundEventStatus(models.TextChoices):
+    APPLIED = "applied", _("Applied")
+    FAILED = "failed", _("Failed")
+
+
+class InboundEvent(models.Model):
+    hook = models.ForeignKey(InboundHook, on_delete=models.CASCADE, related_name="events")
+    received_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=InboundEventStatus.choices)
+    outcome = models.JSONField(default=list)  # what each action did
+    contact_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hook_id} {self.status}"

@@ -28,3 +28,26 @@ def signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 def signature_header(active_secrets: list[str], webhook_id: str, timestamp: int, body: bytes) -> str:
     return " ".join(signature(s, webhook_id, timestamp, body) for s in active_secrets)
+
+
+class SignatureInvalid(Exception):
+    pass
+
+
+def verify(secret: str, body: bytes, headers: dict[str, str], tolerance_s: int, now: float | None = None) -> None:
+    """Check a Standard Webhooks request: the timestamp within `tolerance_s` of now and one `v1,` signature
+    in `webhook-signature` matching. Raises SignatureInvalid."""
+    import time
+
+    webhook_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
+    if not webhook_id or not stamp.isdigit():
+        raise SignatureInvalid("missing webhook-id or webhook-timestamp")
+    if abs((now or time.time()) - int(stamp)) > tolerance_s:
+        raise SignatureInvalid("webhook-timestamp too old or in the future")
+    try:
+        expected = signature(secret, webhook_id, int(stamp), body)
+    except ValueError as exc:
+        raise SignatureInvalid("the secret is not a whsec_ secret") from exc
+    given = headers.get("webhook-signature", "").split(" ")
+    if not any(hmac.compare_digest(candidate, expected) for candidate in given):
+        raise SignatureInvalid("no signature matches")

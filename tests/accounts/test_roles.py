@@ -264,6 +264,7 @@ EXERCISES: dict[Action, list[Exercise]] = {
         page("get", lambda w: "/settings/webhooks/"),
         api("get", lambda w: "/api/v1/webhook-endpoints/"),
         api("get", lambda w: "/api/v1/webhook-deliveries/"),
+        page("get", lambda w: "/settings/webhooks/inbound/"),
     ],
 }
 
@@ -387,6 +388,7 @@ PUBLIC_VIEWS = {
     "SpectacularSwaggerView",
     "SpectacularSwaggerSplitView",
     "APIRootView",
+    "inbound_receive",  # another system's POST: authenticated by the hook's signature, not by a member
 }
 
 

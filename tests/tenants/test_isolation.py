@@ -107,6 +107,8 @@ RESOURCES = {
     "webhook-endpoints": "webhooks.Endpoint",
     "deliveries": "webhooks.Delivery",
     "webhook-deliveries": "webhooks.Delivery",
+    "inbound": "webhooks.InboundHook",
+    "events": "webhooks.InboundEvent",
     "members": "accounts.Membership",
     "tokens": "accounts.ApiToken",
     "api-tokens": "accounts.ApiToken",
@@ -284,6 +286,12 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         number=1,
         started_at=timezone.now(),
         response_body=f"{MARK} answer",
+    ),
+    "webhooks.InboundHook": lambda w: w.make(
+        "webhooks.InboundHook", name=f"{MARK} hook", key=f"{MARK}-key", mapping={"phone": "p"}, secret={"value": "s"}
+    ),
+    "webhooks.InboundEvent": lambda w: w.make(
+        "webhooks.InboundEvent", hook=w.get("webhooks.InboundHook"), payload={"p": f"{MARK} payload"}, status="applied"
     ),
     # public schema, owned by B
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
