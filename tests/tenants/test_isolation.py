@@ -165,6 +165,7 @@ OTHER_KWARGS: dict[str, Callable[[World], str]] = {
     "uidb64": lambda w: "MQ",
     "schema": lambda w: w.tenant.schema_name,  # B's media, by URL
     "path": lambda w: w.media_name,
+    "key": lambda w: w.get("webhooks.InboundHook").key,  # B's inbound webhook, posted on A's host
 }
 
 
