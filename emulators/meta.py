@@ -356,6 +356,8 @@ class MetaEmulator(EmulatorServer):
         self.portfolios: dict[str, str] = {}  # WABA id -> business portfolio id (a default is derived)
         self.parent_ids = False  # linked portfolios: also send parent BSUIDs
         self.customers: dict[str, Customer] = {}
+        self._by_phone: dict[str, Customer] = {}
+        self._by_username: dict[str, Customer] = {}
         self.captured: list[dict[str, Any]] | None = None
 
     @contextmanager
@@ -382,12 +384,23 @@ class MetaEmulator(EmulatorServer):
         """The user with this phone (or, without one, this username), made when new."""
         phone, username = phone.lstrip("+"), username.lstrip("@")
         with self.lock:
-            for found in self.customers.values():
-                if (phone and found.phone == phone) or (not phone and username and found.username == username):
-                    return found
-            made = Customer(key=phone or f"u:{username}", phone=phone, username=username)
-            self.customers[made.key] = made
-            return made
+            found = self._by_phone.get(phone) if phone else self._by_username.get(username) if username else None
+            if found is None:
+                found = Customer(key=phone or f"u:{username}", phone=phone, username=username)
+                self.customers[found.key] = found
+                if phone:
+                    self._by_phone[phone] = found
+            if username and found.username != username:
+                found.username = username
+            if found.username:
+                self._by_username[found.username] = found
+            return found
+
+    def _rephone(self, customer: Customer, new_phone: str) -> None:
+        with self.lock:
+            self._by_phone.pop(customer.phone, None)
+            customer.phone = new_phone
+            self._by_phone[new_phone] = customer
 
     def user_id(self, pnid: str, customer: Customer, generation: int | None = None) -> str:
         """The customer's BSUID in the portfolio of this number: country, period, digits."""
@@ -546,8 +559,6 @@ class MetaEmulator(EmulatorServer):
         wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
         customer = self.customer(phone=from_phone, username=username)
         customer.name = name
-        if username:
-            customer.username = username.lstrip("@")
         if withhold_phone is not None:
             customer.withhold_phone = withhold_phone
         card = self._contact_card(phone_number_id, customer)
@@ -583,7 +594,7 @@ class MetaEmulator(EmulatorServer):
         customer = self.customer(phone=phone)
         previous, previous_parent = self.user_id(phone_number_id, customer), self.parent_user_id(customer)
         customer.generation += 1
-        customer.phone = new_phone.lstrip("+")
+        self._rephone(customer, new_phone.lstrip("+"))
         current, parent = self.user_id(phone_number_id, customer), self.parent_user_id(customer)
         now = str(int(time.time()))
         if form == "user_id_update":
