@@ -453,7 +453,8 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
     )
     if found is None:
         return None
-    if update.recipient_user_id or update.recipient_parent_user_id:
+    if (update.recipient_user_id or update.recipient_parent_user_id) and update.status in ("sent", "delivered"):
+        # Learnt from the first statuses only (each carries it): a read adds no write to this hot path.
         _recipient_ids_learn(channel, found["conversation__contact_id"], update)
     new = update.status
     changes: dict[str, Any]
