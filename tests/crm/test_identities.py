@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.test import Client
+from django.utils import translation
 
 from accounts.models import User
 from accounts.services import api_token_create
@@ -30,6 +31,13 @@ from tests.support import run_until_none
 pytestmark = pytest.mark.django_db
 
 PORTFOLIO = "412300000000001"
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Any:
+    """The reasons are checked in English (pt-BR has them too)."""
+    with translation.override("en"):
+        yield
 
 
 def _bsuid() -> str:
