@@ -156,7 +156,7 @@ def main() -> None:
         for m in sent.only("sent_at", "queued_at")
         if m.sent_at and m.queued_at
     )
-    wanted = {c.phone.lstrip("+") for c in contacts}
+    wanted = {(c.phone or "").lstrip("+") for c in contacts}
     got = received() - before
     emulator.terminate()
     got = Counter({to: n for to, n in got.items() if to in wanted})

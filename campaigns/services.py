@@ -46,7 +46,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([\w.-]+)\s*\}\}")
 SLOT = re.compile(r"\{\{(\d{1,3})\}\}")
 MAX_VALUE = 1000  # one filled-in value (a contact's data is the customer's: it never grows a message unbounded)
 # Codes of message_send's refusals that concern one contact, not the campaign: skip that contact.
-SKIP_CODES = {"opted_out", "window_closed"}
+SKIP_CODES = {"opted_out", "window_closed", "no_address"}
 MAX_BATCH = 500
 
 

@@ -20,7 +20,7 @@ from accounts.permissions import crud_actions
 from core.roles import Action
 from crm.export import contacts_csv_rows
 from crm.models import Contact, CustomField, Segment, Tag
-from crm.selectors import consent_summary, contacts_filter
+from crm.selectors import consent_summary, contact_identities, contacts_filter
 from crm.services import (
     contact_erase,
     contact_get_or_create,
@@ -39,6 +39,7 @@ def filter_spec(params: Any) -> dict[str, Any]:
         "opted_out": params.get("opted_out") or None,
         "channel": params.get("channel") or None,
         "segment": params.get("segment") or None,
+        "phone": params.get("phone") or None,  # with | without
         "fields": {
             **{k[6:]: v for k, v in params.items() if k.startswith("field.")},
             # the contacts page's "custom field is" filter
@@ -78,24 +79,47 @@ class SegmentSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 class ContactSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     tags = serializers.PrimaryKeyRelatedField(many=True, queryset=Tag.objects.all(), required=False)
     consent = serializers.SerializerMethodField()
+    identities = serializers.SerializerMethodField()
+    # A WhatsApp user with a username may never show a phone: a contact may have none.
+    phone = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=40)
 
     class Meta:
         model = Contact
-        fields = ["id", "phone", "name", "email", "wa_profile_name", "tags", "custom_fields", "consent", "created_at"]
-        read_only_fields = ["wa_profile_name", "created_at"]
+        fields = [
+            "id",
+            "phone",
+            "name",
+            "email",
+            "wa_profile_name",
+            "wa_username",
+            "identities",
+            "tags",
+            "custom_fields",
+            "consent",
+            "created_at",
+        ]
+        read_only_fields = ["wa_profile_name", "wa_username", "created_at"]
 
     def get_consent(self, contact: Contact) -> dict[str, Any]:
         return consent_summary(contact)
 
-    def validate_phone(self, value: str) -> str:
+    def get_identities(self, contact: Contact) -> list[dict[str, Any]]:
+        """Phone, WhatsApp user ids (with their business portfolio) and username: read-only, learnt from
+        the providers."""
+        return contact_identities(contact)
+
+    def validate_phone(self, value: str | None) -> str | None:
         """A number that cannot exist is refused with the reason (400 with the field's error)."""
+        if not value:
+            return None
         try:
             return phone_normalize(value)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from exc
 
     def create(self, validated: dict[str, Any]) -> Contact:
-        contact = contact_get_or_create(phone=validated["phone"])
+        phone = validated.get("phone")
+        contact = contact_get_or_create(phone=phone) if phone else Contact()
         return contact_update(contact=contact, **{k: v for k, v in validated.items() if k != "phone"})
 
     def update(self, contact: Contact, validated: dict[str, Any]) -> Contact:
@@ -111,7 +135,8 @@ class ContactSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 
 class ContactViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
-    """Contacts. Filter with ?q= (name, phone, email), ?tag= (repeatable), ?opted_out=whatsapp|sms|any|none,
+    """Contacts. Filter with ?q= (name, phone, email, WhatsApp username or user id), ?phone=with|without,
+    ?tag= (repeatable), ?opted_out=whatsapp|sms|any|none,
     ?channel=<id>, ?segment=<id>, ?field.<key>=<value>."""
 
     serializer_class = ContactSerializer
@@ -123,7 +148,9 @@ class ContactViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     }
 
     def get_queryset(self) -> QuerySet[Contact]:
-        return contacts_filter(filter_spec(self.request.query_params)).prefetch_related("tags", "consents")
+        return contacts_filter(filter_spec(self.request.query_params)).prefetch_related(
+            "tags", "consents", "identities"
+        )
 
     @extend_schema(parameters=[OpenApiParameter("q", str), OpenApiParameter("tag", int, many=True)])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

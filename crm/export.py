@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from crm.models import Contact, CustomField
+from crm.models import Contact, CustomField, IdentityKind
 
 # A cell a spreadsheet would read as a formula (OWASP "CSV injection"): it starts with = + - @, a tab or
 # a carriage return. Such a cell gets a leading ' so it shows as text, unless it is a plain signed
@@ -47,17 +47,25 @@ class _Echo:
 def contacts_csv_rows(contacts: QuerySet[Contact]) -> Iterator[str]:
     fields = list(CustomField.objects.values_list("key", flat=True))
     writer = SafeCSVWriter(_Echo())
-    yield "\ufeff" + writer.writerow(["phone", "name", "email", "tags", "whatsapp_consent", "sms_consent", *fields])
-    for contact in contacts.prefetch_related("tags", "consents").iterator(chunk_size=2000):
+    header = ["phone", "name", "email", "tags", "whatsapp_consent", "sms_consent"]
+    # A contact known on WhatsApp by its user id alone has no phone: the id (with the business portfolio
+    # it belongs to) and the username are exported, and the import reads them back.
+    header += ["whatsapp_username", "whatsapp_bsuid", "whatsapp_portfolio"]
+    yield "\ufeff" + writer.writerow([*header, *fields])
+    for contact in contacts.prefetch_related("tags", "consents", "identities").iterator(chunk_size=2000):
         consent = {c.medium: c.status for c in contact.consents.all()}
+        bsuid = next((i for i in contact.identities.all() if i.kind == IdentityKind.WHATSAPP_BSUID), None)  # type: ignore[attr-defined]
         yield writer.writerow(
             [
-                contact.phone,
+                contact.phone or "",
                 contact.name,
                 contact.email,
                 ";".join(t.name for t in contact.tags.all()),
                 consent.get("whatsapp", ""),
                 consent.get("sms", ""),
+                contact.wa_username,
+                bsuid.value if bsuid else "",
+                bsuid.scope if bsuid else "",
                 *[contact.custom_fields.get(key, "") for key in fields],
             ]
         )

@@ -24,8 +24,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.export import SafeCSVWriter
-from crm.models import Contact, ContactImport, CustomField, ImportStatus
-from crm.services import custom_fields_clean, phone_normalize
+from crm.models import Contact, ContactIdentity, ContactImport, CustomField, IdentityKind, ImportStatus
+from crm.services import bsuid_valid, contact_resolve, custom_fields_clean, phone_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,12 @@ GUESSES = {
     "phone": {"phone", "telefone", "celular", "whatsapp", "fone", "mobile", "numero", "tel", "phone_number"},
     "name": {"name", "nome", "nome completo", "full name", "cliente", "contato"},
     "email": {"email", "e-mail", "mail"},
+    # WhatsApp identities, as the export writes them: a contact known by its BSUID alone has no phone.
+    "wa_bsuid": {"whatsapp_bsuid", "bsuid", "whatsapp user id", "whatsapp_user_id"},
+    "wa_portfolio": {"whatsapp_portfolio", "business portfolio", "portfolio"},
+    "wa_username": {"whatsapp_username", "username", "usuario", "usuário"},
 }
+KEY_TARGETS = ("phone", "wa_bsuid")
 
 
 def _fold(text: str) -> str:
@@ -167,8 +172,8 @@ def import_configure(
     from core.tasks import send_on_commit
     from crm.tasks import contact_import_run
 
-    if "phone" not in mapping.values():
-        raise ValidationError(_("Choose the column that has the phone number."))
+    if not any(key in mapping.values() for key in KEY_TARGETS):
+        raise ValidationError(_("Choose the column that has the phone number (or the WhatsApp user id)."))
     upload.mapping, upload.update_existing, upload.tag_ids = mapping, update_existing, tag_ids
     upload.status = ImportStatus.QUEUED
     upload.save(update_fields=["mapping", "update_existing", "tag_ids", "status"])
@@ -228,7 +233,7 @@ def import_run(*, import_id: int) -> ContactImport:
     header = next(rows, [])
     index = {name: i for i, name in enumerate(c.strip() for c in header)}
     targets = {target: index[column] for column, target in upload.mapping.items() if target and column in index}
-    if "phone" not in targets:
+    if not any(key in targets for key in KEY_TARGETS):
         return _fail(upload, _("No column is mapped to the phone number."))
     upload.status, upload.processed_rows, upload.total_rows = ImportStatus.RUNNING, 0, total
     upload.save(update_fields=["status", "processed_rows", "total_rows"])
@@ -259,6 +264,53 @@ def _fail(upload: ContactImport, reason: str) -> ContactImport:
     return upload
 
 
+def _only_portfolio() -> str:
+    """The business portfolio a BSUID without one belongs to: the workspace's only one. A BSUID means a
+    person only within its portfolio, so with two known the row must name it."""
+    scopes = list(
+        ContactIdentity.objects.filter(kind=IdentityKind.WHATSAPP_BSUID).values_list("scope", flat=True).distinct()[:2]
+    )
+    if len(scopes) != 1:
+        raise ValidationError(_("Add a whatsapp_portfolio column: the WhatsApp user id belongs to one portfolio."))
+    return scopes[0]
+
+
+def _import_by_user_id(
+    upload: ContactImport, number: int, row: list[str], values: dict[str, Any], writer: Any
+) -> Contact | None:
+    """A row with a WhatsApp user id (with or without a phone): found or made through the one resolver
+    the webhooks use, so an imported BSUID and a later message from that user are one contact."""
+    try:
+        phone = values.get("phone", "")
+        known = ContactIdentity.objects.filter(
+            kind=IdentityKind.WHATSAPP_BSUID, scope=values["wa_portfolio"], value=values["wa_bsuid"]
+        ).exists()
+        contact = contact_resolve(
+            scope=values["wa_portfolio"],
+            phone=phone,
+            bsuid=values["wa_bsuid"],
+            username=values["wa_username"],
+        )
+    except ValidationError as exc:
+        writer.writerow([number, *row, "; ".join(exc.messages)])
+        upload.failed_count += 1
+        return None
+    if contact is None:
+        return None
+    if known and not upload.update_existing:
+        upload.skipped_count += 1
+        return None
+    contact.name = values["name"] or contact.name
+    contact.email = values["email"] or contact.email
+    contact.custom_fields = {**contact.custom_fields, **(values["custom_fields"] or {})}
+    contact.save(update_fields=["name", "email", "custom_fields", "updated_at"])
+    if known:
+        upload.updated_count += 1
+    else:
+        upload.created_count += 1
+    return contact
+
+
 def _cell(row: list[str], position: int | None) -> str:
     return row[position].strip() if position is not None and position < len(row) else ""
 
@@ -267,10 +319,15 @@ def _import_chunk(
     upload: ContactImport, chunk: list[tuple[int, list[str]]], targets: dict[str, int], writer: Any, seen: set[str]
 ) -> None:
     parsed: dict[str, dict[str, Any]] = {}
+    by_user_id: list[tuple[int, list[str], dict[str, Any]]] = []  # rows without a phone, keyed by BSUID
     values: dict[str, Any]
     for number, row in chunk:
         try:
-            phone = phone_normalize(_cell(row, targets["phone"]))
+            raw_phone = _cell(row, targets.get("phone"))
+            user_id = _cell(row, targets.get("wa_bsuid"))
+            if user_id and not bsuid_valid(user_id):
+                raise ValidationError(_("%(id)s is not a WhatsApp user id (BSUID).") % {"id": user_id})
+            phone = phone_normalize(raw_phone) if raw_phone or not user_id else ""
             custom = {t[3:]: _cell(row, i) for t, i in targets.items() if t.startswith("cf:") and _cell(row, i)}
             email = _cell(row, targets.get("email"))
             if email:
@@ -279,10 +336,19 @@ def _import_chunk(
                 "name": _cell(row, targets.get("name"))[:150],
                 "email": email,
                 "custom_fields": custom_fields_clean(custom) if custom else {},
+                "phone": phone,
+                "wa_bsuid": user_id,
+                "wa_portfolio": _cell(row, targets.get("wa_portfolio")),
+                "wa_username": _cell(row, targets.get("wa_username")).lstrip("@")[:64],
             }
+            if user_id and not values["wa_portfolio"]:
+                values["wa_portfolio"] = _only_portfolio()
         except ValidationError as exc:
             writer.writerow([number, *row, "; ".join(exc.messages)])
             upload.failed_count += 1
+            continue
+        if not phone or values["wa_bsuid"]:
+            by_user_id.append((number, row, values))
             continue
         if phone in seen or phone in parsed:
             if not upload.update_existing:
@@ -293,12 +359,19 @@ def _import_chunk(
                 "name": values["name"] or previous["name"],
                 "email": values["email"] or previous["email"],
                 "custom_fields": {**previous["custom_fields"], **values["custom_fields"]},
+                "wa_username": values["wa_username"] or previous.get("wa_username", ""),
             }
         parsed[phone] = values
     with transaction.atomic():
-        existing = {c.phone: c for c in Contact.objects.filter(phone__in=list(parsed))}
+        existing = {str(c.phone): c for c in Contact.objects.filter(phone__in=list(parsed))}
         new = [
-            Contact(phone=p, name=v["name"], email=v["email"], custom_fields=v["custom_fields"] or {})
+            Contact(
+                phone=p,
+                name=v["name"],
+                email=v["email"],
+                custom_fields=v["custom_fields"] or {},
+                wa_username=v.get("wa_username", ""),
+            )
             for p, v in parsed.items()
             if p not in existing
         ]
@@ -314,8 +387,9 @@ def _import_chunk(
             contact.custom_fields = {**contact.custom_fields, **(values["custom_fields"] or {})}
             changed.append(contact)
         Contact.objects.bulk_update(changed, ["name", "email", "custom_fields"], batch_size=CHUNK)
+        identified = [c for c in (_import_by_user_id(upload, n, r, v, writer) for n, r, v in by_user_id) if c]
         if upload.tag_ids:
-            ids = [c.pk for c in new] + [c.pk for c in changed]
+            ids = [c.pk for c in new] + [c.pk for c in changed] + [c.pk for c in identified]
             through = Contact.tags.through
             through.objects.bulk_create(
                 [through(contact_id=i, tag_id=t) for i in ids for t in upload.tag_ids],

@@ -45,12 +45,15 @@ class CustomField(models.Model):
 
 
 class Contact(models.Model):
-    """A customer, known by an E.164 phone number."""
+    """A customer, known by an E.164 phone number when one is known, and by its WhatsApp identities
+    (ContactIdentity: business-scoped user ids). A WhatsApp user with a username may never show a phone."""
 
-    phone = models.CharField(_("phone"), max_length=20, unique=True)
+    phone = models.CharField(_("phone"), max_length=20, unique=True, null=True, blank=True)
     name = models.CharField(_("name"), max_length=150, blank=True)
     email = models.EmailField(_("email"), blank=True)
     wa_profile_name = models.CharField(_("WhatsApp profile name"), max_length=150, blank=True)
+    # The WhatsApp username (shown and searched, never a key: a user can change it).
+    wa_username = models.CharField(_("WhatsApp username"), max_length=64, blank=True, db_index=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="contacts", verbose_name=_("tags"))
     custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)  # personal data erased on request (LGPD)
@@ -67,7 +70,51 @@ class Contact(models.Model):
 
     @property
     def display_name(self) -> str:
-        return self.name or self.wa_profile_name or self.phone
+        username = f"@{self.wa_username}" if self.wa_username else ""
+        return self.name or self.wa_profile_name or self.phone or username or f"#{self.pk}"
+
+
+class IdentityKind(models.TextChoices):
+    WHATSAPP_BSUID = "wa_bsuid", _("WhatsApp user id (BSUID)")
+    WHATSAPP_PARENT_BSUID = "wa_parent_bsuid", _("WhatsApp parent user id")
+
+
+class ContactIdentity(models.Model):
+    """A key by which a provider knows the contact. A BSUID is scoped to the Meta business portfolio of
+    the channel's WABA (`scope`: the portfolio id): one person seen through two portfolios has two. A
+    parent BSUID is shared by linked portfolios, so its scope is "". One owner per (kind, scope, value)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=20, choices=IdentityKind.choices)
+    scope = models.CharField(max_length=64, blank=True)
+    value = models.CharField(max_length=160)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "scope", "value"], name="identity_one_owner")]
+        indexes = [models.Index(fields=["contact", "kind"], name="identity_by_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.scope}:{self.value}"
+
+
+class ContactMerge(models.Model):
+    """Two contacts found to be one person (by hand, or when Meta revealed that a BSUID and a phone are
+    the same user): what the merged one was, kept on the contact that remains."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="merges")
+    merged_contact_id = models.PositiveBigIntegerField()
+    merged_label = models.CharField(max_length=200, blank=True)
+    merged_phone = models.CharField(max_length=20, blank=True)
+    merged_identities = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.merged_contact_id} -> {self.contact_id}"
 
 
 class Medium(models.TextChoices):

@@ -1,16 +1,20 @@
 """Reads on contacts. One filter spec serves the list page, segments, bulk actions, export and the API:
 
 {"q": "ana", "tags": [1, 2], "opted_out": "whatsapp" | "sms" | "any" | "none",
- "channel": <channel id>, "fields": {"city": "Campinas"}, "segment": <segment id>}
+ "channel": <channel id>, "fields": {"city": "Campinas"}, "segment": <segment id>,
+ "phone": "with" | "without"}
+
+`q` matches name, email, WhatsApp profile name and username (with or without "@"), phone digits, and a
+WhatsApp user id (BSUID) exactly.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from crm.models import ConsentStatus, Contact, CustomField, Segment
+from crm.models import ConsentStatus, Contact, ContactIdentity, CustomField, IdentityKind, Segment
 
 
 def contacts_filter(spec: dict[str, Any] | None = None) -> QuerySet[Contact]:
@@ -32,9 +36,18 @@ def _contacts_filter(spec: dict[str, Any] | None, within: frozenset[int]) -> Que
     if text:
         digits = "".join(ch for ch in text if ch.isdigit())
         match = Q(name__icontains=text) | Q(email__icontains=text) | Q(wa_profile_name__icontains=text)
+        handle = text.lstrip("@")
+        if handle:
+            match |= Q(wa_username__icontains=handle)
         if len(digits) >= 3:
             match |= Q(phone__contains=digits)
+        if "." in text and " " not in text:  # a BSUID ("BR.1502576394655843"), matched whole
+            match |= Q(Exists(ContactIdentity.objects.filter(contact=OuterRef("pk"), value=text)))
         qs = qs.filter(match)
+    if spec.get("phone") == "with":
+        qs = qs.exclude(phone=None)
+    elif spec.get("phone") == "without":
+        qs = qs.filter(phone=None)
     tags = [int(t) for t in spec.get("tags") or [] if str(t).isdigit()]
     if tags:
         qs = qs.filter(tags__in=tags)
@@ -60,3 +73,28 @@ def consent_summary(contact: Contact) -> dict[str, Any]:
     return {
         c.medium: {"status": c.status, "source": c.source, "changed_at": c.changed_at} for c in contact.consents.all()
     }
+
+
+def contact_bsuid(contact: Contact, scope: str) -> str:
+    """The contact's WhatsApp user id in this business portfolio, or its parent id (valid in every
+    linked portfolio), or ""."""
+    rows = dict(
+        ContactIdentity.objects.filter(contact=contact)
+        .filter(Q(kind=IdentityKind.WHATSAPP_BSUID, scope=scope) | Q(kind=IdentityKind.WHATSAPP_PARENT_BSUID, scope=""))
+        .values_list("kind", "value")
+    )
+    return rows.get(IdentityKind.WHATSAPP_BSUID) or rows.get(IdentityKind.WHATSAPP_PARENT_BSUID) or ""
+
+
+def contact_identities(contact: Contact) -> list[dict[str, Any]]:
+    """Every key the contact is known by, for its page and the API: phone, BSUIDs, username."""
+    found: list[dict[str, Any]] = []
+    if contact.phone and not contact.phone.startswith("erased:"):
+        found.append({"kind": "phone", "scope": "", "value": contact.phone})
+    found += [
+        {"kind": i.kind, "scope": i.scope, "value": i.value}
+        for i in sorted(contact.identities.all(), key=lambda i: (i.kind, i.scope, i.value))  # type: ignore[attr-defined]
+    ]
+    if contact.wa_username:
+        found.append({"kind": "wa_username", "scope": "", "value": contact.wa_username})
+    return found

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.contributions import CONTACT_MERGE_GUARD, collect
 from core.roles import Action, permission_check
-from crm.models import ConsentStatus, Contact, ContactConsent, Medium, Segment
+from crm.models import (
+    ConsentStatus,
+    Contact,
+    ContactConsent,
+    ContactIdentity,
+    ContactMerge,
+    IdentityKind,
+    Medium,
+    Segment,
+)
 from crm.phones import phone_normalize
+
+logger = logging.getLogger(__name__)
 
 
 def phone_spellings(e164: str) -> list[str]:
@@ -40,6 +53,172 @@ def contact_get_or_create(
     if not created and wa_profile_name and contact.wa_profile_name != wa_profile_name:
         contact.wa_profile_name = wa_profile_name
         contact.save(update_fields=["wa_profile_name", "updated_at"])
+    return contact
+
+
+# --- identities: phone, WhatsApp business-scoped user ids, username ---------------------------------
+
+# Meta's BSUID: an ISO 3166 alpha-2 country code, a period, up to 128 letters and digits
+# ("BR.1502576394655843"); a parent BSUID has "ENT." after the country ("US.ENT.118157...").
+BSUID_RE = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9]{1,128}$")
+PARENT_BSUID_RE = re.compile(r"^[A-Z]{2}\.ENT\.[A-Za-z0-9]{1,128}$")
+USERNAME_MAX = 64
+
+
+def bsuid_valid(value: str) -> bool:
+    return bool(BSUID_RE.match(value)) and not PARENT_BSUID_RE.match(value)
+
+
+def _identity_keys(scope: str, bsuid: str, parent_bsuid: str) -> list[tuple[str, str, str]]:
+    """(kind, scope, value) of the ids given, in lookup order (parent first), malformed ones left out."""
+    keys: list[tuple[str, str, str]] = []
+    if parent_bsuid:
+        if PARENT_BSUID_RE.match(parent_bsuid):
+            keys.append((IdentityKind.WHATSAPP_PARENT_BSUID, "", parent_bsuid))
+        else:
+            logger.warning("a parent BSUID of unexpected shape was ignored")
+    if bsuid:
+        if bsuid_valid(bsuid) and scope:
+            keys.append((IdentityKind.WHATSAPP_BSUID, scope, bsuid))
+        else:
+            logger.warning("a BSUID of unexpected shape (or without a portfolio scope) was ignored")
+    return keys
+
+
+def _identity_owner(kind: str, scope: str, value: str) -> Contact | None:
+    row = ContactIdentity.objects.select_related("contact").filter(kind=kind, scope=scope, value=value).first()
+    return row.contact if row is not None else None
+
+
+def contact_resolve(
+    *,
+    scope: str,
+    phone: str = "",
+    bsuid: str = "",
+    parent_bsuid: str = "",
+    username: str = "",
+    profile_name: str = "",
+    create: bool = True,
+) -> Contact | None:
+    """The one contact a WhatsApp user is, from whatever identities the provider gave. Every WhatsApp
+    path (inbound messages, statuses, preferences, echoes, history, app contacts) finds contacts here.
+
+    `scope` is the Meta business portfolio of the channel's WABA (inbox.selectors.channel_identity_scope):
+    a BSUID means a person only within it. `phone` is the number as the provider wrote it (`wa_id`,
+    `from`), "" when withheld. Lookup goes parent BSUID -> BSUID -> phone; when they point at two
+    contacts, those are one person and are merged (the phone-keyed one is kept, the merge recorded).
+    The ids found are then all attached to that contact, and a newer profile name and username kept.
+    Returns None only when `create=False` and no contact matched, or no usable identity was given.
+    Raises ValidationError when the only identity is a phone that cannot be one."""
+    keys = _identity_keys(scope, bsuid, parent_bsuid)
+    e164 = ""
+    if phone:
+        try:
+            e164 = phone_normalize(phone, from_provider=True)
+        except ValidationError:
+            if not keys:
+                raise
+            logger.warning("a provider phone that is no number was ignored (the BSUID identifies the user)")
+    if not keys and not e164:
+        return None
+    username = username.lstrip("@")[:USERNAME_MAX]
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _contact_resolve(keys, e164, username, profile_name[:150], create)
+        except IntegrityError:
+            # A concurrent delivery created the same contact or identity first: look again, it is there now.
+            if attempt:
+                raise
+    return None  # not reached
+
+
+def _contact_resolve(
+    keys: list[tuple[str, str, str]], e164: str, username: str, profile_name: str, create: bool
+) -> Contact | None:
+    found: list[Contact] = []
+    for kind, scope, value in keys:
+        owner = _identity_owner(kind, scope, value)
+        if owner is not None and owner.pk not in {c.pk for c in found}:
+            found.append(owner)
+    by_phone = Contact.objects.filter(phone=e164).first() if e164 else None
+    if by_phone is not None and by_phone.pk not in {c.pk for c in found}:
+        found.append(by_phone)
+    if not found:
+        if not create:
+            return None
+        contact = Contact.objects.create(phone=e164 or None, wa_profile_name=profile_name, wa_username=username)
+    else:
+        # The phone-keyed contact stays (campaigns and imports know it); else the first one found.
+        contact = by_phone or found[0]
+        for other in found:
+            if other.pk != contact.pk:
+                contact = contact_merge(
+                    primary=contact, duplicate=other, reason=_("WhatsApp showed they are the same user")
+                )
+    ContactIdentity.objects.bulk_create(
+        [ContactIdentity(contact=contact, kind=kind, scope=scope, value=value) for kind, scope, value in keys],
+        ignore_conflicts=True,
+    )
+    changed: list[str] = []
+    if e164 and not contact.phone:
+        contact.phone = e164
+        changed.append("phone")
+    if profile_name and contact.wa_profile_name != profile_name:
+        contact.wa_profile_name = profile_name
+        changed.append("wa_profile_name")
+    if username and contact.wa_username != username:
+        contact.wa_username = username
+        changed.append("wa_username")
+    if changed:
+        contact.save(update_fields=[*changed, "updated_at"])
+    return contact
+
+
+def contact_identity_rekey(
+    *,
+    scope: str,
+    previous_bsuid: str,
+    bsuid: str,
+    previous_parent_bsuid: str = "",
+    parent_bsuid: str = "",
+    phone: str = "",
+) -> Contact | None:
+    """A user's BSUID changed (Meta regenerates it when they change their phone number): the contact
+    known by the previous id is now known by the new one, and by the new phone when it is given (the
+    old phone is no longer theirs). A contact already holding the new id or phone is the same person
+    and is merged in. None when nobody had the previous ids (then nothing is created)."""
+    previous = _identity_keys(scope, previous_bsuid, previous_parent_bsuid)
+    current = _identity_keys(scope, bsuid, parent_bsuid)
+    e164 = ""
+    if phone:
+        try:
+            e164 = phone_normalize(phone, from_provider=True)
+        except ValidationError:
+            logger.warning("a changed phone that is no number was ignored")
+    with transaction.atomic():
+        contact = next((c for c in (_identity_owner(*key) for key in previous) if c is not None), None)
+        if contact is None:
+            return contact_resolve(scope=scope, phone=e164, bsuid=bsuid, parent_bsuid=parent_bsuid, create=False)
+        for key in current:
+            other = _identity_owner(*key)
+            if other is not None and other.pk != contact.pk:
+                contact = contact_merge(primary=contact, duplicate=other, reason=_("WhatsApp user id changed"))
+        ContactIdentity.objects.filter(contact=contact, kind__in=[kind for kind, _scope, _value in current]).filter(
+            scope__in=[s for _kind, s, _value in current]
+        ).exclude(value__in=[value for _kind, _scope, value in current]).filter(
+            value__in=[value for _kind, _scope, value in previous]
+        ).delete()
+        ContactIdentity.objects.bulk_create(
+            [ContactIdentity(contact=contact, kind=kind, scope=s, value=value) for kind, s, value in current],
+            ignore_conflicts=True,
+        )
+        if e164 and contact.phone != e164:
+            holder = Contact.objects.filter(phone=e164).exclude(pk=contact.pk).first()
+            if holder is not None:
+                contact = contact_merge(primary=contact, duplicate=holder, reason=_("WhatsApp user id changed"))
+            Contact.objects.filter(pk=contact.pk).update(phone=e164, updated_at=timezone.now())
+            contact.phone = e164
     return contact
 
 
@@ -216,7 +395,7 @@ def contact_update(*, contact: Contact, **changes: Any) -> Contact:
     from crm.models import Tag
 
     if "phone" in changes:
-        contact.phone = phone_normalize(changes["phone"])
+        contact.phone = phone_normalize(changes["phone"]) if changes["phone"] else None
     for attr in ("name", "email"):
         if attr in changes:
             setattr(contact, attr, changes[attr] or "")
@@ -259,8 +438,12 @@ def contact_erase(*, contact: Contact) -> None:
     from tenants.selectors import tenant_current
 
     with transaction.atomic():
-        if not contact.phone.startswith("erased:"):
-            events_erase_mentioning(tenant_id=tenant_current().pk, needles=phone_spellings(contact.phone))
+        needles = [] if (contact.phone or "").startswith("erased:") else phone_spellings(contact.phone or "")
+        # A BSUID's alphanumeric tail is as unique as the id (the intake's LIKE takes letters and digits only).
+        needles += [v.rsplit(".", 1)[-1] for v in contact.identities.values_list("value", flat=True)]  # type: ignore[attr-defined]
+        if needles:
+            events_erase_mentioning(tenant_id=tenant_current().pk, needles=needles)
+        contact.identities.all().delete()  # type: ignore[attr-defined]
         for conversation in contact.conversations.all():  # type: ignore[attr-defined]
             for message in conversation.messages.exclude(media=""):
                 message.media.delete(save=False)
@@ -271,6 +454,7 @@ def contact_erase(*, contact: Contact) -> None:
             name="",
             email="",
             wa_profile_name="",
+            wa_username="",
             custom_fields={},
             erased_at=timezone.now(),
         )
@@ -280,9 +464,14 @@ def contact_erase(*, contact: Contact) -> None:
         events.announce(events.CONTACT_ERASED, connection.schema_name, {"contact_id": contact.pk})  # type: ignore[attr-defined]
 
 
-def contact_merge(*, primary: Contact, duplicate: Contact, user: Any = None, role: str | None = None) -> Contact:
-    """Fold `duplicate` into `primary`: conversations and messages, tags, empty fields, consent (the most
-    recent choice per medium and level wins). The duplicate is deleted.
+def contact_merge(
+    *, primary: Contact, duplicate: Contact, user: Any = None, role: str | None = None, reason: str = ""
+) -> Contact:
+    """Fold `duplicate` into `primary`: conversations and messages, identities, tags, empty fields
+    (phone included), consent (the most recent choice per medium and level wins), and every other row
+    that points at a contact (lead cards, calls, campaign recipients, enrollments) where it can move
+    without breaking a uniqueness rule (a campaign both got stays the primary's). The duplicate is
+    deleted and the merge recorded on the primary (ContactMerge), with the `reason`.
 
     When a member asks (`user`, `role`), the role table must allow it and the member must be able to see
     every conversation of both contacts (the inbox's guard), else PermissionDenied: a merge would otherwise
@@ -303,10 +492,14 @@ def contact_merge(*, primary: Contact, duplicate: Contact, user: Any = None, rol
             else:
                 conversation.messages.update(conversation=existing)
                 conversation.delete()
+        identities = list(duplicate.identities.values("kind", "scope", "value"))  # type: ignore[attr-defined]
+        duplicate.identities.update(contact=primary)  # type: ignore[attr-defined]
+        _contact_rows_move(primary, duplicate)
         primary.tags.add(*duplicate.tags.all())
         primary.name = primary.name or duplicate.name
         primary.email = primary.email or duplicate.email
         primary.wa_profile_name = primary.wa_profile_name or duplicate.wa_profile_name
+        primary.wa_username = primary.wa_username or duplicate.wa_username
         primary.custom_fields = {**duplicate.custom_fields, **primary.custom_fields}
         for consent in duplicate.consents.all():  # both histories, as if every event had come to one contact
             if consent.all_changed_at:
@@ -326,9 +519,44 @@ def contact_merge(*, primary: Contact, duplicate: Contact, user: Any = None, rol
                     at=consent.marketing_changed_at,
                     marketing_only=True,
                 )
+        ContactMerge.objects.create(
+            contact=primary,
+            merged_contact_id=duplicate.pk,
+            merged_label=duplicate.display_name[:200],
+            merged_phone=duplicate.phone or "",
+            merged_identities=identities,
+            reason=reason[:200],
+        )
+        phone = duplicate.phone
         duplicate.delete()
+        if not primary.phone and phone and not phone.startswith("erased:"):
+            primary.phone = phone
         primary.save()
     return primary
+
+
+_MERGE_HANDLED = frozenset({"conversations", "identities", "consents", "merges"})
+
+
+def _contact_rows_move(primary: Contact, duplicate: Contact) -> None:
+    """Point the duplicate's rows in other apps (found from the model graph, so crm imports none of
+    them) at the primary. A row that cannot move (the primary already has its twin: a uniqueness rule)
+    stays and goes with the duplicate, as it would have."""
+    for relation in Contact._meta.related_objects:
+        if relation.many_to_many or not relation.field.concrete or relation.get_accessor_name() in _MERGE_HANDLED:
+            continue
+        model, column = relation.related_model, relation.field.name
+        rows = model._default_manager.filter(**{column: duplicate})  # type: ignore[union-attr]
+        try:
+            with transaction.atomic():
+                rows.update(**{column: primary})
+        except IntegrityError:
+            for pk in list(rows.values_list("pk", flat=True)):
+                try:
+                    with transaction.atomic():
+                        model._default_manager.filter(pk=pk).update(**{column: primary})  # type: ignore[union-attr]
+                except IntegrityError:
+                    continue
 
 
 # --- segments ------------------------------------------------------------------------------------

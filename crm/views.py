@@ -26,7 +26,7 @@ from crm.api import csv_response, filter_spec
 from crm.forms import ContactForm, CustomFieldForm
 from crm.imports import import_configure, import_start
 from crm.models import ContactImport, CustomField, ImportStatus, Segment, Tag
-from crm.selectors import consent_summary, contacts_filter
+from crm.selectors import consent_summary, contact_identities, contacts_filter
 from crm.services import (
     contact_erase,
     contact_merge,
@@ -159,6 +159,8 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "tags": Tag.objects.all(),
         "contact_tags": set(contact.tags.values_list("pk", flat=True)),
         "consent": consent_summary(contact),
+        "identities": contact_identities(contact),
+        "merges": contact.merges.all()[:20],  # type: ignore[attr-defined]
         "timeline": timeline[:100],
         "conversations": collect(CONTACT_CONVERSATIONS, contact=contact, **member),
         "panels": collect(CONTACT_PANEL, contact=contact, request=request),  # e.g. the pipeline's lead cards
@@ -243,6 +245,11 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             return redirect("import_detail", pk=pk)
     targets = [("", _("Ignore")), ("phone", _("Phone")), ("name", _("Name")), ("email", _("Email"))]
+    targets += [
+        ("wa_bsuid", _("WhatsApp user id (BSUID)")),
+        ("wa_portfolio", _("WhatsApp business portfolio")),
+        ("wa_username", _("WhatsApp username")),
+    ]
     targets += [(f"cf:{f.key}", f.label) for f in CustomField.objects.all()]
     template = "crm/_import_progress.html" if request.headers.get("HX-Request") else "crm/import_detail.html"
     context = {

@@ -4,7 +4,12 @@ webhooks back to the app (statuses after configurable delays, inbound messages o
     python -m emulators.meta --port 8710 --webhook http://localhost:8000/webhooks/whatsapp/ --app-secret S
 
 Control endpoints (JSON): POST /_emulator/inbound, POST /_emulator/errors, POST /_emulator/undeliverable,
-GET /_emulator/state.
+POST /_emulator/phone_change, POST /_emulator/preference, GET /_emulator/state.
+
+WhatsApp users as Meta shows them since 2026: every message and status carries the user's business-scoped
+user id (BSUID, one per business portfolio: the portfolio of the number's WABA); a user with a username
+may have the phone withheld (no `wa_id`, no `from`); a phone change regenerates the BSUID and is reported
+as a `user_id_update` change or (Meta's form since Aug 2026) a `system` message.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -26,7 +33,9 @@ from typing import Any
 
 from emulators.base import CallbackQueue, EmulatorHandler, EmulatorServer
 
+BSUID = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$")
 ERROR_TEXT = {
+    131062: "Business-scoped User ID recipients are not supported for this message.",
     190: "Error validating access token: Session has expired",
     130429: "Rate limit hit",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
@@ -61,6 +70,22 @@ class PhoneNumber:
     token: str
     verified_name: str = "Demo"
     app_id: str | None = None
+
+
+@dataclass
+class Customer:
+    """A WhatsApp user. `key` never changes (what the BSUIDs derive from, with `generation`, which a
+    phone change bumps); `withhold_phone` plays a username user whose phone Meta does not share."""
+
+    key: str
+    phone: str = ""  # digits
+    username: str = ""
+    name: str = "Cliente"
+    withhold_phone: bool = False
+    generation: int = 0
+
+
+COUNTRY_OF_PREFIX = {"55": "BR", "1": "US", "44": "GB", "351": "PT", "54": "AR"}
 
 
 @dataclass
@@ -119,6 +144,17 @@ class MetaHandler(EmulatorHandler):
                     "display_phone_number": number.display_phone_number,
                     "verified_name": number.verified_name,
                     "quality_rating": "GREEN",
+                },
+            )
+            return
+        if len(parts) == 2 and any(n.waba_id == parts[1] and n.token == token for n in self.server.numbers.values()):
+            # GET /{waba-id}?fields=owner_business_info: the business portfolio that owns the WABA.
+            self.send_json(
+                200,
+                {
+                    "id": parts[1],
+                    "name": "Demo WABA",
+                    "owner_business_info": {"id": self.server.portfolio_of_waba(parts[1]), "name": "Demo Business"},
                 },
             )
             return
@@ -199,20 +235,25 @@ class MetaHandler(EmulatorHandler):
         if code:
             self.send_json(*graph_error(code))
             return
-        to = str(body.get("to", ""))
+        to, recipient = str(body.get("to", "")), str(body.get("recipient", ""))
         kind = body.get("type")
-        if not to.isdigit() or not kind or kind not in body:
+        # `to` is a phone; `recipient` a BSUID or parent BSUID (`to` wins when both are given).
+        if (not to.isdigit() and not (not to and BSUID.match(recipient))) or not kind or kind not in body:
             self.send_json(*graph_error(100))
+            return
+        if not to and self.server.customer_by_user_id(pnid, recipient) is None:
+            self.send_json(*graph_error(131062))
             return
         wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
         self.server.record_send(pnid, wamid, body)
         if self.server.stall_s:  # accepted, but the answer is late (a sender may die waiting for it)
             time.sleep(self.server.stall_s)
+        contact = {"input": to, "wa_id": to} if to else {"input": recipient, "user_id": recipient}
         self.send_json(
             200,
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to}],
+                "contacts": [contact],
                 "messages": [{"id": wamid, "message_status": "accepted"}],
             },
         )
@@ -273,6 +314,11 @@ class MetaHandler(EmulatorHandler):
             self.server.fail_next.extend([int(body["code"])] * int(body.get("count", 1)))
             self.server.error_rate = float(body.get("rate", self.server.error_rate))
             self.send_json(200, {"queued": len(self.server.fail_next)})
+        elif action == "phone_change":
+            self.send_json(200, {"id": self.server.phone_change(**body)})
+        elif action == "preference":
+            self.server.preference(**body)
+            self.send_json(200, {"ok": True})
         elif action == "undeliverable":
             self.server.undeliverable[str(body["to"]).lstrip("+")] = int(body.get("code", 131026))
             self.send_json(200, {"ok": True})
@@ -307,6 +353,96 @@ class MetaEmulator(EmulatorServer):
         self.read_receipts: list[str] = []
         self.stall_s = 0.0
         self.callbacks = CallbackQueue()
+        self.portfolios: dict[str, str] = {}  # WABA id -> business portfolio id (a default is derived)
+        self.parent_ids = False  # linked portfolios: also send parent BSUIDs
+        self.customers: dict[str, Customer] = {}
+        self._by_phone: dict[str, Customer] = {}
+        self._by_username: dict[str, Customer] = {}
+        self.captured: list[dict[str, Any]] | None = None
+
+    @contextmanager
+    def capture(self) -> Iterator[list[dict[str, Any]]]:
+        """Webhooks built inside are kept (as the bodies Meta would post) instead of being delivered, so
+        a test can post them through the app's intake itself."""
+        self.captured = []
+        try:
+            yield self.captured
+        finally:
+            self.captured = None
+
+    # --- WhatsApp users and their business-scoped ids ---
+    def portfolio_of_waba(self, waba_id: str) -> str:
+        return self.portfolios.get(waba_id) or "8" + hashlib.sha256(waba_id.encode()).hexdigest()[:14].translate(
+            str.maketrans("abcdef", "123456")
+        )
+
+    def portfolio_of_number(self, pnid: str) -> str:
+        number = self.numbers.get(pnid)
+        return self.portfolio_of_waba(number.waba_id if number else pnid)
+
+    def customer(self, *, phone: str = "", username: str = "") -> Customer:
+        """The user with this phone (or, without one, this username), made when new."""
+        phone, username = phone.lstrip("+"), username.lstrip("@")
+        with self.lock:
+            found = self._by_phone.get(phone) if phone else self._by_username.get(username) if username else None
+            if found is None:
+                found = Customer(key=phone or f"u:{username}", phone=phone, username=username)
+                self.customers[found.key] = found
+                if phone:
+                    self._by_phone[phone] = found
+            if username and found.username != username:
+                found.username = username
+            if found.username:
+                self._by_username[found.username] = found
+            return found
+
+    def _rephone(self, customer: Customer, new_phone: str) -> None:
+        with self.lock:
+            self._by_phone.pop(customer.phone, None)
+            customer.phone = new_phone
+            self._by_phone[new_phone] = customer
+
+    def user_id(self, pnid: str, customer: Customer, generation: int | None = None) -> str:
+        """The customer's BSUID in the portfolio of this number: country, period, digits."""
+        gen = customer.generation if generation is None else generation
+        country = next(
+            (
+                c
+                for prefix, c in sorted(COUNTRY_OF_PREFIX.items(), key=lambda kv: -len(kv[0]))
+                if customer.key.startswith(prefix)
+            ),
+            "BR",
+        )
+        seed = f"{self.portfolio_of_number(pnid)}|{customer.key}|{gen}".encode()
+        return f"{country}.{int(hashlib.sha256(seed).hexdigest()[:15], 16)}"
+
+    def parent_user_id(self, customer: Customer, generation: int | None = None) -> str:
+        gen = customer.generation if generation is None else generation
+        digits = int(hashlib.sha256(f"parent|{customer.key}|{gen}".encode()).hexdigest()[:15], 16)
+        return f"{self.user_id('', customer, gen)[:2]}.ENT.{digits}"
+
+    def customer_by_user_id(self, pnid: str, user_id: str) -> Customer | None:
+        with self.lock:
+            known = list(self.customers.values())
+        for customer in known:
+            if user_id in (self.user_id(pnid, customer), self.parent_user_id(customer)):
+                return customer
+        return None
+
+    def _ids(self, pnid: str, customer: Customer) -> dict[str, str]:
+        ids = {"user_id": self.user_id(pnid, customer)}
+        if self.parent_ids:
+            ids["parent_user_id"] = self.parent_user_id(customer)
+        return ids
+
+    def _contact_card(self, pnid: str, customer: Customer, *, username: bool = True) -> dict[str, Any]:
+        profile: dict[str, Any] = {"name": customer.name}
+        if username and customer.username:
+            profile["username"] = customer.username
+        card: dict[str, Any] = {"profile": profile, **self._ids(pnid, customer)}
+        if customer.phone and not customer.withhold_phone:
+            card["wa_id"] = customer.phone
+        return card
 
     def next_error(self) -> int:
         with self.lock:
@@ -327,12 +463,14 @@ class MetaEmulator(EmulatorServer):
             entry_id = number.waba_id
         app = self.apps.get(number.app_id or "") if number is not None else None
         secret, url = (app.secret, app.webhook_url) if app is not None else (self.app_secret, self.webhook_url)
-        body = json.dumps(
-            {
-                "object": "whatsapp_business_account",
-                "entry": [{"id": entry_id, "time": int(time.time()), "changes": [{"field": field, "value": value}]}],
-            }
-        ).encode()
+        envelope = {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": entry_id, "time": int(time.time()), "changes": [{"field": field, "value": value}]}],
+        }
+        if self.captured is not None:
+            self.captured.append(envelope)
+            return
+        body = json.dumps(envelope).encode()
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": self.sign(body, secret)}
         self.callbacks.schedule(delay, url, body, headers)
 
@@ -342,14 +480,20 @@ class MetaEmulator(EmulatorServer):
         return {"display_phone_number": display, "phone_number_id": pnid}
 
     def record_send(self, pnid: str, wamid: str, body: dict[str, Any]) -> None:
-        to = str(body["to"])
+        to, recipient = str(body.get("to", "")), str(body.get("recipient", ""))
         with self.lock:
             self.sent[wamid] = {"phone_number_id": pnid, **body}
-        base = {"id": wamid, "recipient_id": to}
+        customer = self.customer(phone=to) if to else self.customer_by_user_id(pnid, recipient)
+        assert customer is not None  # _send refused an unknown BSUID
+        shown_phone = customer.phone if customer.phone and (to or not customer.withhold_phone) else ""
+        base: dict[str, Any] = {"id": wamid, "recipient_id": shown_phone or self.user_id(pnid, customer)}
         if body.get("biz_opaque_callback_data"):
             base["biz_opaque_callback_data"] = body["biz_opaque_callback_data"]
-        if to in self.undeliverable:
-            code = self.undeliverable[to]
+        ids = {f"recipient_{k}": v for k, v in self._ids(pnid, customer).items()}
+        if (to or recipient) in self.undeliverable or customer.phone in self.undeliverable:
+            code = self.undeliverable.get(to or recipient) or self.undeliverable[customer.phone]
+            if not to:  # a failed send to a BSUID names it; one to a phone does not (and has no contacts)
+                base.update(ids)
             failed = {
                 **base,
                 "status": "failed",
@@ -374,14 +518,23 @@ class MetaEmulator(EmulatorServer):
         for step, delay in zip(steps, self.delays, strict=False):
             status = {
                 **base,
+                **ids,
                 "status": step,
                 "timestamp": str(int(time.time() + delay)),
                 "pricing": {"billable": True, "pricing_model": "PMP", "category": "service", "type": "regular"},
             }
+            card = self._contact_card(pnid, customer, username=step != "sent")  # username: delivered/read only
+            if to:
+                card["wa_id"] = to
             self.webhook(
                 "waba",
                 "messages",
-                {"messaging_product": "whatsapp", "metadata": self._metadata(pnid), "statuses": [status]},
+                {
+                    "messaging_product": "whatsapp",
+                    "metadata": self._metadata(pnid),
+                    "contacts": [card],
+                    "statuses": [status],
+                },
                 delay,
             )
 
@@ -389,7 +542,7 @@ class MetaEmulator(EmulatorServer):
         self,
         *,
         phone_number_id: str,
-        from_phone: str,
+        from_phone: str = "",
         type: str = "text",
         text: str = "",
         name: str = "Cliente",
@@ -397,11 +550,24 @@ class MetaEmulator(EmulatorServer):
         media: str = "",
         mime: str = "image/jpeg",
         delay: float = 0.0,
+        username: str = "",
+        withhold_phone: bool | None = None,
     ) -> str:
-        """A customer writes to the business: a signed `messages` webhook. `media` (base64) is served back."""
+        """A customer writes to the business: a signed `messages` webhook. `media` (base64) is served back.
+        The user is known by phone, or by `username` alone; `withhold_phone` plays a username user whose
+        phone Meta does not share (no `wa_id`, no `from`: only the BSUID, `from_user_id`)."""
         wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
-        sender = from_phone.lstrip("+")
-        message: dict[str, Any] = {"from": sender, "id": wamid, "timestamp": str(int(time.time())), "type": type}
+        customer = self.customer(phone=from_phone, username=username)
+        customer.name = name
+        if withhold_phone is not None:
+            customer.withhold_phone = withhold_phone
+        card = self._contact_card(phone_number_id, customer)
+        message: dict[str, Any] = {"id": wamid, "timestamp": str(int(time.time())), "type": type}
+        if "wa_id" in card:
+            message["from"] = card["wa_id"]
+        message["from_user_id"] = card["user_id"]
+        if "parent_user_id" in card:
+            message["from_parent_user_id"] = card["parent_user_id"]
         if type == "text":
             message["text"] = {"body": text}
         elif content is not None:
@@ -413,16 +579,87 @@ class MetaEmulator(EmulatorServer):
         value = {
             "messaging_product": "whatsapp",
             "metadata": self._metadata(phone_number_id),
-            "contacts": [{"profile": {"name": name}, "wa_id": sender}],
+            "contacts": [card],
             "messages": [message],
         }
         self.webhook("waba", "messages", value, delay)
         return wamid
 
+    def phone_change(
+        self, *, phone_number_id: str, phone: str, new_phone: str, form: str = "system", share_phone: bool = True
+    ) -> str:
+        """The user changes number: Meta regenerates their BSUID and says so, as a `system` message
+        (`user_changed_number`, or `user_changed_user_id` when the phone may not be shared) or, in the
+        `form="user_id_update"`, as a `user_id_update` change. Returns the new BSUID."""
+        customer = self.customer(phone=phone)
+        previous, previous_parent = self.user_id(phone_number_id, customer), self.parent_user_id(customer)
+        customer.generation += 1
+        self._rephone(customer, new_phone.lstrip("+"))
+        current, parent = self.user_id(phone_number_id, customer), self.parent_user_id(customer)
+        now = str(int(time.time()))
+        if form == "user_id_update":
+            item: dict[str, Any] = {"user_id": {"previous": previous, "current": current}, "timestamp": now}
+            if self.parent_ids:
+                item["parent_user_id"] = {"previous": previous_parent, "current": parent}
+            if share_phone:
+                item["wa_id"] = customer.phone
+            value = {
+                "messaging_product": "whatsapp",
+                "metadata": self._metadata(phone_number_id),
+                "user_id_update": [item],
+            }
+            self.webhook("waba", "user_id_update", value, 0.0)
+            return current
+        system: dict[str, Any] = {
+            "type": "user_changed_number" if share_phone else "user_changed_user_id",
+            "previous_user_id": previous,
+            "user_id": current,
+        }
+        if share_phone:
+            system["body"] = f"User {customer.name} changed from {phone.lstrip('+')} to {customer.phone}"
+            system["wa_id"] = customer.phone
+        else:
+            system["body"] = f"User {customer.name} changed their user ID"
+        if self.parent_ids:
+            system.update(previous_parent_user_id=previous_parent, parent_user_id=parent)
+        message: dict[str, Any] = {
+            "id": "wamid." + base64.b64encode(secrets.token_bytes(24)).decode(),
+            "timestamp": now,
+            "type": "system",
+            "system": system,
+            "from_user_id": previous,
+        }
+        if share_phone:
+            message["from"] = phone.lstrip("+")
+        value = {"messaging_product": "whatsapp", "metadata": self._metadata(phone_number_id), "messages": [message]}
+        self.webhook("waba", "messages", value, 0.0)
+        return current
+
+    def preference(self, *, phone_number_id: str, phone: str = "", username: str = "", value: str = "stop") -> None:
+        """The user stops (or resumes) marketing messages: a `user_preferences` change, with `wa_id` only
+        when the phone may be shared (a username user's carries the BSUID alone)."""
+        customer = self.customer(phone=phone, username=username)
+        pref: dict[str, Any] = {
+            **self._ids(phone_number_id, customer),
+            "detail": "User requested to stop marketing messages" if value == "stop" else "User resumed",
+            "category": "marketing_messages",
+            "value": value,
+            "timestamp": int(time.time()),
+        }
+        if customer.phone and not customer.withhold_phone:
+            pref["wa_id"] = customer.phone
+        change = {
+            "messaging_product": "whatsapp",
+            "metadata": self._metadata(phone_number_id),
+            "contacts": [self._contact_card(phone_number_id, customer)],
+            "user_preferences": [pref],
+        }
+        self.webhook("waba", "user_preferences", change, 0.0)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "sent": len(self.sent),
-            "sent_to": dict(Counter(str(m.get("to", "")) for m in list(self.sent.values()))),
+            "sent_to": dict(Counter(str(m.get("to") or m.get("recipient", "")) for m in list(self.sent.values()))),
             "callbacks_pending": self.callbacks.pending(),
             "callbacks_delivered": self.callbacks.delivered,
             "callback_failures": self.callbacks.failures[-20:],

@@ -20,9 +20,18 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 from core import realtime
 from crm.models import ConsentStatus
-from crm.services import MEDIUM_OF_KIND, consent_record, contact_get_or_create
+from crm.services import MEDIUM_OF_KIND, consent_record, contact_identity_rekey, contact_resolve
 from inbox.models import Channel
-from inbox.providers import Event, InboundMessage, PayloadError, PreferenceUpdate, StatusUpdate, provider_class
+from inbox.providers import (
+    Event,
+    IdentityChange,
+    InboundMessage,
+    PayloadError,
+    PreferenceUpdate,
+    StatusUpdate,
+    provider_class,
+)
+from inbox.selectors import channel_identity_scope
 from inbox.services import inbound_apply, status_apply
 from intake.models import ChannelRoute, WebhookEvent
 from intake.services import drain_enqueue, drain_flag_clear
@@ -125,8 +134,26 @@ def _apply_event(channel: Channel, parsed: Event) -> bool | None:
         return inbound_apply(channel=channel, event=parsed) is not None
     if isinstance(parsed, StatusUpdate):
         return status_apply(channel=channel, update=parsed)
+    if isinstance(parsed, IdentityChange):
+        rekeyed = contact_identity_rekey(
+            scope=channel_identity_scope(channel),
+            previous_bsuid=parsed.previous_user_id,
+            bsuid=parsed.user_id,
+            previous_parent_bsuid=parsed.previous_parent_user_id,
+            parent_bsuid=parsed.parent_user_id,
+            phone=parsed.phone,
+        )
+        return rekeyed is not None
     if isinstance(parsed, PreferenceUpdate):
-        contact = contact_get_or_create(phone=parsed.phone, from_provider=True)
+        # By the phone when Meta gives one (wa_id), else by the BSUID alone.
+        contact = contact_resolve(
+            scope=channel_identity_scope(channel),
+            phone=parsed.phone,
+            bsuid=parsed.user_id,
+            parent_bsuid=parsed.parent_user_id,
+        )
+        if contact is None:
+            raise ValidationError("a preference without a phone or a user id")
         status = ConsentStatus.MARKETING_OPTED_OUT if parsed.marketing_opt_out else ConsentStatus.OPTED_IN
         source = "whatsapp:user_preferences:" + ("stop" if parsed.marketing_opt_out else "resume")
         consent_record(  # a "resume" lifts a marketing stop only, never a full STOP (crm orders by time)

@@ -39,6 +39,8 @@ class Channel(models.Model):
     rate_limit_per_s = models.PositiveIntegerField(_("messages per second"), default=80)
     waba_id = models.CharField(_("WhatsApp Business Account id"), max_length=40, blank=True)
     phone_number_id = models.CharField(_("phone number id"), max_length=40, blank=True)
+    # The Meta business portfolio that owns the WABA: WhatsApp user ids (BSUIDs) are scoped to it.
+    business_portfolio_id = models.CharField(_("business portfolio id"), max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

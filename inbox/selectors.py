@@ -18,6 +18,15 @@ def channels_all() -> QuerySet[Channel]:
     return Channel.objects.order_by("name")
 
 
+def channel_identity_scope(channel: Channel) -> str:
+    """Where a WhatsApp user id (BSUID) seen on this channel means one person: the Meta business
+    portfolio of its WABA (learnt when the channel connects); for a channel connected before that was
+    known, its WABA (narrower: never two people as one)."""
+    if channel.business_portfolio_id:
+        return channel.business_portfolio_id
+    return f"waba:{channel.waba_id}" if channel.waba_id else f"channel:{channel.pk}"
+
+
 def inbox_settings() -> InboxSettings:
     """The tenant's inbox rules, read without writing: the defaults, unsaved, until someone saves them."""
     return InboxSettings.objects.filter(pk=1).first() or InboxSettings(pk=1)
@@ -63,11 +72,13 @@ SEARCH_CAP = 5000  # more matches than this and the user should narrow the searc
 
 
 def _contacts_matching(text: str) -> list[int]:
-    """Contacts by name or phone digits: one bounded query of its own, so the inbox query stays on its
-    recency index instead of probing contacts row by row."""
+    """Contacts by name, WhatsApp profile name or username, or phone digits: one bounded query of its
+    own, so the inbox query stays on its recency index instead of probing contacts row by row."""
     from crm.models import Contact
 
     match = Q(name__icontains=text) | Q(wa_profile_name__icontains=text)
+    if text.lstrip("@"):
+        match |= Q(wa_username__icontains=text.lstrip("@"))
     digits = "".join(ch for ch in text if ch.isdigit())
     if len(digits) >= 4:
         match |= Q(phone__contains=digits)

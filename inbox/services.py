@@ -24,7 +24,8 @@ from core import events, ratelimit
 from core.media import extension_for, filename_clean
 from core.tasks import send_on_commit
 from crm.models import ConsentStatus, Contact
-from crm.services import MEDIUM_OF_KIND, consent_allows, consent_keyword, consent_record, contact_get_or_create
+from crm.selectors import contact_bsuid
+from crm.services import MEDIUM_OF_KIND, consent_allows, consent_keyword, consent_record, contact_resolve
 from inbox.models import (
     MEDIA_TYPES,
     Channel,
@@ -209,6 +210,7 @@ def message_send(
             % {"contact": conversation.contact.display_name, "medium": medium.label},
             code="opted_out",
         )
+    _address_check(conversation, caps.user_ids)
     if type == MessageType.TEMPLATE and not caps.templates:
         raise ValidationError(_("This channel does not support templates."), code="unsupported")
     if type in MEDIA_TYPES and type not in caps.media_kinds:
@@ -254,6 +256,29 @@ def message_send(
     return message
 
 
+def _address_check(conversation: Conversation, user_ids: bool) -> None:
+    """A contact without a phone is reachable only where the provider takes a user id (WhatsApp Cloud,
+    by the BSUID of this channel's portfolio): elsewhere (SMS, a QR-linked number) it is skipped, saying why."""
+    contact = conversation.contact
+    if contact.phone and not contact.phone.startswith("erased:"):
+        return
+    if user_ids:
+        from inbox.selectors import channel_identity_scope
+
+        if contact_bsuid(contact, channel_identity_scope(conversation.channel)):
+            return
+        raise ValidationError(
+            _("%(contact)s has no phone number and no WhatsApp user id for this number's business portfolio.")
+            % {"contact": contact.display_name},
+            code="no_address",
+        )
+    raise ValidationError(
+        _("%(contact)s has no phone number: %(channel)s can only reach a phone number.")
+        % {"contact": contact.display_name, "channel": conversation.channel.get_kind_display()},
+        code="no_address",
+    )
+
+
 def _same_conversation(existing: Message, conversation: Conversation) -> Message:
     """A key reused in another conversation names nothing here: refuse it rather than hand back (and so
     reveal) a message of a conversation the caller may not see."""
@@ -289,12 +314,19 @@ def messages_dispatch_now(*, message_ids: list[int], threads: int = 8) -> None:
 
 
 def _outbound_of(message: Message) -> OutboundMessage:
+    from inbox.selectors import channel_identity_scope
+
     media_bytes = None
     if message.media:
         with message.media.open("rb") as fh:
             media_bytes = fh.read()
+    contact = message.conversation.contact
+    phone = contact.phone if contact.phone and not contact.phone.startswith("erased:") else ""
+    # To the phone when known (Meta recommends it); else to the BSUID of this channel's portfolio.
+    recipient = "" if phone else contact_bsuid(contact, channel_identity_scope(message.channel))
     return OutboundMessage(
-        to=message.conversation.contact.phone,
+        to=phone,
+        recipient=recipient,
         type=message.type,
         body=message.body,
         media_url=message.media_url,
@@ -416,11 +448,14 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
     update is stale or a duplicate; True when it changed something. One SELECT and one UPDATE."""
     found = (
         Message.objects.filter(channel=channel, provider_message_id=update.provider_message_id)
-        .values("id", "conversation_id")
+        .values("id", "conversation_id", "conversation__contact_id")
         .first()
     )
     if found is None:
         return None
+    if (update.recipient_user_id or update.recipient_parent_user_id) and update.status in ("sent", "delivered"):
+        # Learnt from the first statuses only (each carries it): a read adds no write to this hot path.
+        _recipient_ids_learn(channel, found["conversation__contact_id"], update)
     new = update.status
     changes: dict[str, Any]
     if new == MessageStatus.FAILED:
@@ -452,9 +487,56 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
     return True
 
 
+def _recipient_ids_learn(channel: Channel, contact_id: int, update: StatusUpdate) -> None:
+    """A status names the recipient's BSUID (`recipient_user_id`): keep it on the contact the message
+    went to, so a later message from that user without a phone finds them. One INSERT that does nothing
+    when it is known (or, for a different contact, left to the next inbound message to merge)."""
+    from crm.models import ContactIdentity, IdentityKind
+    from crm.services import PARENT_BSUID_RE, bsuid_valid
+    from inbox.selectors import channel_identity_scope
+
+    rows = []
+    if update.recipient_user_id and bsuid_valid(update.recipient_user_id):
+        rows.append(
+            ContactIdentity(
+                contact_id=contact_id,
+                kind=IdentityKind.WHATSAPP_BSUID,
+                scope=channel_identity_scope(channel),
+                value=update.recipient_user_id,
+            )
+        )
+    if update.recipient_parent_user_id and PARENT_BSUID_RE.match(update.recipient_parent_user_id):
+        rows.append(
+            ContactIdentity(
+                contact_id=contact_id,
+                kind=IdentityKind.WHATSAPP_PARENT_BSUID,
+                scope="",
+                value=update.recipient_parent_user_id,
+            )
+        )
+    ContactIdentity.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def inbound_contact(*, channel: Channel, event: InboundMessage) -> Contact:
+    """The contact an inbound message is from, by every identity it carries (crm.services.contact_resolve)."""
+    from inbox.selectors import channel_identity_scope
+
+    contact = contact_resolve(
+        scope=channel_identity_scope(channel),
+        phone=event.from_phone,
+        bsuid=event.from_user_id,
+        parent_bsuid=event.from_parent_user_id,
+        username=event.username,
+        profile_name=event.profile_name,
+    )
+    if contact is None:
+        raise ValidationError(_("The message names no sender."), code="no_sender")
+    return contact
+
+
 def inbound_apply(*, channel: Channel, event: InboundMessage) -> Message | None:
     """Record an inbound message once; None for a duplicate delivery."""
-    contact = contact_get_or_create(phone=event.from_phone, wa_profile_name=event.profile_name, from_provider=True)
+    contact = inbound_contact(channel=channel, event=event)
     conversation = conversation_open(contact=contact, channel=channel)
     if conversation.assignee_id is None and conversation.last_inbound_at is None:
         from inbox.selectors import inbox_settings

@@ -140,6 +140,13 @@ class GraphClient:
         """GET /{waba-id}/phone_numbers: the numbers of a WhatsApp Business Account the token may see."""
         return list(self._request("GET", waba_id, "phone_numbers").get("data", []))
 
+    def waba_owner(self, waba_id: str) -> dict[str, Any]:
+        """GET /{waba-id}?fields=owner_business_info: the business portfolio that owns the WABA
+        ({"id": ..., "name": ...}); business-scoped user ids (BSUIDs) are scoped to it."""
+        answer = self._request("GET", waba_id, params={"fields": "id,name,owner_business_info"})
+        owner: dict[str, Any] = answer.get("owner_business_info") or {}
+        return owner
+
     def debug_token(self, *, app_id: str, app_secret: str, token: str) -> dict[str, Any]:
         """GET /debug_token with the app's own access token ("app_id|app_secret"): which app issued `token`.
         Only the right secret gets an answer, so this proves both the secret and the token's app."""

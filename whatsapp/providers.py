@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from inbox.providers import (
     ChannelProvider,
     ErrorKind,
     Event,
+    IdentityChange,
     InboundMessage,
     OutboundMessage,
     PayloadError,
@@ -28,7 +30,9 @@ from inbox.providers import (
     TemplateStatusUpdate,
 )
 from whatsapp.client import GraphClient, GraphError
-from whatsapp.webhooks import APP_ROUTE_KIND
+from whatsapp.webhooks import APP_ROUTE_KIND, id_pair
+
+logger = logging.getLogger(__name__)
 
 # Meta error codes worth trying again (see PROVIDERS.md §1.2); everything else is permanent.
 RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057})
@@ -115,6 +119,7 @@ class CloudProvider(ChannelProvider):
         reactions=True,
         session_window_hours=24,
         max_body=4096,
+        user_ids=True,
     )
 
     @property
@@ -131,7 +136,14 @@ class CloudProvider(ChannelProvider):
 
     def _payload(self, message: OutboundMessage) -> dict[str, Any]:
         kind = message.type
-        payload: dict[str, Any] = {"to": message.to.lstrip("+"), "type": kind}
+        payload: dict[str, Any] = {"type": kind}
+        # Meta: `to` for a phone, `recipient` for a BSUID or parent BSUID (`to` wins when both are sent).
+        if message.to:
+            payload["to"] = message.to.lstrip("+")
+        elif message.recipient:
+            payload["recipient"] = message.recipient
+        else:
+            raise ProviderError(ErrorKind.PERMANENT, "no_address", "the contact has no phone and no WhatsApp user id")
         if kind == MessageType.TEXT:
             payload["text"] = {"body": message.body, "preview_url": "http" in message.body}
         elif kind in MEDIA_KINDS:
@@ -226,10 +238,23 @@ class CloudProvider(ChannelProvider):
                 _("Phone number ID %(pnid)s belongs to +%(shown)s, not to %(typed)s.")
                 % {"pnid": pnid, "shown": shown, "typed": channel.phone_number}
             )
+        channel.business_portfolio_id = cls._portfolio_of(client, waba_id)
         if creds.get("app_id") or creds.get("app_secret"):
             cls._app_verify(client, creds)
             # Its own app posts to a URL of its own: the route key in it finds this channel's secret.
             creds.setdefault("webhook_key", secrets.token_urlsafe(24))
+
+    @classmethod
+    def _portfolio_of(cls, client: GraphClient, waba_id: str) -> str:
+        """The business portfolio that owns the WABA (GET /<WABA>?fields=owner_business_info): WhatsApp
+        user ids are scoped to it. "" when Meta does not say (the WABA then scopes them, narrower)."""
+        try:
+            owner = client.waba_owner(waba_id)
+        except GraphError as exc:
+            logger.warning("owner_business_info of WABA %s not readable: %s", waba_id, exc.code or exc.status)
+            return ""
+        portfolio = str(owner.get("id", ""))
+        return portfolio if GRAPH_ID.match(portfolio) else ""
 
     @classmethod
     def _app_verify(cls, client: GraphClient, creds: dict[str, Any]) -> None:
@@ -267,6 +292,8 @@ class CloudProvider(ChannelProvider):
             return [parse_message(payload["message"], payload.get("contacts") or [])]
         if kind == "status":
             return [parse_status(payload["status"])]
+        if kind == "user_id_update":
+            return [parse_user_id_update(payload["update"])]
         if kind == "template":
             value = payload["value"]
             return [
@@ -282,11 +309,15 @@ class CloudProvider(ChannelProvider):
             pref = payload["preference"]
             if pref.get("category") != "marketing_messages":
                 return []
+            if not pref.get("wa_id") and not pref.get("user_id"):
+                raise KeyError("wa_id")
             return [
                 PreferenceUpdate(
-                    phone=str(pref["wa_id"]),
+                    phone=_text(pref.get("wa_id")),
                     marketing_opt_out=pref.get("value") == "stop",
                     timestamp=_ts(pref.get("timestamp")),
+                    user_id=_text(pref.get("user_id")),
+                    parent_user_id=_text(pref.get("parent_user_id")),
                 )
             ]
         return []
@@ -294,6 +325,30 @@ class CloudProvider(ChannelProvider):
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    """A string or number of the payload as text; "" for null and anything else."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    return str(value)
+
+
+def parse_user_id_update(item: dict[str, Any]) -> IdentityChange:
+    """A `user_id_update` item: the user's BSUID (and parent BSUID) before and after, and the new
+    phone (`wa_id`) when it may be shared."""
+    previous, current = id_pair(item.get("user_id"), item.get("previous_user_id"))
+    previous_parent, parent = id_pair(item.get("parent_user_id"), item.get("previous_parent_user_id"))
+    if not previous or not current:
+        raise KeyError("user_id")
+    return IdentityChange(
+        previous_user_id=previous,
+        user_id=current,
+        previous_parent_user_id=previous_parent,
+        parent_user_id=parent,
+        phone=_text(item.get("wa_id")),
+        timestamp=_ts(item.get("timestamp")),
+    )
 
 
 def parse_status(status: dict[str, Any]) -> StatusUpdate:
@@ -306,25 +361,61 @@ def parse_status(status: dict[str, Any]) -> StatusUpdate:
         timestamp=_ts(status.get("timestamp")),
         error_code=str(first.get("code", "")) if status.get("errors") else "",
         error_text=str(detail) if status.get("errors") else "",
+        # recipient_id is the phone when the send went to one (or Meta shows it); a failed send to a
+        # phone carries no recipient_user_id.
+        recipient_phone=recipient if (recipient := _text(status.get("recipient_id"))).isdigit() else "",
+        recipient_user_id=_text(status.get("recipient_user_id")),
+        recipient_parent_user_id=_text(status.get("recipient_parent_user_id")),
     )
 
 
-def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> InboundMessage:
+def _sender_card(contacts: list[dict[str, Any]], sender: str, user_id: str) -> dict[str, Any]:
+    """The `contacts[]` entry of the sender: by BSUID (`user_id`, always there since 2026), else by
+    phone (`wa_id`, only when Meta may show it)."""
+    cards = [c for c in contacts if isinstance(c, dict)]
+    for card in cards:
+        if (user_id and card.get("user_id") == user_id) or (sender and card.get("wa_id") == sender):
+            return card
+    return cards[0] if len(cards) == 1 and not sender and not user_id else {}
+
+
+def parse_system(message: dict[str, Any]) -> IdentityChange | None:
+    """A system message that reports a changed BSUID (`user_changed_number`, with the new phone, or
+    `user_changed_user_id`, without one): the same re-keying as a `user_id_update`."""
+    system = _dict(message.get("system"))
+    if system.get("type") not in {"user_changed_number", "user_changed_user_id"}:
+        return None
+    if not system.get("previous_user_id") or not system.get("user_id"):
+        return None  # a number change from before BSUIDs: nothing to re-key by
+    return IdentityChange(
+        previous_user_id=_text(system.get("previous_user_id")),
+        user_id=_text(system.get("user_id")),
+        previous_parent_user_id=_text(system.get("previous_parent_user_id")),
+        parent_user_id=_text(system.get("parent_user_id")),
+        phone=_text(system.get("wa_id")) if system.get("type") == "user_changed_number" else "",
+        timestamp=_ts(message.get("timestamp")),
+    )
+
+
+def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> InboundMessage | IdentityChange:
     kind = str(message.get("type", "unsupported"))
-    sender = str(message.get("from", ""))
-    profile = next(
-        (
-            str(_dict(c.get("profile")).get("name") or "")
-            for c in contacts
-            if isinstance(c, dict) and c.get("wa_id") == sender
-        ),
-        "",
-    )
+    if kind == "system":
+        change = parse_system(message)
+        if change is not None:
+            return change
+    # `from` (the phone) is there only when Meta may show it; `from_user_id` (the BSUID) always, since 2026.
+    sender = _text(message.get("from"))
+    user_id = _text(message.get("from_user_id"))
+    card = _sender_card(contacts, sender, user_id)
+    profile = _dict(card.get("profile"))
     common: dict[str, Any] = {
         "provider_message_id": str(message["id"]),
         "from_phone": sender,
+        "from_user_id": user_id or _text(card.get("user_id")),
+        "from_parent_user_id": _text(message.get("from_parent_user_id")) or _text(card.get("parent_user_id")),
+        "username": _text(profile.get("username")),
         "timestamp": _ts(message.get("timestamp")),
-        "profile_name": profile,
+        "profile_name": _text(profile.get("name")),
         "reply_to": str(_dict(message.get("context")).get("id", "")),
     }
     found = message.get(kind)

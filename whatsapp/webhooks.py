@@ -61,6 +61,14 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def id_pair(value: Any, previous: Any = None) -> tuple[str, str]:
+    """(previous, current) of an id that changed: `{"previous": ..., "current": ...}`, or the new id
+    with a separate `previous_*` field."""
+    if isinstance(value, dict):
+        return _scalar(value.get("previous")), _scalar(value.get("current"))
+    return _scalar(previous), _scalar(value)
+
+
 def split_events(body: Any) -> list[RawEvent]:
     """One stored event per message, status, template update or preference, each with Meta's own id.
     Total: any JSON value gives a list; items without the ids they need are skipped (logged), never an
@@ -96,10 +104,25 @@ def split_events(body: Any) -> list[RawEvent]:
                 found.append(RawEvent(event_id, "whatsapp_waba", waba_id, {"kind": "template", "value": value}))
             elif field == "user_preferences":
                 for pref in _dicts(value.get("user_preferences")):
+                    who = _scalar(pref.get("wa_id")) or _scalar(
+                        pref.get("user_id")
+                    )  # a BSUID alone, for a username user
                     event_id = ":".join(
-                        ["pref", *(_scalar(pref.get(k)) for k in ("wa_id", "category", "value", "timestamp"))]
+                        ["pref", who, *(_scalar(pref.get(k)) for k in ("category", "value", "timestamp"))]
                     )
                     found.append(RawEvent(event_id, "whatsapp_cloud", pnid, {"kind": "preference", "preference": pref}))
+            elif field == "user_id_update":
+                # A user's BSUID changed. Meta's changelog (Aug 2026) moved this to `messages` as a system
+                # message; partners still document the field, so both arrive as one kind of event.
+                items = _dicts(value.get("user_id_update")) or [value]
+                for item in items:
+                    previous, current = id_pair(item.get("user_id"), item.get("previous_user_id"))
+                    if not previous or not current:
+                        skipped += 1
+                        continue
+                    route_kind, route_key = ("whatsapp_cloud", pnid) if pnid else ("whatsapp_waba", waba_id)
+                    event_id = f"uid:{previous}:{current}"
+                    found.append(RawEvent(event_id, route_kind, route_key, {"kind": "user_id_update", "update": item}))
             else:
                 digest = hashlib.sha256(json.dumps(change, sort_keys=True).encode()).hexdigest()[:32]
                 found.append(

@@ -52,11 +52,12 @@ class Capabilities:
     session_window_hours: int | None = None  # free-form only this long after the contact's last message
     qr_login: bool = False
     max_body: int = 4096
+    user_ids: bool = False  # reaches a user by a provider-scoped id (WhatsApp BSUID) when no phone is known
 
 
 @dataclass
 class OutboundMessage:
-    to: str  # E.164
+    to: str  # E.164; "" when the contact has none (then `recipient`)
     type: str
     body: str = ""
     media_url: str = ""
@@ -71,6 +72,7 @@ class OutboundMessage:
     payload: dict[str, Any] = field(default_factory=dict)  # location, interactive, reaction
     reply_to: str = ""
     tracking: str = ""  # echoed back by providers that support it
+    recipient: str = ""  # the user's business-scoped id (WhatsApp BSUID), used when `to` is ""
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,14 @@ class SendResult:
 @dataclass(frozen=True)
 class InboundMessage:
     provider_message_id: str
-    from_phone: str
+    from_phone: str  # "" when the provider withholds it (a WhatsApp user with a username)
     type: str
     timestamp: datetime
     body: str = ""
     profile_name: str = ""
+    from_user_id: str = ""  # WhatsApp BSUID
+    from_parent_user_id: str = ""
+    username: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
     media_ref: str = ""  # provider media id or URL, fetched later
     media_mime: str = ""
@@ -103,6 +108,9 @@ class StatusUpdate:
     timestamp: datetime
     error_code: str = ""
     error_text: str = ""
+    recipient_phone: str = ""
+    recipient_user_id: str = ""  # WhatsApp BSUID (absent on a failed send that went to a phone)
+    recipient_parent_user_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,12 +124,26 @@ class TemplateStatusUpdate:
 
 @dataclass(frozen=True)
 class PreferenceUpdate:
-    phone: str
+    phone: str  # "" when only a BSUID came
     marketing_opt_out: bool
     timestamp: datetime
+    user_id: str = ""
+    parent_user_id: str = ""
 
 
-Event = InboundMessage | StatusUpdate | TemplateStatusUpdate | PreferenceUpdate
+@dataclass(frozen=True)
+class IdentityChange:
+    """A user's provider id changed (WhatsApp regenerates the BSUID when the user changes number)."""
+
+    previous_user_id: str
+    user_id: str
+    timestamp: datetime
+    previous_parent_user_id: str = ""
+    parent_user_id: str = ""
+    phone: str = ""  # the new phone, when it may be shared
+
+
+Event = InboundMessage | StatusUpdate | TemplateStatusUpdate | PreferenceUpdate | IdentityChange
 
 
 class ChannelProvider:

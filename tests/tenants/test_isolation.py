@@ -203,6 +203,12 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         changed_at=timezone.now(),
     ),
     "crm.Segment": lambda w: w.make("crm.Segment", name=f"{MARK} segment", filters={"q": MARK}),
+    "crm.ContactIdentity": lambda w: w.make(
+        "crm.ContactIdentity", contact=w.get("crm.Contact"), kind="wa_bsuid", scope="1", value="BR.1502576394655843"
+    ),
+    "crm.ContactMerge": lambda w: w.make(
+        "crm.ContactMerge", contact=w.get("crm.Contact"), merged_contact_id=1, merged_label=f"{MARK} merged"
+    ),
     "crm.ContactImport": lambda w: w.make(
         "crm.ContactImport", file=ContentFile(b"phone\n", name=f"{MARK}.csv"), original_name=f"{MARK}.csv"
     ),
