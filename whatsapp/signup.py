@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from inbox.models import Channel, ChannelKind, ChannelOnboarding
 from inbox.services import channel_create, channel_delete
@@ -35,7 +35,7 @@ GRAPH_ID = re.compile(r"^[0-9]{1,20}$")
 # Meta's answers about the code: expired (36007), already used (36009), not a code (100 with no subcode).
 CODE_EXPIRED, CODE_USED = 36007, 36009
 WABA_SCOPE = "whatsapp_business_management"
-MSG_META_DOWN = _lazy("Meta could not be reached to finish connecting. Try again.")
+MSG_META_DOWN = gettext_lazy("Meta could not be reached to finish connecting. Try again.")
 
 
 @dataclass(frozen=True)
