@@ -91,8 +91,11 @@ def oauth_error(message: str, code: int, subcode: int = 0) -> dict[str, Any]:
 SDK_JS = """// The Meta emulator's stand-in for connect.facebook.net/en_US/sdk.js (FB.init, FB.login).
 (function () {
   var BASE = %(base)s;
-  var appId = null, version = "v21.0", pending = null;
-  function finish(response) { if (!pending) return; var cb = pending; pending = null; cb(response); }
+  var appId = null, version = "v21.0", pending = null; // pending: {callback} of the login in progress
+  function finish(response, login) {
+    if (!pending || (login && pending !== login)) return;
+    var callback = pending.callback; pending = null; callback(response);
+  }
   window.addEventListener("message", function (event) {
     if (event.origin !== BASE) return;
     var data = event.data;
@@ -104,7 +107,8 @@ SDK_JS = """// The Meta emulator's stand-in for connect.facebook.net/en_US/sdk.j
   window.FB = {
     init: function (opts) { appId = opts.appId; version = opts.version || version; },
     login: function (callback, opts) {
-      pending = callback;
+      var login = { callback: callback };
+      pending = login;
       opts = opts || {};
       var query = new URLSearchParams({
         app_id: appId || "", config_id: opts.config_id || "", response_type: opts.response_type || "token",
@@ -116,7 +120,7 @@ SDK_JS = """// The Meta emulator's stand-in for connect.facebook.net/en_US/sdk.j
       var timer = setInterval(function () {
         if (!popup || popup.closed) {
           clearInterval(timer);
-          setTimeout(function () { finish({ status: "unknown", authResponse: null }); }, 400);
+          setTimeout(function () { finish({ status: "unknown", authResponse: null }, login); }, 400);
         }
       }, 200);
     }
@@ -144,7 +148,12 @@ class SignupHandlerMixin(EmulatorHandler):
     def signup_get(self, parts: list[str]) -> bool:
         if parts == ["sdk.js"]:
             body = (SDK_JS % {"base": json.dumps(self.server.base_url)}).encode()
-            self.send_bytes(body, "text/javascript; charset=utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript; charset=utf-8")
+            self.send_header("Access-Control-Allow-Origin", "*")  # pages load it with crossorigin="anonymous"
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
             return True
         if len(parts) == 3 and parts[1:] == ["dialog", "oauth"]:
             self._signup_dialog(parts[0])
