@@ -183,6 +183,10 @@ class SignupHandlerMixin(EmulatorHandler):
                 self.send_json(*missing_object(parts[1]))
                 return True
             body = json.loads(self.body() or b"{}")
+            failure = self.server.next_error()  # POST /_emulator/errors makes a register fail, as Meta may
+            if failure:
+                self.send_json(*graph_error(failure))
+                return True
             pin = str(body.get("pin", ""))
             if body.get("messaging_product") != "whatsapp" or not (len(pin) == 6 and pin.isdigit()):
                 self.send_json(*graph_error(100))

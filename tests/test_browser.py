@@ -418,7 +418,7 @@ def test_connect_whatsapp_through_the_emulated_embedded_signup_popup(
             start.click()
         popup = opened.value
         popup.get_by_test_id("es-cancel").click()
-        expect(page.locator("#wa-signup-status")).to_contain_text("You closed Meta’s window", timeout=10_000)
+        expect(page.locator("#wa-signup-status")).to_contain_text("You closed Meta", timeout=10_000)
 
         with page.expect_popup() as opened:
             start.click()

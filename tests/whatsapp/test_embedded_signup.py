@@ -119,7 +119,11 @@ def test_a_business_connects_its_number_through_embedded_signup(
 ) -> None:
     session, code = meta_window(signup)
     assert session["event"] == "FINISH" and code
-    assert session["data"] == {"phone_number_id": PLAIN.phone_number_id, "waba_id": PLAIN.waba_id, "business_id": PLAIN.business_id}
+    assert session["data"] == {
+        "phone_number_id": PLAIN.phone_number_id,
+        "waba_id": PLAIN.waba_id,
+        "business_id": PLAIN.business_id,
+    }
 
     response = relay(tenant_client(in_tenant_a, owner_a, lang="en"), session, code)
     assert response.status_code == 200, response.content
@@ -231,9 +235,11 @@ def test_ids_the_token_was_not_granted_are_refused(in_tenant_a: Tenant, owner_a:
     assert other_number.status_code == 400 and other_number.json()["code"] == "number_not_granted"
     link = relay(client, session, "x", phone_number_id="https://evil.example/")
     assert link.status_code == 400 and link.json()["code"] == "ids"
-    assert not Channel.objects.filter(phone_number_id__in=[PLAIN.phone_number_id, WA_PNID]).exclude(
-        name="WhatsApp Alpha"
-    ).exists()
+    assert (
+        not Channel.objects.filter(phone_number_id__in=[PLAIN.phone_number_id, WA_PNID])
+        .exclude(name="WhatsApp Alpha")
+        .exists()
+    )
     assert PLAIN.phone_number_id not in signup.signup.registered
 
 
@@ -261,6 +267,18 @@ def test_a_number_another_workspace_holds_is_refused(
     assert signup.signup.registered[PLAIN.phone_number_id] == pin
     route = ChannelRoute.objects.get(kind="whatsapp_cloud", external_id=PLAIN.phone_number_id)
     assert (route.tenant_id, route.channel_id) == (tenant_b.pk, beta_channel.pk)
+
+
+def test_a_number_meta_will_not_activate_leaves_nothing_connected(
+    in_tenant_a: Tenant, owner_a: User, signup: MetaEmulator
+) -> None:
+    signup.fail_next.append(131000)  # register answers "Something went wrong"
+    session, code = meta_window(signup)
+    response = relay(tenant_client(in_tenant_a, owner_a, lang="en"), session, code)
+    assert response.status_code == 400 and "refused to activate this number" in response.json()["error"]
+    assert not Channel.objects.filter(phone_number_id=PLAIN.phone_number_id).exists()
+    assert not ChannelRoute.objects.filter(external_id__in=[PLAIN.phone_number_id, PLAIN.waba_id]).exists()
+    assert PLAIN.waba_id not in signup.signup.subscribed
 
 
 def test_only_channel_managers_with_the_csrf_token(
