@@ -131,7 +131,11 @@ def channel_create(
             audit_record(
                 action=AuditAction.CHANNEL_CREDENTIALS,
                 target=channel,
-                metadata={"kind": kind, "change": "created", "onboarding": onboarding},
+                metadata={
+                    "kind": kind,
+                    "change": "created",
+                    **({"onboarding": onboarding} if onboarding != ChannelOnboarding.MANUAL else {}),
+                },
             )
     except RouteTaken as exc:
         logger.warning("channel connect refused: route %s is held by another channel", exc)

@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import translation
 
-from accounts.models import User
+from accounts.models import AuditAction, AuditEntry, User
 from emulators.meta import MetaEmulator
 from emulators.meta_signup import SignupNumber
 from inbox.models import Channel, ChannelOnboarding
@@ -136,6 +136,8 @@ def test_a_business_connects_its_number_through_embedded_signup(
     assert re.fullmatch(r"[0-9]{6}", signup.signup.registered[PLAIN.phone_number_id])
     assert signup.signup.registered[PLAIN.phone_number_id] == channel.credentials["pin"]
     assert signup.signup.subscribed[PLAIN.waba_id] == {settings.META_APP_ID}
+    audit = AuditEntry.objects.filter(tenant=in_tenant_a, action=AuditAction.CHANNEL_CREDENTIALS, actor=owner_a)
+    assert audit.get().metadata == {"kind": "whatsapp_cloud", "change": "created", "onboarding": "embedded_signup"}
     routes = ChannelRoute.objects.filter(channel_id=channel.pk, tenant_id=in_tenant_a.pk)
     assert set(routes.values_list("kind", "external_id")) == {
         ("whatsapp_cloud", PLAIN.phone_number_id),
