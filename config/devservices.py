@@ -30,6 +30,11 @@ LOCAL_API_URLS = {
     "META_GRAPH_BASE_URL": "http://127.0.0.1:8710",
     "TWILIO_API_BASE_URL": "http://127.0.0.1:8711",
     "RETELL_API_BASE_URL": "http://127.0.0.1:8712",
+    # Embedded Signup against the Meta emulator: its stand-in SDK and popup, the demo platform app's ids
+    "META_SDK_URL": "http://127.0.0.1:8710/sdk.js",
+    "META_ES_ORIGINS": "http://127.0.0.1:8710",
+    "META_APP_ID": "300000000000901",
+    "META_ES_CONFIG_ID": "300000000000902",
     "WA_WEB_ENGINE": "fake",  # no WhatsApp server locally: the demo links numbers with the fake engine
     "OUTBOUND_URL_ALLOW_LOOPBACK": "true",  # the emulators above are on loopback; never set in production
 }

@@ -361,6 +361,14 @@ WA_WEB_ENGINE = env_str("WA_WEB_ENGINE", "neonize")  # "fake": the demo's and th
 META_GRAPH_BASE_URL = env_str("META_GRAPH_BASE_URL", "https://graph.facebook.com")
 META_GRAPH_VERSION = env_str("META_GRAPH_VERSION", "v21.0")
 META_APP_SECRET = env_str("META_APP_SECRET")
+# Embedded Signup (v4): the platform's Meta app and its Facebook Login for Business configuration. The page
+# loads Meta's JavaScript SDK from META_SDK_URL and accepts the session-info message only from
+# META_ES_ORIGINS (Meta's own in production; the emulator's locally and in tests).
+META_APP_ID = env_str("META_APP_ID")
+META_ES_CONFIG_ID = env_str("META_ES_CONFIG_ID")
+META_SDK_URL = env_str("META_SDK_URL", "https://connect.facebook.net/en_US/sdk.js")
+META_ES_ORIGINS = env_list("META_ES_ORIGINS", "https://www.facebook.com,https://web.facebook.com")
+META_ES_COEXISTENCE = env_bool("META_ES_COEXISTENCE", True)  # offer "keep using the WhatsApp Business app"
 META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
 TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL", "https://api.twilio.com")
 RETELL_API_BASE_URL = env_str("RETELL_API_BASE_URL", "https://api.retellai.com")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _slots: dict[str, list[Callable[..., list[Any]]]] = defaultdict(list)
@@ -21,6 +21,18 @@ CONTACT_BULK = "contacts.bulk"  # -> BulkAction: more actions on the contacts ta
 CONTACT_CONVERSATIONS = "contact.conversations"  # (contact, user, role) -> the conversations this member may open
 CONTACT_MERGE_GUARD = "contact.merge_guard"  # (contacts, user, role) -> reasons this member may not merge them
 MEDIA_GUARD = "media.guard"  # (path, user, role) -> reasons this member may not have this stored file
+CHANNEL_CONNECT = "channels.connect"  # (request) -> PageBlock: a way to connect a number, atop the channels page
+
+
+@dataclass(frozen=True)
+class PageBlock:
+    """HTML an app adds to another app's page, with what the page's headers must allow for it: more
+    Content-Security-Policy sources (django-csp's update) and a Cross-Origin-Opener-Policy (a popup that
+    talks back to its opener needs "same-origin-allow-popups")."""
+
+    html: str
+    csp: dict[str, list[str]] = field(default_factory=dict)
+    opener_policy: str = ""
 
 
 @dataclass(frozen=True)

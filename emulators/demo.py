@@ -8,12 +8,23 @@ import threading
 from pathlib import Path
 
 from config.env import env_str, load_env_file
-from emulators.meta import MetaEmulator, PhoneNumber
+from emulators.meta import App, MetaEmulator, PhoneNumber
+from emulators.meta_signup import SignupNumber
 from emulators.twilio import TwilioEmulator
 
 DEMO_PNID, DEMO_WABA, DEMO_TOKEN = "100000000000101", "200000000000101", "demo-access-token"
 DEMO_SID, DEMO_AUTH = "ACd0d0d0d0d0d0d0d0d0d0d0d0d0d0d001", "demo-auth-token"
 DEMO_WA_NUMBER, DEMO_SMS_NUMBER = "+5511940000001", "+5511940000002"
+# Numbers a demo business can pick in the emulated Embedded Signup window (one still on the Business app).
+DEMO_SIGNUP_NUMBERS = [
+    SignupNumber("100000000000201", "200000000000201", "+55 11 94000-0201", "Padaria Demo"),
+    SignupNumber("100000000000202", "200000000000202", "+55 11 94000-0202", "Loja Demo", business_app=True),
+]
+# Numbers a demo business can pick in the emulated Embedded Signup window (one still on the Business app).
+DEMO_SIGNUP_NUMBERS = [
+    SignupNumber("100000000000201", "200000000000201", "+55 11 94000-0201", "Padaria Demo"),
+    SignupNumber("100000000000202", "200000000000202", "+55 11 94000-0202", "Loja Demo", business_app=True),
+]
 DEMO_TEMPLATES = [
     {
         "id": "1001",
@@ -50,7 +61,11 @@ def emulators_build() -> tuple[MetaEmulator, TwilioEmulator]:
         tokens={DEMO_TOKEN},
         delays=(0.6, 1.5, 3.0),
         numbers={DEMO_PNID: PhoneNumber(waba_id=DEMO_WABA, display_phone_number=DEMO_WA_NUMBER, token=DEMO_TOKEN)},
+        # the platform's Meta app (var/local.env): Embedded Signup's codes are exchanged with its secret
+        apps={env_str("META_APP_ID"): App(secret=app_secret, webhook_url=f"{app}/webhooks/whatsapp/")},
     )
+    meta.signup.catalog = list(DEMO_SIGNUP_NUMBERS)
+    meta.signup.config_id = env_str("META_ES_CONFIG_ID")
     meta.templates[DEMO_WABA] = [dict(t) for t in DEMO_TEMPLATES]
     twilio = TwilioEmulator(
         accounts={DEMO_SID: DEMO_AUTH},

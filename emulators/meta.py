@@ -26,12 +26,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
-from emulators.base import CallbackQueue, EmulatorHandler, EmulatorServer
+from emulators.base import CallbackQueue, EmulatorServer
+from emulators.meta_signup import EmbeddedSignup, SignupHandlerMixin
 
 BSUID = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$")
 ERROR_TEXT = {
@@ -70,6 +71,11 @@ class PhoneNumber:
     token: str
     verified_name: str = "Demo"
     app_id: str | None = None
+    grants: set[str] = field(default_factory=set)  # more tokens that may use it (Embedded Signup, again)
+    on_biz_app: bool = False  # stays on the WhatsApp Business app (coexistence)
+
+    def allows(self, token: str) -> bool:
+        return bool(token) and (token == self.token or token in self.grants)
 
 
 @dataclass
@@ -109,13 +115,13 @@ def missing_object(object_id: str) -> tuple[int, dict[str, Any]]:
     return status, body
 
 
-class MetaHandler(EmulatorHandler):
+class MetaHandler(SignupHandlerMixin):
     server: MetaEmulator
 
     def _authorized(self) -> bool:
         token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         known = self.server.tokens is None or token in self.server.tokens
-        known = known or any(n.token == token for n in self.server.numbers.values())
+        known = known or any(n.allows(token) for n in self.server.numbers.values())
         ok = bool(token) and known
         if not ok:
             self.send_json(*graph_error(190))
@@ -129,23 +135,25 @@ class MetaHandler(EmulatorHandler):
         if len(parts) == 2 and parts[1] == "debug_token":
             self._debug_token()
             return
+        if self.signup_get(parts):  # Embedded Signup: the SDK, its popup, the code exchange
+            return
         if not self._authorized():
             return
         token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if len(parts) == 2 and parts[1] in self.server.numbers:
             number = self.server.numbers[parts[1]]
-            if number.token != token:
+            if not number.allows(token):
                 self.send_json(*missing_object(parts[1]))
                 return
-            self.send_json(
-                200,
-                {
-                    "id": parts[1],
-                    "display_phone_number": number.display_phone_number,
-                    "verified_name": number.verified_name,
-                    "quality_rating": "GREEN",
-                },
-            )
+            answer: dict[str, Any] = {
+                "id": parts[1],
+                "display_phone_number": number.display_phone_number,
+                "verified_name": number.verified_name,
+                "quality_rating": "GREEN",
+            }
+            if "is_on_biz_app" in self.query().get("fields", "").split(","):
+                answer["is_on_biz_app"] = number.on_biz_app
+            self.send_json(200, answer)
             return
         if len(parts) == 2 and any(n.waba_id == parts[1] and n.token == token for n in self.server.numbers.values()):
             # GET /{waba-id}?fields=owner_business_info: the business portfolio that owns the WABA.
@@ -162,7 +170,7 @@ class MetaHandler(EmulatorHandler):
             found = [
                 {"id": pnid, "display_phone_number": n.display_phone_number, "verified_name": n.verified_name}
                 for pnid, n in self.server.numbers.items()
-                if n.waba_id == parts[1] and n.token == token
+                if n.waba_id == parts[1] and n.allows(token)
             ]
             if not found:
                 self.send_json(*missing_object(parts[1]))
@@ -196,7 +204,11 @@ class MetaHandler(EmulatorHandler):
         if parts[0] == "_emulator":
             self._control(parts[1] if len(parts) > 1 else "", json.loads(self.body() or b"{}"))
             return
+        if self.signup_post_public(parts):  # the Embedded Signup popup's answer
+            return
         if not self._authorized():
+            return
+        if self.signup_post(parts):  # register a number, subscribe an app to a WABA
             return
         if len(parts) == 3 and parts[2] == "messages":
             self._send(parts[1], json.loads(self.body() or b"{}"))
@@ -217,14 +229,22 @@ class MetaHandler(EmulatorHandler):
             self.send_json(400, body)
             return
         token = str(q.get("input_token", ""))
-        valid = token in app.tokens
-        self.send_json(200, {"data": {"app_id": app_id if valid else "", "is_valid": valid, "type": "SYSTEM_USER"}})
+        grant = self.server.signup.grants.get(token)
+        valid = token in app.tokens or (grant is not None and grant.app_id == app_id)
+        data: dict[str, Any] = {"app_id": app_id if valid else "", "is_valid": valid, "type": "SYSTEM_USER"}
+        if valid and grant is not None:  # a business token from Embedded Signup: the WABA it was granted
+            data["scopes"] = ["whatsapp_business_management", "whatsapp_business_messaging"]
+            data["granular_scopes"] = [
+                {"scope": "whatsapp_business_management", "target_ids": [grant.waba_id]},
+                {"scope": "whatsapp_business_messaging", "target_ids": [grant.waba_id]},
+            ]
+        self.send_json(200, {"data": data})
 
     # --- the Cloud API ---
     def _send(self, pnid: str, body: dict[str, Any]) -> None:
         number = self.server.numbers.get(pnid)
         token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if number is not None and number.token != token:
+        if number is not None and not number.allows(token):
             self.send_json(*missing_object(pnid))
             return
         if body.get("status") == "read":
@@ -443,6 +463,7 @@ class MetaEmulator(EmulatorServer):
         if customer.phone and not customer.withhold_phone:
             card["wa_id"] = customer.phone
         return card
+        self.signup = EmbeddedSignup()
 
     def next_error(self) -> int:
         with self.lock:

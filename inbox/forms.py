@@ -34,21 +34,13 @@ class CloudChannelForm(forms.Form):
     phone_number_id = forms.CharField(label=_("Phone number ID"), max_length=40, validators=[graph_id])
     waba_id = forms.CharField(label=_("WhatsApp Business Account ID"), max_length=40, validators=[graph_id])
     access_token = forms.CharField(label=_("Access token"), widget=forms.PasswordInput(render_value=False))
-    # Only with the business's own Meta app (otherwise the platform's app receives the webhooks).
-    app_id = forms.RegexField(label=_("Your Meta app ID (optional)"), regex=r"^[0-9]{1,20}$", required=False)
-    app_secret = forms.CharField(
-        label=_("App secret"), required=False, widget=forms.PasswordInput(render_value=False), max_length=200
-    )
+    # Manual entry is for the business's own Meta app only (the platform's app connects through Embedded
+    # Signup): its secret proves it issued the token, and its webhooks come to a URL of its own.
+    app_id = forms.RegexField(label=_("Your Meta app ID"), regex=r"^[0-9]{1,20}$")
+    app_secret = forms.CharField(label=_("App secret"), widget=forms.PasswordInput(render_value=False), max_length=200)
     verify_token = forms.CharField(
-        label=_("Webhook verify token"), required=False, widget=forms.PasswordInput(render_value=False), max_length=200
+        label=_("Webhook verify token"), widget=forms.PasswordInput(render_value=False), max_length=200
     )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        own_app = [data.get("app_id"), data.get("app_secret"), data.get("verify_token")]
-        if any(own_app) and not all(own_app):
-            raise ValidationError(_("Your own Meta app needs its app ID, app secret and a verify token."))
-        return data
 
 
 class TwilioChannelForm(forms.Form):

@@ -27,6 +27,11 @@ class ChannelStatus(models.TextChoices):
     ERROR = "error", _("Error")
 
 
+class ChannelOnboarding(models.TextChoices):
+    MANUAL = "manual", _("Entered by hand")
+    EMBEDDED_SIGNUP = "embedded_signup", _("Meta's Embedded Signup")
+
+
 class Channel(models.Model):
     """A connected number. Credentials are encrypted at rest and never shown back."""
 
@@ -41,6 +46,11 @@ class Channel(models.Model):
     phone_number_id = models.CharField(_("phone number id"), max_length=40, blank=True)
     # The Meta business portfolio that owns the WABA: WhatsApp user ids (BSUIDs) are scoped to it.
     business_portfolio_id = models.CharField(_("business portfolio id"), max_length=40, blank=True)
+    onboarding = models.CharField(
+        _("connected through"), max_length=20, choices=ChannelOnboarding.choices, default=ChannelOnboarding.MANUAL
+    )
+    # WhatsApp "coexistence": the business keeps using the WhatsApp Business app on this number.
+    coexistence = models.BooleanField(_("keeps using the WhatsApp Business app"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

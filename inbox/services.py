@@ -29,6 +29,7 @@ from crm.services import MEDIUM_OF_KIND, consent_allows, consent_keyword, consen
 from inbox.models import (
     MEDIA_TYPES,
     Channel,
+    ChannelOnboarding,
     Conversation,
     ConversationStatus,
     Direction,
@@ -101,9 +102,12 @@ def channel_create(
     waba_id: str = "",
     phone_number_id: str = "",
     rate_limit_per_s: int = 80,
+    onboarding: str = ChannelOnboarding.MANUAL,
+    coexistence: bool = False,
 ) -> Channel:
     """Connect a number: prove with the credentials given that its ids are theirs (the provider is asked),
-    then register the routes its webhooks arrive by. A route another channel holds is never taken over."""
+    then register the routes its webhooks arrive by. A route another channel holds is never taken over.
+    `onboarding` records how it was connected; `coexistence`, that the WhatsApp Business app stays on it."""
     from crm.services import phone_normalize
 
     channel = Channel(
@@ -114,6 +118,8 @@ def channel_create(
         waba_id=waba_id.strip(),
         phone_number_id=phone_number_id.strip(),
         rate_limit_per_s=rate_limit_per_s,
+        onboarding=onboarding,
+        coexistence=coexistence,
     )
     provider = provider_class(kind)
     provider.connect_verify(channel)  # network calls: outside the transaction
@@ -124,7 +130,13 @@ def channel_create(
             for route_kind, external_id in provider.route_keys(channel):
                 route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)
             audit_record(
-                action=AuditAction.CHANNEL_CREDENTIALS, target=channel, metadata={"kind": kind, "change": "created"}
+                action=AuditAction.CHANNEL_CREDENTIALS,
+                target=channel,
+                metadata={
+                    "kind": kind,
+                    "change": "created",
+                    **({"onboarding": onboarding} if onboarding != ChannelOnboarding.MANUAL else {}),
+                },
             )
     except RouteTaken as exc:
         logger.warning("channel connect refused: route %s is held by another channel", exc)

@@ -9,12 +9,13 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import action_required
 from accounts.selectors import members_of
-from core.contributions import CONTACT_PANEL, collect
+from core.contributions import CHANNEL_CONNECT, CONTACT_PANEL, PageBlock, collect
 from core.roles import Action, permission_check
 from crm.models import Tag
 from crm.services import contact_get_or_create
@@ -44,6 +45,25 @@ from inbox.services import (
 )
 
 
+def _channels_page(request: HttpRequest, status: int = 200, **forms: object) -> HttpResponse:
+    """The channels page, with the ways other apps add to connect a number (and the headers they need)."""
+    blocks: list[PageBlock] = collect(CHANNEL_CONNECT, request=request)
+    context = _channels_context(**forms)
+    context["connect_blocks"] = [
+        mark_safe(block.html) for block in blocks
+    ]  # rendered by the contributing app's templates
+    response = render(request, "inbox/channels.html", context, status=status)
+    csp: dict[str, list[str]] = {}
+    for block in blocks:
+        for directive, sources in block.csp.items():
+            csp.setdefault(directive, []).extend(sources)
+        if block.opener_policy:
+            response["Cross-Origin-Opener-Policy"] = block.opener_policy
+    if csp:
+        response._csp_update = csp  # type: ignore[attr-defined]  # django-csp's per-response update
+    return response
+
+
 def _channels_context(**forms: object) -> dict[str, object]:
     channels = list(channels_all())
     for channel in channels:
@@ -60,7 +80,7 @@ def _channels_context(**forms: object) -> dict[str, object]:
 
 @action_required(Action.CHANNEL_VIEW)
 def channel_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "inbox/channels.html", _channels_context())
+    return _channels_page(request)
 
 
 def _channel_connect(kind: str, data: dict[str, Any]) -> Channel:
@@ -106,7 +126,7 @@ def channel_add(request: HttpRequest, kind: str) -> HttpResponse:
             messages.success(request, _("Channel %(name)s connected.") % {"name": channel.name})
             return redirect("channel_list")
     key = "cloud_form" if kind == ChannelKind.WHATSAPP_CLOUD else "sms_form"
-    return render(request, "inbox/channels.html", _channels_context(**{key: form}), status=400)
+    return _channels_page(request, status=400, **{key: form})
 
 
 @require_POST

@@ -24,7 +24,7 @@ from django.test import Client
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Role, User
-from emulators.meta import MetaEmulator, PhoneNumber
+from emulators.meta import App, MetaEmulator, PhoneNumber
 from emulators.oauth import OAuthEmulator
 from emulators.retell import RetellEmulator
 from emulators.twilio import TwilioEmulator
@@ -370,7 +370,15 @@ def meta_emulator() -> Iterator[MetaEmulator]:
         tokens={WA_TOKEN},
         delays=(0.05, 0.15, 0.3),
         numbers={WA_PNID: PhoneNumber(waba_id=WA_WABA, display_phone_number=WA_NUMBER, token=WA_TOKEN)},
+        # the platform's own Meta app: Embedded Signup's codes are issued to it and exchanged with its secret
+        apps={
+            os.environ["META_APP_ID"]: App(
+                secret=os.environ["META_APP_SECRET"],
+                webhook_url=f"{os.environ['PUBLIC_WEBHOOK_BASE_URL']}/webhooks/whatsapp/",
+            )
+        },
     ).start()
+    emulator.signup.config_id = os.environ["META_ES_CONFIG_ID"]
     yield emulator
     emulator.callbacks.close()
     emulator.stop()

@@ -378,3 +378,74 @@ def test_manager_builds_a_cadence_with_the_step_editor_and_drafts_a_campaign(
     page.screenshot(path=str(SHOTS / "campaign-draft.png"), full_page=True)
     assert errors == []
     context.close()
+
+
+def test_connect_whatsapp_through_the_emulated_embedded_signup_popup(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any, meta_emulator: Any
+) -> None:
+    """Connect WhatsApp -> Meta's window (the emulator's) -> pick the number -> the channel is listed. A
+    cancelled window says so; a forged session-info message from another origin is ignored."""
+    from django.db import connection
+
+    from accounts.models import Role
+    from emulators.meta_signup import SignupNumber
+    from inbox.models import Channel
+    from inbox.services import channel_delete
+
+    alpha, _ = tenants
+    email = f"es-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email, Role.OWNER)
+    tail = f"{uuid.uuid4().int % 10**6:06d}"
+    number = SignupNumber(f"100000000{tail}", f"200000000{tail}", f"+55 11 96{tail[:3]}-{tail[3:]}0", f"Padaria {tail}")
+    meta_emulator.signup.catalog = [number]
+    port = app_server.rsplit(":", 1)[1]
+    base = f"http://alpha.localhost:{port}"
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        context.add_cookies([{"name": "django_language", "value": "en", "url": base}])
+        _login(page, base, email)
+        page.goto(f"{base}/channels/")
+        start = page.locator("#wa-signup-start")
+        expect(start).to_be_enabled()  # the SDK loaded and FB.init ran
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "embedded-signup-channels.png"), full_page=True)
+
+        with page.expect_popup() as opened:  # closing Meta's window without finishing
+            start.click()
+        popup = opened.value
+        popup.get_by_test_id("es-cancel").click()
+        expect(page.locator("#wa-signup-status")).to_contain_text("You closed Meta", timeout=10_000)
+
+        with page.expect_popup() as opened:
+            start.click()
+        popup = opened.value
+        expect(popup.locator("h1")).to_have_text("Connect your WhatsApp")
+        popup.screenshot(path=str(SHOTS / "embedded-signup-popup.png"))
+        # a page of another origin (here: ours) posting a session-info message is not Meta's window
+        page.evaluate(
+            "window.postMessage(JSON.stringify({type: 'WA_EMBEDDED_SIGNUP', event: 'CANCEL',"
+            " data: {current_step: 'forged'}}), '*')"
+        )
+        page.wait_for_timeout(300)
+        expect(page.locator("#wa-signup-status")).to_have_text("")
+        popup.check(f"input[value='{number.phone_number_id}']")
+        with page.expect_navigation(timeout=20_000):
+            popup.get_by_test_id("es-finish").click()
+        expect(page).to_have_url(f"{base}/channels/")
+        expect(page.locator("#toasts")).to_contain_text(f"Channel {number.verified_name} connected.")
+        expect(page.locator("table")).to_contain_text(number.verified_name)
+        page.screenshot(path=str(SHOTS / "embedded-signup-connected.png"), full_page=True)
+        assert number.phone_number_id in meta_emulator.signup.registered
+        assert errors == []
+    finally:
+        context.close()
+        meta_emulator.signup.catalog = []
+        connection.set_tenant(alpha)
+        for channel in Channel.objects.filter(phone_number_id=number.phone_number_id):
+            channel_delete(channel=channel)
+        connection.set_schema_to_public()
+        meta_emulator.numbers.pop(number.phone_number_id, None)

@@ -20,10 +20,13 @@ from core.http import pooled_client
 class GraphError(Exception):
     """An error answer from the Graph API (`code` as in Meta's error table), or no answer at all."""
 
-    def __init__(self, status: int, code: int, message: str, details: str = "", sent: bool = True) -> None:
+    def __init__(
+        self, status: int, code: int, message: str, details: str = "", sent: bool = True, subcode: int = 0
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.status, self.code, self.message, self.details = status, code, message, details
         self.sent = sent  # False when the request surely never reached Meta (connection refused)
+        self.subcode = subcode  # Meta's error_subcode (e.g. 36007: an authorization code that expired)
 
 
 # Graph ids (phone number, WABA, media) and the version are single path segments of this alphabet.
@@ -69,6 +72,7 @@ class GraphClient:
                 int(error.get("code", 0) or 0),
                 str(error.get("message", response.reason_phrase)),
                 str((error.get("error_data") or {}).get("details", "")),
+                subcode=int(error.get("error_subcode", 0) or 0),
             )
         result: dict[str, Any] = response.json()
         return result
@@ -133,7 +137,9 @@ class GraphClient:
     def phone_number(self, phone_number_id: str) -> dict[str, Any]:
         """GET /{phone-number-id}: answers only when the token may use that number."""
         return self._request(
-            "GET", phone_number_id, params={"fields": "id,display_phone_number,verified_name,quality_rating"}
+            "GET",
+            phone_number_id,
+            params={"fields": "id,display_phone_number,verified_name,quality_rating,is_on_biz_app"},
         )
 
     def waba_phone_numbers(self, waba_id: str) -> list[dict[str, Any]]:
@@ -158,3 +164,25 @@ class GraphClient:
         )
         data: dict[str, Any] = answer.get("data") or {}
         return data
+
+    # --- Embedded Signup: the code, the number, the webhooks ---
+    def exchange_code(self, *, app_id: str, app_secret: str, code: str) -> str:
+        """GET /oauth/access_token: Embedded Signup's code (single use, short-lived) for a business token.
+        Server to server only: the app secret never reaches a browser."""
+        answer = self._request(
+            "GET",
+            "oauth",
+            "access_token",
+            bearer=False,
+            params={"client_id": app_id, "client_secret": app_secret, "code": code},
+        )
+        return str(answer.get("access_token", ""))
+
+    def register_number(self, phone_number_id: str, pin: str) -> None:
+        """POST /{phone-number-id}/register: the number starts on Cloud API; `pin` sets its two-step PIN.
+        Never for a number that stays on the WhatsApp Business app (coexistence)."""
+        self._request("POST", phone_number_id, "register", json={"messaging_product": "whatsapp", "pin": pin})
+
+    def subscribe_app(self, waba_id: str) -> None:
+        """POST /{waba-id}/subscribed_apps: the app that owns the token gets this WABA's webhooks."""
+        self._request("POST", waba_id, "subscribed_apps")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -20,6 +21,7 @@ from whatsapp.forms import TemplateCreateForm
 from whatsapp.models import MessageTemplate
 from whatsapp.selectors import templates_approved, templates_of
 from whatsapp.services import template_create, templates_sync
+from whatsapp.signup import SessionInfo, embedded_signup_complete
 from whatsapp.web import bus
 from whatsapp.web.manager import qr_svg
 
@@ -154,3 +156,24 @@ def qr_channel(request: HttpRequest, pk: int) -> HttpResponse:
         "usage": bus.usage(key),
     }
     return render(request, "whatsapp/qr.html", context)
+
+
+@require_POST
+@action_required(Action.CHANNEL_MANAGE)
+def embedded_signup(request: HttpRequest) -> JsonResponse:
+    """What the channels page relays from Meta's Embedded Signup window (code, event, ids): the channel is
+    connected server side, or the tenant gets a message to act on."""
+    data = request.POST
+    session = SessionInfo(
+        code=data.get("code", ""),
+        event=data.get("event", ""),
+        waba_id=data.get("waba_id", ""),
+        phone_number_id=data.get("phone_number_id", ""),
+        business_id=data.get("business_id", ""),
+    )
+    try:
+        channel = embedded_signup_complete(session=session)
+    except ValidationError as exc:
+        return JsonResponse({"error": " ".join(exc.messages), "code": exc.code or ""}, status=400)
+    messages.success(request, _("Channel %(name)s connected.") % {"name": channel.name})
+    return JsonResponse({"ok": True, "channel": channel.pk, "redirect": reverse("channel_list")})

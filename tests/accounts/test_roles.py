@@ -200,6 +200,7 @@ EXERCISES: dict[Action, list[Exercise]] = {
     Action.CHANNEL_VIEW: [page("get", lambda w: "/channels/")],
     Action.CHANNEL_MANAGE: [
         page("post", lambda w: "/channels/add/whatsapp_cloud/"),  # an empty form: refused with 400, nothing called
+        page("post", lambda w: "/channels/whatsapp/signup/"),  # Embedded Signup with nothing relayed: 400
         page("post", lambda w: f"/channels/{w.channels['sms']}/remove/"),
     ],
     Action.TEMPLATE_VIEW: [page("get", lambda w: f"/channels/{w.channels['whatsapp']}/templates/")],

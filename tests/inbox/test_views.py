@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from emulators.meta import MetaEmulator, PhoneNumber
+from emulators.meta import App, MetaEmulator, PhoneNumber
 from inbox.models import Channel, Conversation, Message, MessageStatus
 from intake.models import ChannelRoute
 from tenants.models import Tenant
@@ -22,24 +22,31 @@ def test_channels_page_and_connecting_numbers(
     in_tenant_a: Any, tenant_a: Tenant, owner_a: User, channels: dict[str, int], meta_emulator: MetaEmulator
 ) -> None:
     meta_emulator.numbers["100000000000002"] = PhoneNumber("200000000000002", "+55 11 97777-0000", "EAAG-secret")
+    meta_emulator.apps["300000000000092"] = App(secret="own-secret", webhook_url="", tokens=frozenset({"EAAG-secret"}))
     client = tenant_client(tenant_a, owner_a, lang="en")
     page = client.get("/channels/")
     assert page.status_code == 200 and "WhatsApp Alpha" in page.content.decode()
-    response = client.post(
-        "/channels/add/whatsapp_cloud/",
-        {
-            "wa-name": "Vendas",
-            "wa-phone_number": "(11) 97777-0000",
-            "wa-phone_number_id": "100000000000002",
-            "wa-waba_id": "200000000000002",
-            "wa-access_token": "EAAG-secret",
-        },
-    )
+    form = {
+        "wa-name": "Vendas",
+        "wa-phone_number": "(11) 97777-0000",
+        "wa-phone_number_id": "100000000000002",
+        "wa-waba_id": "200000000000002",
+        "wa-access_token": "EAAG-secret",
+    }
+    # typing ids and a token is only for a business's own Meta app (the platform's app: Embedded Signup)
+    platform = client.post("/channels/add/whatsapp_cloud/", form)
+    assert platform.status_code == 400 and "This field is required" in platform.content.decode()
+    assert '<details id="wa-own-app" open>' in platform.content.decode()  # the errors are shown, not folded
+    own_app = {"wa-app_id": "300000000000092", "wa-app_secret": "own-secret", "wa-verify_token": "vt"}
+    response = client.post("/channels/add/whatsapp_cloud/", {**form, **own_app})
     assert response.status_code == 302
     channel = Channel.objects.get(phone_number_id="100000000000002")
     assert channel.phone_number == "+5511977770000"
-    assert channel.credentials == {"access_token": "EAAG-secret"}
-    assert "EAAG-secret" not in client.get("/channels/").content.decode()  # never shown back
+    assert (channel.onboarding, channel.coexistence) == ("manual", False)
+    assert channel.credentials["access_token"] == "EAAG-secret"
+    assert channel.credentials["app_secret"] == "own-secret" and channel.credentials["webhook_key"]
+    shown = client.get("/channels/").content.decode()
+    assert "EAAG-secret" not in shown and "own-secret" not in shown  # never shown back
     route = ChannelRoute.objects.get(kind="whatsapp_cloud", external_id="100000000000002")
     assert (route.tenant_id, route.channel_id) == (tenant_a.pk, channel.pk)
     assert ChannelRoute.objects.filter(kind="whatsapp_waba", external_id="200000000000002").exists()
@@ -53,6 +60,7 @@ def test_channels_page_and_connecting_numbers(
     client.post(f"/channels/{channel.pk}/remove/")
     assert not ChannelRoute.objects.filter(external_id="100000000000002").exists()
     del meta_emulator.numbers["100000000000002"]
+    del meta_emulator.apps["300000000000092"]
 
 
 def test_agents_cannot_connect_channels(in_tenant_a: Any, tenant_a: Tenant, agent_a: User) -> None:
