@@ -25,6 +25,7 @@ import secrets
 import shutil
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -83,23 +84,32 @@ class DeviceStore:
         counter = self._counter()
         if counter is None or counter == self._saved_counter:
             return None
+        with self.shared_lock() as locked:
+            if not locked:
+                return None  # the engine is committing
+            journal = self.path.with_name(self.path.name + "-journal")
+            if journal.exists() and journal.stat().st_size > 0:
+                return None  # a transaction is open: take the copy once it settles
+            content = os.pread(self._fd, os.fstat(self._fd).st_size, 0)
+        self._saved_counter = int.from_bytes(content[24:28], "big")
+        return content
+
+    @contextlib.contextmanager
+    def shared_lock(self) -> Iterator[bool]:
+        """SQLite's SHARED lock, taken as an open-file-description lock (see the module docstring); yields
+        False at once when a writer holds the database."""
+        assert self._fd is not None
         try:
             fcntl.fcntl(self._fd, F_OFD_SETLK, _flock(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE))
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                return None  # the engine is committing
+                yield False
+                return
             raise
         try:
-            journal = self.path.with_name(self.path.name + "-journal")
-            if journal.exists() and journal.stat().st_size > 0:
-                return None  # a hot journal: the last transaction is not settled yet
-            size = os.fstat(self._fd).st_size
-            content = os.pread(self._fd, size, 0)
-            counter = int.from_bytes(content[24:28], "big")
+            yield True
         finally:
             fcntl.fcntl(self._fd, F_OFD_SETLK, _flock(fcntl.F_UNLCK, SHARED_FIRST, SHARED_SIZE))
-        self._saved_counter = counter
-        return content
 
     def close(self) -> None:
         """Overwrite and delete the plaintext store (the engine must have stopped using it)."""
