@@ -89,16 +89,31 @@ class QrPacing(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(min_delay_s__gt=0), name="qr_pacing_min_delay_positive"),
             models.CheckConstraint(
-                condition=models.Q(max_delay_s__gte=models.F("min_delay_s")), name="qr_pacing_delay_range"
+                condition=models.Q(min_delay_s__gt=0, batch_pause_min_s__gt=0, batch_size__gt=0, warmup_start__gt=0),
+                name="qr_pacing_positive",
+                violation_error_message=_("Pauses, batch size and the first day's messages must be above zero."),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_delay_s__gte=models.F("min_delay_s")),
+                name="qr_pacing_delay_range",
+                violation_error_message=_("The longest pause between messages cannot be shorter than the shortest."),
             ),
             models.CheckConstraint(
                 condition=models.Q(batch_pause_max_s__gte=models.F("batch_pause_min_s")),
                 name="qr_pacing_batch_pause_range",
+                violation_error_message=_("The longest rest after a batch cannot be shorter than the shortest."),
             ),
             models.CheckConstraint(
-                condition=models.Q(warmup_start__lte=models.F("daily_cap")), name="qr_pacing_warmup_within_cap"
+                condition=models.Q(warmup_start__lte=models.F("daily_cap")),
+                name="qr_pacing_warmup_within_cap",
+                violation_error_message=_("The first day's messages cannot exceed the daily limit."),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(stop_failure_rate__gt=0, stop_failure_rate__lte=1)
+                & models.Q(stop_unanswered_rate__gt=0, stop_unanswered_rate__lte=1),
+                name="qr_pacing_rates_are_shares",
+                violation_error_message=_("The stop thresholds are shares between 0 and 1, such as 0.15."),
             ),
         ]
 

@@ -8,4 +8,5 @@ urlpatterns = [
     path("conversations/<int:pk>/template/", views.template_send, name="template_send"),
     path("channels/qr/new/", views.qr_channel_new, name="qr_channel_new"),
     path("channels/<int:pk>/qr/", views.qr_channel, name="qr_channel"),
+    path("channels/<int:pk>/qr/pacing/", views.qr_pacing, name="qr_pacing"),
 ]

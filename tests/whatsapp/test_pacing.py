@@ -261,3 +261,58 @@ def test_history_comes_from_the_channels_messages(in_tenant_a: Any) -> None:
         assert (strict.stop_failure_rate, strict.daily_cap) == (0.2, 300)
         pacing_resume(channel=channel)
         assert QrPacing.objects.get(channel=channel).judged_since == timezone.now()
+
+
+def test_pacing_page_explains_defaults_saves_refuses_nonsense_and_resumes(
+    in_tenant_a: Any, tenant_a: Any, owner_a: Any, agent_a: Any
+) -> None:
+    from inbox.models import Direction, Message, MessageStatus
+    from inbox.services import channel_create
+    from tests.conftest import tenant_client
+    from tests.messaging import open_conversation
+    from whatsapp.models import QrPacing
+
+    channel = channel_create(kind="whatsapp_web", name=f"QR {uuid.uuid4().hex[:4]}", phone_number="", credentials={})
+    url = f"/channels/{channel.pk}/qr/pacing/"
+    manager = tenant_client(tenant_a, owner_a, lang="en")
+    page = manager.get(url).content.decode()
+    assert "WhatsApp bans accounts that send like machines" in page and "Default 25." in page
+    assert "Ready: the next message may go now." in page and "0 of 20 messages sent today." in page
+    assert tenant_client(tenant_a, agent_a, lang="en").get(url).status_code == 403  # managers only
+
+    fields = {
+        "min_delay_s": 40,
+        "max_delay_s": 90,
+        "batch_size": 20,
+        "batch_pause_min_s": 900,
+        "batch_pause_max_s": 1800,
+        "warmup_start": 10,
+        "warmup_days": 21,
+        "daily_cap": 150,
+        "stop_failure_rate": "0.10",
+        "stop_unanswered_rate": "0.95",
+        "stop_window": 40,
+        "reply_wait_s": 7200,
+    }
+    refused = manager.post(url, {**fields, "max_delay_s": 10})
+    assert refused.status_code == 400
+    assert "The longest pause between messages cannot be shorter than the shortest." in refused.content.decode()
+    assert not QrPacing.objects.filter(channel=channel).exists()
+    assert manager.post(url, fields).status_code == 302
+    saved = QrPacing.objects.get(channel=channel)
+    assert (saved.min_delay_s, saved.daily_cap, float(saved.stop_failure_rate)) == (40, 150, 0.10)
+
+    conversation = open_conversation(channel.pk, "+5511977775555")
+    for _ in range(20):  # twenty failures in a row: the number stops
+        Message.objects.create(
+            conversation=conversation,
+            channel=channel,
+            direction=Direction.OUTBOUND,
+            status=MessageStatus.FAILED,
+            failed_at=timezone.now(),
+            idempotency_key=uuid.uuid4().hex,
+        )
+    stopped = manager.get(url).content.decode()
+    assert "Stopped: too many of the last sends failed." in stopped and 'data-testid="pacing-resume"' in stopped
+    assert manager.post(url, {"action": "resume"}).status_code == 302
+    assert "Stopped" not in manager.get(url).content.decode()
