@@ -124,3 +124,8 @@ def _count(nodes: _Sequence) -> int:
 def spin_variants(text: str) -> int:
     """How many different wordings the text can produce (1 when it has no groups)."""
     return _count(_Parser(text).parse())
+
+
+def spin_for_contact(text: str, *, contact_id: int) -> str:
+    """The wording this contact gets: the preview and the send call this same function."""
+    return spin(text, seed=f"contact:{contact_id}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.spintax import SpintaxError, spin, spin_variants, spintax_check
+from campaigns.spintax import SpintaxError, spin, spin_for_contact, spin_variants, spintax_check
 
 GREETING = "{Olá|Oi|E aí} {{first_name}}"
 
@@ -54,3 +54,11 @@ def test_unbalanced_braces_are_refused_with_where(text: str, position: int) -> N
 def test_depth_is_bounded() -> None:
     deep = "{" * 20 + "x" + "}" * 20
     assert "nested" in spintax_check(deep)
+
+
+def test_the_preview_of_a_contact_is_what_the_contact_gets() -> None:
+    text = "{Olá|Oi|E aí} {{first_name}}, {chegou|temos} {novidade|promoção}!"
+    previews = {contact_id: spin_for_contact(text, contact_id=contact_id) for contact_id in range(1, 60)}
+    assert all(spin_for_contact(text, contact_id=c) == wording for c, wording in previews.items())
+    assert len(set(previews.values())) > 5
+    assert spin_for_contact(text, contact_id=7) == spin(text, seed="contact:7")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,9 @@ from whatsapp.web.client import (
     engine_error_classify,
 )
 from whatsapp.web.manager import SessionManager
-from whatsapp.web.store import SQLITE_MAGIC, DeviceStore, stores_sweep
+from whatsapp.web.store import SQLITE_MAGIC, DeviceStore, filesystem_of, store_dir_problem, stores_sweep
+
+SHM = Path("/dev/shm")  # noqa: S108 - the memory-backed folder production uses, on purpose
 
 
 def deliver(engine: NeonizeClient, event: Any) -> None:
@@ -56,10 +60,12 @@ def device(phone: str) -> Any:
 
 
 @pytest.fixture
-def stores(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "stores"
+def stores(settings: Any, tmp_path: Path) -> Iterator[Path]:
+    """A folder of the kind production uses (memory-backed), private to the test."""
+    root = (SHM if SHM.is_dir() else tmp_path) / f"cp-test-waweb-{uuid.uuid4().hex[:8]}"
     settings.WA_WEB_STORE_DIR = str(root)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -125,6 +131,8 @@ def test_device_store_persisted_encrypted_on_every_change_and_no_plaintext_left(
     session = manager.sessions[key]
     engine = session.client
     assert isinstance(engine, NeonizeClient) and engine.store.path.is_relative_to(stores)
+    if SHM.is_dir():
+        assert filesystem_of(engine.store.path) in {"tmpfs", "ramfs"}  # never on disk, even while running
     assert oct(engine.store.folder.stat().st_mode & 0o777) == "0o700"
     assert oct(engine.store.path.stat().st_mode & 0o777) == "0o600"
 
@@ -304,3 +312,22 @@ def test_a_number_not_on_whatsapp_fails_once_and_is_never_retried(web_channel: A
         runner.join(timeout=10)
         connection.set_schema_to_public()
     assert bus.owner_of(key) is None
+
+
+def test_a_store_folder_on_disk_is_flagged_at_start(settings: Any, tmp_path: Path) -> None:
+    from whatsapp.apps import store_dir_check
+
+    settings.WA_WEB_ENGINE = "neonize"
+    disk = filesystem_of(tmp_path)
+    settings.WA_WEB_STORE_DIR = str(tmp_path / "stores")
+    warnings = store_dir_check()
+    if disk in {"tmpfs", "ramfs"}:
+        assert warnings == []
+    else:
+        assert [w.id for w in warnings] == ["whatsapp.W001"] and disk in warnings[0].msg
+    if SHM.is_dir():
+        settings.WA_WEB_STORE_DIR = str(SHM / "cp-waweb")
+        assert store_dir_check() == [] and store_dir_problem(SHM / "cp-waweb") == ""
+    settings.WA_WEB_ENGINE = "fake"
+    settings.WA_WEB_STORE_DIR = str(tmp_path)
+    assert store_dir_check() == []

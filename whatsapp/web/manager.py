@@ -166,8 +166,8 @@ class SessionManager:
         with schema_context(session.schema):
             channel = Channel.objects.filter(pk=session.channel_id).first()
             blob = decode_session(channel.credentials.get("session", "")) if channel else b""
-        session.client = self.factory(session.key, blob or None, _Handlers(self, session))
         try:
+            session.client = self.factory(session.key, blob or None, _Handlers(self, session))
             session.client.connect()
         except Exception:
             logger.exception("wa-web connect failed for %s", session.key)

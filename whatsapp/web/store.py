@@ -142,3 +142,35 @@ def stores_sweep(root: Path | None = None) -> int:
         except PermissionError:
             continue  # alive, another user's
     return removed
+
+
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem holding `path` (or its nearest existing parent), from /proc/mounts."""
+    target = path
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    resolved, best, kind = str(target.resolve()), "", ""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind
+
+
+def store_dir_problem(path: Path) -> str:
+    """Why this folder must not hold live device stores, or "" when it is memory-backed."""
+    kind = filesystem_of(path)
+    if kind and kind not in MEMORY_FILESYSTEMS:
+        return f"{path} is on {kind}, not memory-backed storage: session keys would touch the disk"
+    return ""
