@@ -4,9 +4,11 @@ has the same methods and events and drives the session manager in tests and in t
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -202,7 +204,8 @@ class NeonizeClient:
 
         self.key, self.events = key, events
         self.store = DeviceStore(key, session)
-        self.client = NewClient(str(self.store.path), uuid=key)
+        # a fresh engine id per instance: a reconnect never shares one with the engine still shutting down
+        self.client = NewClient(str(self.store.path), uuid=f"{key}:{secrets.token_hex(4)}")
         self._registered: set[str] = set()  # numbers WhatsApp confirmed, so each is looked up once
         self._connect_thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -223,14 +226,28 @@ class NeonizeClient:
         )
 
         key = self.key
+
+        def from_engine(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+            @functools.wraps(handler)
+            def run(engine: Any, event: Any) -> None:
+                _engine_thread.inside = True  # close() must not wait for the engine from its own callback
+                try:
+                    handler(engine, event)
+                finally:
+                    _engine_thread.inside = False
+
+            return run
+
         client.event.qr(lambda _client, data: events.on_qr(data.decode() if isinstance(data, bytes) else str(data)))
 
         @client.event(ConnectedEv)
+        @from_engine
         def _connected(engine: Any, _event: Any) -> None:
             me = engine.me if engine.me is not None else engine.get_me()  # neonize keeps the Device event
             events.on_connected("+" + str(getattr(getattr(me, "JID", me), "User", "")))
 
         @client.event(PairStatusEv)
+        @from_engine
         def _paired(_engine: Any, event: Any) -> None:
             if event.Error:
                 logger.warning("wa-web %s: pairing failed: %s", key, event.Error[:200])
@@ -238,20 +255,24 @@ class NeonizeClient:
             events.on_store_changed()  # the new device's keys were just written: keep them now
 
         @client.event(LoggedOutEv)
+        @from_engine
         def _logged_out(_engine: Any, _event: Any) -> None:
             events.on_logged_out()
 
         @client.event(DisconnectedEv)
+        @from_engine
         def _disconnected(_engine: Any, _event: Any) -> None:
             if not self._closing.is_set():
                 events.on_disconnected()
 
         @client.event(StreamReplacedEv)
+        @from_engine
         def _replaced(_engine: Any, _event: Any) -> None:
             logger.warning("wa-web %s: another client took over this session's stream", key)
             events.on_disconnected()
 
         @client.event(ConnectFailureEv)
+        @from_engine
         def _connect_failed(_engine: Any, event: Any) -> None:
             reason = _enum_name(event, "Reason")
             if reason in {"LOGGED_OUT", "MAIN_DEVICE_GONE"}:
@@ -262,10 +283,12 @@ class NeonizeClient:
                 events.on_disconnected()
 
         @client.event(TemporaryBanEv)
+        @from_engine
         def _banned(_engine: Any, event: Any) -> None:
             events.on_banned(_enum_name(event, "Code"), float(event.Expire or 3600))
 
         @client.event(MessageEv)
+        @from_engine
         def _message(engine: Any, event: Any) -> None:
             try:
                 inbound = self._inbound(engine, event)
@@ -275,6 +298,7 @@ class NeonizeClient:
             events.on_message(inbound)
 
         @client.event(ReceiptEv)
+        @from_engine
         def _receipt(_engine: Any, event: Any) -> None:
             # Type is neonize's ReceiptType enum (DELIVERED = 1, READ = 4, PLAYED = 6...), not a string.
             status = RECEIPT_STATUS.get(_enum_name(event, "Type"), "")
@@ -432,9 +456,12 @@ class NeonizeClient:
             self.client.stop()  # cancels the engine's context: its connect call returns
         except Exception:
             logger.exception("wa-web %s: engine stop failed", self.key)
-        if self._connect_thread is not None:
+        if self._connect_thread is not None and not getattr(_engine_thread, "inside", False):
             self._connect_thread.join(timeout=10)
         self.store.close()
+
+
+_engine_thread = threading.local()
 
 
 def _enum_name(event: Any, field_name: str) -> str:

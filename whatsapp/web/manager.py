@@ -308,6 +308,7 @@ class _Handlers:
 
     def on_connected(self, phone: str) -> None:
         self.session.attempts = 0
+        self.session.reconnect_at = None  # the engine reconnected on its own: keep it
         self.manager._persist(self.session)
         from crm.services import phone_normalize
 
