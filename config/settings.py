@@ -358,6 +358,9 @@ CHANNEL_PROVIDERS = {
     "whatsapp_web": "whatsapp.web.provider.WebProvider",
 }
 WA_WEB_ENGINE = env_str("WA_WEB_ENGINE", "neonize")  # "fake": the demo's and the tests' engine
+# The live device stores of WhatsApp Web sessions (plaintext keys while a session runs): memory-backed storage
+# only; the durable copy is encrypted in the channel's credentials (whatsapp/web/store.py).
+WA_WEB_STORE_DIR = env_str("WA_WEB_STORE_DIR", "/dev/shm/cp-waweb")  # noqa: S108 - tmpfs on purpose
 META_GRAPH_BASE_URL = env_str("META_GRAPH_BASE_URL", "https://graph.facebook.com")
 META_GRAPH_VERSION = env_str("META_GRAPH_VERSION", "v21.0")
 META_APP_SECRET = env_str("META_APP_SECRET")

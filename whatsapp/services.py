@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -14,7 +15,8 @@ from core import events
 from inbox.models import Channel
 from inbox.providers import TemplateStatusUpdate
 from whatsapp.client import GraphClient, GraphError
-from whatsapp.models import MessageTemplate, TemplateStatus
+from whatsapp.models import MessageTemplate, QrPacing, TemplateStatus
+from whatsapp.pacing import PacingSettings
 
 NAME_RE = re.compile(r"^[a-z0-9_]{1,512}$")
 
@@ -108,3 +110,50 @@ def template_status_apply(*, waba_id: str, update: TemplateStatusUpdate) -> bool
             {"template_id": update.template_id, "name": update.name, "status": update.status},
         )
     return bool(changed)
+
+
+# --- anti-ban pacing of QR numbers ------------------------------------------------------------------
+
+PACING_FIELDS = (
+    "min_delay_s",
+    "max_delay_s",
+    "batch_size",
+    "batch_pause_min_s",
+    "batch_pause_max_s",
+    "daily_cap",
+    "warmup_start",
+    "warmup_days",
+    "stop_window",
+    "stop_failure_rate",
+    "stop_unanswered_rate",
+    "reply_wait_s",
+)
+
+
+def pacing_save(*, channel: Channel, **fields: Any) -> QrPacing:
+    """Save a QR channel's pacing settings (the unnamed ones keep their value); ValidationError when the
+    combination cannot work (a delay range upside down, a first day above the daily limit...)."""
+    unknown = set(fields) - set(PACING_FIELDS)
+    if unknown:
+        raise ValueError(f"not pacing settings: {sorted(unknown)}")
+    pacing = QrPacing.objects.filter(channel=channel).first() or QrPacing(channel=channel)
+    for name, value in fields.items():
+        setattr(pacing, name, value)
+    pacing.full_clean(exclude=["channel"])
+    try:
+        PacingSettings(**{name: _plain(getattr(pacing, name)) for name in PACING_FIELDS})
+    except ValueError as exc:
+        raise ValidationError(_("These pacing settings do not fit together: %(reason)s") % {"reason": exc}) from exc
+    pacing.save()
+    return pacing
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else int(value) if isinstance(value, str) else value
+
+
+def pacing_resume(*, channel: Channel) -> None:
+    """A person resumed sending after an automatic stop: the sends before now are not judged again."""
+    pacing = QrPacing.objects.filter(channel=channel).first() or QrPacing(channel=channel)
+    pacing.judged_since = timezone.now()
+    pacing.save()

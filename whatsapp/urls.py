@@ -9,4 +9,5 @@ urlpatterns = [
     path("channels/qr/new/", views.qr_channel_new, name="qr_channel_new"),
     path("channels/whatsapp/signup/", views.embedded_signup, name="whatsapp_embedded_signup"),
     path("channels/<int:pk>/qr/", views.qr_channel, name="qr_channel"),
+    path("channels/<int:pk>/qr/pacing/", views.qr_pacing, name="qr_pacing"),
 ]

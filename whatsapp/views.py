@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import action_required
@@ -17,10 +18,10 @@ from inbox.models import Channel, ChannelKind, ChannelStatus
 from inbox.selectors import conversations_visible_to
 from inbox.services import channel_create, message_send
 from whatsapp.client import GraphError
-from whatsapp.forms import TemplateCreateForm
-from whatsapp.models import MessageTemplate
-from whatsapp.selectors import templates_approved, templates_of
-from whatsapp.services import template_create, templates_sync
+from whatsapp.forms import QrPacingForm, TemplateCreateForm
+from whatsapp.models import MessageTemplate, QrPacing
+from whatsapp.selectors import qr_pacing_decide, templates_approved, templates_of
+from whatsapp.services import pacing_resume, pacing_save, template_create, templates_sync
 from whatsapp.signup import SessionInfo, embedded_signup_complete
 from whatsapp.web import bus
 from whatsapp.web.manager import qr_svg
@@ -177,3 +178,44 @@ def embedded_signup(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": " ".join(exc.messages), "code": exc.code or ""}, status=400)
     messages.success(request, _("Channel %(name)s connected.") % {"name": channel.name})
     return JsonResponse({"ok": True, "channel": channel.pk, "redirect": reverse("channel_list")})
+REASON_TEXT = {
+    "ready": _lazy("Ready: the next message may go now."),
+    "delay": _lazy("Waiting the random pause between messages."),
+    "batch_pause": _lazy("Resting after a batch."),
+    "daily_cap": _lazy("Today's limit is reached: sending resumes tomorrow."),
+    "stop_failures": _lazy(
+        "Stopped: too many of the last sends failed. Check the numbers and the message, then resume."
+    ),
+    "stop_unanswered": _lazy(
+        "Stopped: almost nobody answered the last sends. Review the message and the audience, then resume."
+    ),
+}
+
+
+@action_required(Action.CHANNEL_MANAGE)
+def qr_pacing(request: HttpRequest, pk: int) -> HttpResponse:
+    """A QR number's anti-ban pacing: the settings with their reasons, and what the policy says right now."""
+    channel = get_object_or_404(Channel, pk=pk, kind=ChannelKind.WHATSAPP_WEB)
+    instance = QrPacing.objects.filter(channel=channel).first() or QrPacing(channel=channel)
+    form = QrPacingForm(request.POST or None, instance=instance)
+    if request.method == "POST":
+        if request.POST.get("action") == "resume":
+            pacing_resume(channel=channel)
+            messages.success(request, _("Sending resumed: the earlier sends are no longer judged."))
+            return redirect("qr_pacing", pk=pk)
+        if form.is_valid():
+            try:
+                pacing_save(channel=channel, **{name: form.cleaned_data[name] for name in form.Meta.fields})
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Pacing saved."))
+                return redirect("qr_pacing", pk=pk)
+    decision = qr_pacing_decide(channel=channel)
+    context = {
+        "channel": channel,
+        "form": form,
+        "decision": decision,
+        "reason": REASON_TEXT.get(decision.reason, decision.reason),
+    }
+    return render(request, "whatsapp/qr_pacing.html", context, status=400 if form.errors else 200)

@@ -232,6 +232,7 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         language="pt_BR",
         category="MARKETING",
     ),
+    "whatsapp.QrPacing": lambda w: w.make("whatsapp.QrPacing", channel=w.get("inbox.Channel")),
     "kanban.Board": lambda w: w.make("kanban.Board", name=f"{MARK} board"),
     "kanban.Stage": lambda w: w.make("kanban.Stage", board=w.get("kanban.Board"), name=f"{MARK} stage", rank="a0"),
     "kanban.Card": lambda w: w.make(

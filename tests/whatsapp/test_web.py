@@ -309,7 +309,7 @@ def test_two_wa_web_processes_never_own_one_session(web_channel: Any, test_env: 
         ("reactionMessage", "reaction"),
     ],
 )
-def test_neonize_events_map_to_our_inbound_shape(field: str, kind: str, tmp_path: Any) -> None:
+def test_neonize_events_map_to_our_inbound_shape(field: str, kind: str, tmp_path: Any, settings: Any) -> None:
     """The handlers as production registers them: a real NeonizeClient (no connection is made) gets the
     library's own MessageEv bytes through neonize's dispatcher (Event.execute, what the Go side calls)."""
     import ctypes
@@ -346,6 +346,7 @@ def test_neonize_events_map_to_our_inbound_shape(field: str, kind: str, tmp_path
         def on_receipt(self, message_ids: list[str], status: str) -> None:
             received.append((message_ids, status))
 
+    settings.WA_WEB_STORE_DIR = str(tmp_path)
     engine = NeonizeClient("t_alpha:1", None, Recorder())  # type: ignore[arg-type]
     engine.client.download_any = lambda message: b"media-bytes"  # the download itself needs WhatsApp's servers
 
@@ -385,6 +386,8 @@ def test_neonize_events_map_to_our_inbound_shape(field: str, kind: str, tmp_path
         receipt.Type = "READ_SELF"  # one of the business's own devices: no status change
         deliver(receipt)
         assert received[-1] == (["3EB0ABC"], "read") and len(received) == 4
+    engine.close()
+    assert list(tmp_path.iterdir()) == []  # the engine's store folder went with it
 
 
 def _complete(message: Any) -> None:

@@ -4,13 +4,13 @@ has the same methods and events and drives the session manager in tests and in t
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
-import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 logger = logging.getLogger(__name__)
 # whatsmeow receipt types that move our status; READ_SELF and PLAYED_SELF are our own devices reading.
@@ -43,6 +43,41 @@ class WebEvents(Protocol):
     def on_receipt(self, message_ids: list[str], status: str) -> None: ...
     def on_logged_out(self) -> None: ...
     def on_disconnected(self) -> None: ...
+    def on_store_changed(self) -> None: ...
+    def on_banned(self, reason: str, expires_in_s: float) -> None: ...
+
+
+class EngineError(Exception):
+    """A failed engine call, classified: `permanent` ones (a number not on WhatsApp, a message the engine
+    cannot build) must never be retried."""
+
+    def __init__(self, code: str, message: str, *, permanent: bool) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.permanent = code, message, permanent
+
+
+NOT_ON_WHATSAPP = "not_on_whatsapp"
+# whatsmeow's error texts that mean "this recipient can never get it" (vs. connection and rate trouble)
+PERMANENT_TEXTS = (
+    "not on whatsapp",
+    "invalid jid",
+    "no such user",
+    "user not found",
+    "item-not-found",
+    "unknown server",
+)
+
+
+def engine_error_classify(exc: BaseException) -> EngineError:
+    """Any exception from an engine call -> EngineError(code, message, permanent)."""
+    if isinstance(exc, EngineError):
+        return exc
+    text = str(exc)[:200]
+    if isinstance(exc, (ValueError, KeyError, TypeError)):
+        return EngineError("bad_request", text, permanent=True)
+    if any(marker in text.lower() for marker in PERMANENT_TEXTS):
+        return EngineError(NOT_ON_WHATSAPP, text, permanent=True)
+    return EngineError(type(exc).__name__, text, permanent=False)
 
 
 class WebClient(Protocol):
@@ -52,7 +87,8 @@ class WebClient(Protocol):
     def send(self, to_phone: str, kind: str, text: str = "", payload: dict[str, Any] | None = None) -> str: ...
     def send_typing(self, to_phone: str) -> None: ...
     def pair_phone(self, phone: str) -> str: ...
-    def export_session(self) -> bytes: ...
+    def session_if_changed(self) -> bytes | None: ...
+    def close(self) -> None: ...
 
 
 # --- the fake engine (tests, demo) ----------------------------------------------------------------
@@ -62,7 +98,10 @@ FAKES: dict[str, FakeWebClient] = {}  # session key -> the live fake, so tests a
 
 class FakeWebClient:
     """Behaves like a linked device: emits rotating QR codes until `scan()`, then connects and remembers
-    the session (`export_session`), so a restart reconnects without a QR."""
+    the session (`session_if_changed`), so a restart reconnects without a QR. Numbers in `UNREGISTERED`
+    are not on WhatsApp: sending to them fails permanently, as the real engine's check says."""
+
+    UNREGISTERED: ClassVar[set[str]] = {"+5511900000404"}
 
     def __init__(self, key: str, session: bytes | None, events: WebEvents, qr_every_s: float = 20.0) -> None:
         self.key, self.session, self.events, self.qr_every_s = key, session, events, qr_every_s
@@ -70,6 +109,7 @@ class FakeWebClient:
         self.sent: list[dict[str, Any]] = []
         self.typing: list[str] = []
         self.connect_calls = 0
+        self._changed = False
         self._stop = threading.Event()
         FAKES[key] = self
 
@@ -91,9 +131,15 @@ class FakeWebClient:
     # what the phone does
     def scan(self, phone: str) -> None:
         self.session = f"fake-session:{phone}".encode()
-        self.connected = True
+        self.connected, self._changed = True, True
         self._stop.set()
         self.events.on_connected(phone)
+
+    def rotate_keys(self) -> None:
+        """What the engine does to its store on every message (ratchets, prekeys): a change to persist."""
+        self.session = (self.session or b"") + b"+"
+        self._changed = True
+        self.events.on_store_changed()
 
     def receive(self, message: WebInbound) -> None:
         self.events.on_message(message)
@@ -121,6 +167,8 @@ class FakeWebClient:
     def send(self, to_phone: str, kind: str, text: str = "", payload: dict[str, Any] | None = None) -> str:
         if not self.connected:
             raise ConnectionError("not connected")
+        if to_phone in self.UNREGISTERED:
+            raise EngineError(NOT_ON_WHATSAPP, f"{to_phone} is not on WhatsApp", permanent=True)
         message_id = "3EB0" + secrets.token_hex(8).upper()
         self.sent.append({"id": message_id, "to": to_phone, "kind": kind, "text": text, "payload": payload or {}})
         return message_id
@@ -131,55 +179,129 @@ class FakeWebClient:
     def pair_phone(self, phone: str) -> str:
         return secrets.token_hex(4).upper()
 
-    def export_session(self) -> bytes:
+    def session_if_changed(self) -> bytes | None:
+        if not self._changed:
+            return None
+        self._changed = False
         return self.session or b""
+
+    def close(self) -> None:
+        self.disconnect()
 
 
 # --- neonize (whatsmeow) -----------------------------------------------------------------------------
 
 
 class NeonizeClient:
-    """neonize keeps its device keys in a file store of its own; we restore it from the (encrypted) database row
-    before connecting and export it after every change, so the file itself never needs to persist."""
+    """neonize keeps its device keys in SQLite: the file lives in memory-backed storage only (see
+    whatsapp/web/store.py), restored from the channel's encrypted credentials before connecting, copied back
+    after every change and deleted when the session stops."""
 
     def __init__(self, key: str, session: bytes | None, events: WebEvents) -> None:
         from neonize.client import NewClient
-        from neonize.events import ConnectedEv, LoggedOutEv, MessageEv, ReceiptEv
 
-        self.events = events
-        self._dir = Path(tempfile.mkdtemp(prefix="waweb-"))
-        self._db = self._dir / "device-store.db"
-        if session:
-            self._db.write_bytes(session)
-        self._db.touch(mode=0o600)
-        self.client = NewClient(str(self._db))
-        self.client.event.qr(
-            lambda _client, data: events.on_qr(data.decode() if isinstance(data, bytes) else str(data))
+        from whatsapp.web.store import DeviceStore
+
+        self.key, self.events = key, events
+        self.store = DeviceStore(key, session)
+        # a fresh engine id per instance: a reconnect never shares one with the engine still shutting down
+        self.client = NewClient(str(self.store.path), uuid=f"{key}:{secrets.token_hex(4)}")
+        self._registered: set[str] = set()  # numbers WhatsApp confirmed, so each is looked up once
+        self._connect_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.register(self.client, events)
+
+    def register(self, client: Any, events: WebEvents) -> None:
+        """Every engine event we act on, registered the way neonize dispatches them (Event.execute)."""
+        from neonize.events import (
+            ConnectedEv,
+            ConnectFailureEv,
+            DisconnectedEv,
+            LoggedOutEv,
+            MessageEv,
+            PairStatusEv,
+            ReceiptEv,
+            StreamReplacedEv,
+            TemporaryBanEv,
         )
 
-        @self.client.event(ConnectedEv)
-        def _connected(client: Any, _event: Any) -> None:
-            me = client.get_me()
+        key = self.key
+
+        def from_engine(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+            @functools.wraps(handler)
+            def run(engine: Any, event: Any) -> None:
+                _engine_thread.inside = True  # close() must not wait for the engine from its own callback
+                try:
+                    handler(engine, event)
+                finally:
+                    _engine_thread.inside = False
+
+            return run
+
+        client.event.qr(lambda _client, data: events.on_qr(data.decode() if isinstance(data, bytes) else str(data)))
+
+        @client.event(ConnectedEv)
+        @from_engine
+        def _connected(engine: Any, _event: Any) -> None:
+            me = engine.me if engine.me is not None else engine.get_me()  # neonize keeps the Device event
             events.on_connected("+" + str(getattr(getattr(me, "JID", me), "User", "")))
 
-        @self.client.event(LoggedOutEv)
-        def _logged_out(_client: Any, _event: Any) -> None:
+        @client.event(PairStatusEv)
+        @from_engine
+        def _paired(_engine: Any, event: Any) -> None:
+            if event.Error:
+                logger.warning("wa-web %s: pairing failed: %s", key, event.Error[:200])
+                return
+            events.on_store_changed()  # the new device's keys were just written: keep them now
+
+        @client.event(LoggedOutEv)
+        @from_engine
+        def _logged_out(_engine: Any, _event: Any) -> None:
             events.on_logged_out()
 
-        @self.client.event(MessageEv)
-        def _message(client: Any, event: Any) -> None:
+        @client.event(DisconnectedEv)
+        @from_engine
+        def _disconnected(_engine: Any, _event: Any) -> None:
+            if not self._closing.is_set():
+                events.on_disconnected()
+
+        @client.event(StreamReplacedEv)
+        @from_engine
+        def _replaced(_engine: Any, _event: Any) -> None:
+            logger.warning("wa-web %s: another client took over this session's stream", key)
+            events.on_disconnected()
+
+        @client.event(ConnectFailureEv)
+        @from_engine
+        def _connect_failed(_engine: Any, event: Any) -> None:
+            reason = _enum_name(event, "Reason")
+            if reason in {"LOGGED_OUT", "MAIN_DEVICE_GONE"}:
+                events.on_logged_out()
+            elif reason == "TEMP_BANNED":
+                events.on_banned(reason, 3600.0)
+            else:
+                events.on_disconnected()
+
+        @client.event(TemporaryBanEv)
+        @from_engine
+        def _banned(_engine: Any, event: Any) -> None:
+            events.on_banned(_enum_name(event, "Code"), float(event.Expire or 3600))
+
+        @client.event(MessageEv)
+        @from_engine
+        def _message(engine: Any, event: Any) -> None:
             try:
-                inbound = self._inbound(client, event)
+                inbound = self._inbound(engine, event)
             except Exception:  # a message we cannot map (or whose media fails) must not stop the session
                 logger.exception("wa-web %s: could not read message %s", key, getattr(event.Info, "ID", "?"))
                 return
             events.on_message(inbound)
 
-        @self.client.event(ReceiptEv)
-        def _receipt(_client: Any, event: Any) -> None:
+        @client.event(ReceiptEv)
+        @from_engine
+        def _receipt(_engine: Any, event: Any) -> None:
             # Type is neonize's ReceiptType enum (DELIVERED = 1, READ = 4, PLAYED = 6...), not a string.
-            kind = event.DESCRIPTOR.fields_by_name["Type"].enum_type.values_by_number.get(event.Type)
-            status = RECEIPT_STATUS.get(kind.name if kind else "", "")
+            status = RECEIPT_STATUS.get(_enum_name(event, "Type"), "")
             if status:
                 events.on_receipt(list(event.MessageIDs), status)
 
@@ -237,23 +359,32 @@ class NeonizeClient:
         return WebInbound(type="text" if text else "unsupported", text=text or "", **common)
 
     def connect(self) -> None:
-        threading.Thread(target=self.client.connect, daemon=True).start()
+        def run() -> None:
+            try:
+                self.client.connect()  # blocks while the session lives
+            except Exception as exc:  # the engine gave up (no network, refused): reconnect with backoff
+                logger.warning("wa-web %s: engine stopped: %s", self.key, str(exc)[:200])
+                if not self._closing.is_set():
+                    self.events.on_disconnected()
+
+        self._connect_thread = threading.Thread(target=run, name=f"wa-web-{self.key}", daemon=True)
+        self._connect_thread.start()
 
     def disconnect(self) -> None:
+        self._closing.set()
         self.client.disconnect()
 
     def logout(self) -> None:
         self.client.logout()
 
     def send(self, to_phone: str, kind: str, text: str = "", payload: dict[str, Any] | None = None) -> str:
-        from neonize.utils import build_jid
-
-        jid, extra = build_jid(to_phone.lstrip("+")), payload or {}
+        extra = payload or {}
         # Bytes only: neonize would fetch a URL or open a local path given as a string (the app fetched
         # any media link through the URL guard already).
         media = base64.b64decode(extra["media_b64"]) if extra.get("media_b64") else b""
         if kind in {"image", "video", "audio", "document"} and not media:
             raise ValueError("media messages need their content")
+        jid = self._recipient(to_phone)
         if kind == "image":
             response = self.client.send_image(jid, media, caption=text or None)
         elif kind == "video":
@@ -300,8 +431,42 @@ class NeonizeClient:
     def pair_phone(self, phone: str) -> str:
         return str(self.client.PairPhone(phone.lstrip("+"), True))
 
-    def export_session(self) -> bytes:
-        return self._db.read_bytes() if self._db.exists() else b""
+    def _recipient(self, to_phone: str) -> Any:
+        """The recipient's JID as WhatsApp knows it (Brazilian numbers may lack the ninth digit there); a
+        number not on WhatsApp is a permanent error, never a retry (sending blind is also a ban signal)."""
+        from neonize.utils import build_jid
+
+        number = to_phone.lstrip("+")
+        if number in self._registered:
+            return build_jid(number)
+        answers = list(self.client.is_on_whatsapp(number))
+        found = next((a for a in answers if a.IsIn), None)
+        if found is None:
+            raise EngineError(NOT_ON_WHATSAPP, f"{to_phone} is not on WhatsApp", permanent=True)
+        self._registered.add(number)
+        return found.JID if found.HasField("JID") and found.JID.User else build_jid(number)
+
+    def session_if_changed(self) -> bytes | None:
+        return self.store.snapshot_if_changed()
+
+    def close(self) -> None:
+        """Stop the engine and delete the plaintext store (copy it out first: `session_if_changed`)."""
+        self._closing.set()
+        try:
+            self.client.stop()  # cancels the engine's context: its connect call returns
+        except Exception:
+            logger.exception("wa-web %s: engine stop failed", self.key)
+        if self._connect_thread is not None and not getattr(_engine_thread, "inside", False):
+            self._connect_thread.join(timeout=10)
+        self.store.close()
+
+
+_engine_thread = threading.local()
+
+
+def _enum_name(event: Any, field_name: str) -> str:
+    value = event.DESCRIPTOR.fields_by_name[field_name].enum_type.values_by_number.get(getattr(event, field_name))
+    return value.name if value is not None else ""
 
 
 def encode_session(raw: bytes) -> str:

@@ -27,7 +27,14 @@ from core.realtime import MANAGERS_TOPIC, STAFF_TOPIC, push
 from inbox.models import Channel, ChannelKind, ChannelStatus
 from intake.services import RawEvent, events_store
 from whatsapp.web import bus
-from whatsapp.web.client import FakeWebClient, WebClient, WebInbound, decode_session, encode_session
+from whatsapp.web.client import (
+    FakeWebClient,
+    WebClient,
+    WebInbound,
+    decode_session,
+    encode_session,
+    engine_error_classify,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class Session:
     reconnect_at: float | None = None
     stopped: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    logged_out: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one store copy at a time
 
 
 class SessionManager:
@@ -85,6 +94,10 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self._renew = bus.r().register_script(RENEW)
         self._release = bus.r().register_script(RELEASE)
+        from whatsapp.web.store import stores_sweep
+
+        if swept := stores_sweep():
+            logger.info("wa-web removed %s device stores left by dead processes", swept)
 
     # --- leases ---
     def _acquire(self, key: str) -> bool:
@@ -125,6 +138,7 @@ class SessionManager:
             if session.reconnect_at is not None and now >= session.reconnect_at:
                 session.reconnect_at = None
                 self._connect(session)
+            self._persist(session)  # the engine's store changed (keys ratchet on every message): keep it
             self._serve_commands(session)
 
     def run(self, stop: threading.Event, interval_s: float = 0.5) -> None:
@@ -148,28 +162,42 @@ class SessionManager:
         self._connect(session)
 
     def _connect(self, session: Session) -> None:
+        self._teardown(session)  # a reconnect starts a fresh engine from the stored session
         with schema_context(session.schema):
             channel = Channel.objects.filter(pk=session.channel_id).first()
             blob = decode_session(channel.credentials.get("session", "")) if channel else b""
-        session.client = self.factory(session.key, blob or None, _Handlers(self, session))
         try:
+            session.client = self.factory(session.key, blob or None, _Handlers(self, session))
             session.client.connect()
         except Exception:
             logger.exception("wa-web connect failed for %s", session.key)
             self._schedule_reconnect(session)
 
-    def _schedule_reconnect(self, session: Session) -> None:
+    def _teardown(self, session: Session) -> None:
+        client, session.client = session.client, None
+        if client is None:
+            return
+        try:
+            self._persist_from(session, client)
+        finally:
+            try:
+                client.close()
+            except Exception:
+                logger.exception("wa-web could not close the engine of %s", session.key)
+
+    def _schedule_reconnect(self, session: Session, *, at_least_s: float = 0.0, detail: str = "") -> None:
+        """Exponential backoff (2, 4, 8... up to 60 s) after a drop; a new engine is started by the tick."""
         session.attempts += 1
-        delay = min(60.0, 2.0 ** min(session.attempts, 6))
+        delay = max(at_least_s, min(60.0, 2.0 ** min(session.attempts, 6)))
         session.reconnect_at = time.monotonic() + delay
-        self._set_status(session, ChannelStatus.DISCONNECTED, f"reconnecting in {delay:.0f}s")
+        status = ChannelStatus.ERROR if detail else ChannelStatus.DISCONNECTED
+        self._set_status(session, status, detail or f"reconnecting in {delay:.0f}s")
 
     def _stop(self, key: str, *, release: bool) -> None:
         session = self.sessions.pop(key, None)
         if session is not None:
             session.stopped = True
-            if session.client is not None:
-                session.client.disconnect()
+            self._teardown(session)
         if release:
             self._release_lease(key)
 
@@ -184,16 +212,20 @@ class SessionManager:
         )
 
     def _persist(self, session: Session) -> None:
-        if session.client is None:
-            return
-        with schema_context(session.schema):
-            channel = Channel.objects.filter(pk=session.channel_id).first()
-            if channel is not None:
-                channel.credentials = {
-                    **channel.credentials,
-                    "session": encode_session(session.client.export_session()),
-                }
-                channel.save(update_fields=["credentials"])
+        if session.client is not None:
+            self._persist_from(session, session.client)
+
+    def _persist_from(self, session: Session, client: WebClient) -> None:
+        """The engine's device store, when it changed, into the channel's (encrypted) credentials."""
+        with session.lock:
+            blob = client.session_if_changed()
+            if not blob or session.logged_out:
+                return  # unchanged, or a session WhatsApp ended must not come back
+            with schema_context(session.schema):
+                channel = Channel.objects.filter(pk=session.channel_id).first()
+                if channel is not None:
+                    channel.credentials = {**channel.credentials, "session": encode_session(blob)}
+                    channel.save(update_fields=["credentials"])
 
     # --- commands from the provider and the UI ---
     def _serve_commands(self, session: Session) -> None:
@@ -207,8 +239,9 @@ class SessionManager:
             try:
                 answer = self._execute(session, command)
             except Exception as exc:
-                logger.warning("wa-web command %s failed for %s: %s", command.get("op"), session.key, exc)
-                answer = {"error": type(exc).__name__, "message": str(exc)[:200]}
+                error = engine_error_classify(exc)
+                logger.warning("wa-web command %s failed for %s: %s", command.get("op"), session.key, error)
+                answer = {"error": error.code, "message": error.message, "permanent": error.permanent}
             bus.reply(command["id"], **answer)
 
     def _execute(self, session: Session, command: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +269,7 @@ class SessionManager:
         return {"error": "UnknownCommand", "message": op}
 
     def _logged_out(self, session: Session, *, by_user: bool) -> None:
+        session.logged_out = True
         with schema_context(session.schema):
             channel = Channel.objects.filter(pk=session.channel_id).first()
             if channel is not None:
@@ -258,8 +292,23 @@ class _Handlers:
         qr = {"channel_id": self.session.channel_id, "svg": qr_svg(code)}
         push(self.session.schema, MANAGERS_TOPIC, "waweb.qr", qr)  # a QR links a phone: managers only
 
+    def on_store_changed(self) -> None:
+        self.manager._persist(self.session)
+        close_old_connections()
+
+    def on_banned(self, reason: str, expires_in_s: float) -> None:
+        logger.warning("wa-web %s temporarily banned (%s) for %.0fs", self.session.key, reason, expires_in_s)
+        self.manager._schedule_reconnect(
+            self.session, at_least_s=expires_in_s, detail=f"temporarily banned by WhatsApp ({reason})"
+        )
+        push(
+            self.session.schema, STAFF_TOPIC, "waweb.banned", {"channel_id": self.session.channel_id, "reason": reason}
+        )
+        close_old_connections()
+
     def on_connected(self, phone: str) -> None:
         self.session.attempts = 0
+        self.session.reconnect_at = None  # the engine reconnected on its own: keep it
         self.manager._persist(self.session)
         from crm.services import phone_normalize
 

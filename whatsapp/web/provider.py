@@ -55,6 +55,8 @@ class WebProvider(ChannelProvider):
         if answer is None:
             raise ProviderError(ErrorKind.UNKNOWN, "timeout", "The WhatsApp session did not answer in time.")
         if "error" in answer:
+            if answer.get("permanent"):  # e.g. not_on_whatsapp: retrying cannot help and looks like spam
+                raise ProviderError(ErrorKind.PERMANENT, str(answer["error"]), str(answer.get("message", "")))
             raise ProviderError(
                 ErrorKind.RETRYABLE, str(answer["error"]), str(answer.get("message", "")), retry_after=30
             )
