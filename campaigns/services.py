@@ -356,9 +356,16 @@ def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
                 )
                 continue
             messages.append((recipient, _campaign_message(campaign, conversation, contact, template_body, now)))
-        Message.objects.bulk_create([m for _r, m in messages], batch_size=1000)
+        # A recipient put back to pending whose message exists (a replay) keeps that message: never two.
+        existing = {
+            m.idempotency_key: m
+            for m in Message.objects.filter(idempotency_key__in=[m.idempotency_key for _r, m in messages])
+        }
+        Message.objects.bulk_create([m for _r, m in messages if m.idempotency_key not in existing], batch_size=1000)
         for recipient, message in messages:
-            recipient.status, recipient.message = RecipientStatus.SENDING, message
+            found = existing.get(message.idempotency_key)
+            recipient.message = found or message
+            recipient.status = _FOLLOW.get(found.status, RecipientStatus.SENDING) if found else RecipientStatus.SENDING  # type: ignore[call-overload]
         _recipients_record(batch, now)
         if messages:
             Conversation.objects.filter(pk__in={m.conversation_id for _r, m in messages}).update(last_message_at=now)

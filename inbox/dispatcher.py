@@ -29,11 +29,13 @@ import contextlib
 import datetime
 import logging
 import math
+import queue
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -505,8 +507,11 @@ class Runner:
         idle_exit_s: float = IDLE_EXIT_S,
         linger_s: float = LINGER_S,
         slot: int | None = None,
+        inline: bool = False,
     ) -> None:
         self.channel_id = channel_id
+        # inline: database work on this thread's connection (a test's transaction), not threads of its own
+        self.inline = inline
         self.runner_id = f"r-{uuid.uuid4().hex[:16]}"
         self.schema = _schema()
         self.tenant = getattr(connection, "tenant", None)
@@ -558,10 +563,42 @@ class Runner:
             return self.stats
         try:
             recover()
-            asyncio.run(self._serve())
+            if self.inline:
+                self._run_inline()
+            else:
+                asyncio.run(self._serve())
         finally:
             self.release()
         return self.stats
+
+    def _run_inline(self) -> None:
+        """The event loop in a thread of its own; its database calls come back to this thread (and its
+        connection, a test's transaction), which serves them until the loop ends."""
+        self._inline_work: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        failure: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                asyncio.run(self._serve())
+            except BaseException as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=loop, name=f"runner-{self.runner_id}")
+        thread.start()
+        while thread.is_alive() or not self._inline_work.empty():
+            try:
+                fn, future = self._inline_work.get(timeout=0.01)
+            except queue.Empty:
+                continue
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller was cancelled (the runner is stopping)
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+        thread.join()
+        if failure:
+            raise failure[0]
 
     def _executor(self) -> ThreadPoolExecutor:
         tenant = self.tenant
@@ -573,6 +610,10 @@ class Runner:
         return ThreadPoolExecutor(max_workers=1, initializer=init)
 
     async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.inline:
+            future: Future[T] = Future()
+            self._inline_work.put((lambda: fn(*args, **kwargs), future))
+            return await asyncio.wrap_future(future)
         return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, **kwargs))
 
     def _concurrency(self, rate: float) -> int:
@@ -618,7 +659,8 @@ class Runner:
                     await self._in(build_pool, self._build_once, 0)  # completes what just finished
         finally:
             for pool in pools:
-                await self._in(pool, connection.close)
+                if not self.inline:
+                    await self._in(pool, connection.close)
                 pool.shutdown(wait=True)
 
     async def _heartbeat(self) -> None:
