@@ -299,6 +299,7 @@ def campaign_channels_to_build() -> list[int]:
     """Channels with a running campaign that still has recipients to build (for the beat's ensure)."""
     return list(
         CampaignRecipient.objects.filter(campaign__status=CampaignStatus.RUNNING, status=RecipientStatus.PENDING)
+        .order_by()
         .values_list("campaign__channel_id", flat=True)
         .distinct()
     )

@@ -404,6 +404,10 @@ return 0
 """
 
 
+def _close_connection() -> None:
+    connection.close()  # this thread's own connection (resolved here, not in the caller's thread)
+
+
 def runners_alive(channel_id: int) -> int:
     client = redis_client()
     slots = settings.DISPATCH_RUNNERS_PER_CHANNEL
@@ -417,6 +421,7 @@ def recover() -> dict[str, int]:
     runners = list(
         Message.objects.filter(status=MessageStatus.SENDING)
         .exclude(claimed_by="")
+        .order_by()
         .values_list("claimed_by", flat=True)
         .distinct()
     )
@@ -439,7 +444,7 @@ def recover() -> dict[str, int]:
             )
             statuses_changed([(pk, MessageStatus.UNKNOWN, "runner_lost") for pk, _c in changed])
         client.delete(_inflight_key(runner_id))
-        logger.warning("dispatcher runner %s was lost: %s", runner_id, totals)
+        logger.warning("dispatcher runner %s was lost: %s so far", runner_id, totals)
     return totals
 
 
@@ -469,6 +474,7 @@ def ensure() -> int:
     now = timezone.now() + datetime.timedelta(seconds=1)
     due = set(
         Message.objects.filter(status=MessageStatus.QUEUED, direction=Direction.OUTBOUND, next_attempt_at__lte=now)
+        .order_by()
         .values_list("channel_id", flat=True)
         .distinct()
     )
@@ -527,6 +533,7 @@ class Runner:
         self._tokens = 0
         self._stop = False
         self._lost_lease = False
+        self._building = False
 
     # --- the lease ---
     def acquire(self) -> bool:
@@ -660,7 +667,7 @@ class Runner:
         finally:
             for pool in pools:
                 if not self.inline:
-                    await self._in(pool, connection.close)
+                    await self._in(pool, _close_connection)
                 pool.shutdown(wait=True)
 
     async def _heartbeat(self) -> None:
@@ -696,8 +703,10 @@ class Runner:
                 self._buffer += jobs
                 self._results += held
                 self.stats.claimed += len(jobs)
-                if jobs or held or self._inflight:
+                if jobs or held or self._inflight or self._building:
                     idle_since = None
+                    if not jobs and not self._buffer:
+                        await asyncio.sleep(0.02)
                 elif not self._buffer:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since > self.idle_exit_s:
@@ -790,10 +799,13 @@ class Runner:
             backlog = await self._in(pool, self._backlog, lookahead)
             built = 0
             if backlog < lookahead:
+                self._building = True
                 try:
                     built = await self._in(pool, self._build_once, lookahead - backlog)
                 except Exception:
                     logger.exception("campaign build on channel %s failed", self.channel_id)
+                finally:
+                    self._building = False
             self.stats.built += built
             await asyncio.sleep(0.02 if built else 0.25)
 

@@ -281,6 +281,7 @@ def messages_release() -> int:
 
     channel_ids = list(
         Message.objects.filter(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
+        .order_by()
         .values_list("channel_id", flat=True)
         .distinct()
     )
