@@ -247,7 +247,7 @@ def main() -> None:
         wall, worker = run_campaign(found, timeout=args.rate_seconds * 3 + 60)
         stop(worker)
         span = Message.objects.filter(idempotency_key__startswith=f"campaign:{found.pk}:", status="sent")
-        times = sorted(span.values_list("sent_at", flat=True))
+        times = sorted(t for t in span.values_list("sent_at", flat=True) if t is not None)
         achieved = (len(times) - 1) / (times[-1] - times[0]).total_seconds() if len(times) > 1 else 0.0
         result["rate_per_s"] = round(achieved, 2)
         result["rate_error"] = round(abs(achieved - 80) / 80, 4)
