@@ -408,10 +408,23 @@ def _close_connection() -> None:
     connection.close()  # this thread's own connection (resolved here, not in the caller's thread)
 
 
-def runners_alive(channel_id: int) -> int:
+def runners_alive(channel_id: int, schema: str | None = None) -> int:
     client = redis_client()
     slots = settings.DISPATCH_RUNNERS_PER_CHANNEL
-    return sum(1 for value in client.mget([_lease_key(_schema(), channel_id, s) for s in range(slots)]) if value)
+    keys = [_lease_key(schema or _schema(), channel_id, s) for s in range(slots)]
+    return sum(1 for value in client.mget(keys) if value)
+
+
+def kick_more(channel_id: int, schema: str) -> bool:
+    """A backlog: one more runner for the channel while a lease slot is free (several serve one campaign)."""
+    if runners_alive(channel_id, schema) >= settings.DISPATCH_RUNNERS_PER_CHANNEL:
+        return False
+    if not redis_client().set(f"dispatch:kick:{schema}:{channel_id}", "1", nx=True, px=3000):
+        return False
+    from inbox.tasks import dispatch_run
+
+    dispatch_run.apply_async(args=(channel_id,), queue="dispatch", headers={"_schema_name": schema})
+    return True
 
 
 def recover() -> dict[str, int]:
@@ -807,6 +820,8 @@ class Runner:
                 finally:
                     self._building = False
             self.stats.built += built
+            if backlog >= lookahead // 2 and not self.inline:
+                await asyncio.to_thread(kick_more, self.channel_id, self.schema)
             await asyncio.sleep(0.02 if built else 0.25)
 
     def _backlog(self, cap: int) -> int:
