@@ -94,6 +94,11 @@ def main() -> None:
 
     env = bench_env("dispatch", free_port())
     env["WORKER_CONCURRENCY"] = "2"
+    # Benchmarks of other checkouts share Redis db 8: a broker namespace of our own, or their workers
+    # take our tasks.
+    run_id = uuid.uuid4().hex[:8]
+    env["CELERY_BROKER_KEY_PREFIX"] = f"bench-dispatch-{run_id}-broker:"
+    env["CELERY_RESULT_KEY_PREFIX"] = f"bench-dispatch-{run_id}-results:"
     env["DISPATCH_RUNNERS_PER_CHANNEL"] = "2"
     database_ensure(env)
     os.environ.update(env)
