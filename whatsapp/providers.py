@@ -441,6 +441,9 @@ def _parse_history_message(payload: dict[str, Any]) -> list[Event]:
     outbound = bool(message.get("to")) or (bool(sender) and sender == _digits(payload.get("business")))
     if not customer:
         customer = str(message.get("to") or "") if outbound else str(message.get("from") or "")
+    thread = _dict(payload.get("thread"))
+    if thread.get("user_id") and not (message.get("to_user_id") or message.get("from_user_id")):
+        message = {**message, "from_user_id": thread["user_id"]}  # the thread's BSUID is the customer's
     if not customer and not (message.get("to_user_id") or message.get("from_user_id")):
         raise ValueError("history message without its customer")
     return [_app_message(message, customer=customer, direction="out" if outbound else "in", history=True)]

@@ -35,11 +35,14 @@ from inbox.models import (
     MessageOrigin,
     MessageStatus,
 )
+from inbox.providers import BusinessAppMessage, HistoryDeclined, HistoryProgress
 from inbox.services import message_dispatch, message_send, window_open
 from intake.models import WebhookEvent
 from tenants.models import Tenant
 from tests.conftest import WA_PNID, WA_WABA, tenant_client
-from tests.messaging import inbound, meta_envelope, meta_messages_value, post_meta, status, store_meta
+from tests.messaging import fixture, inbound, meta_envelope, meta_messages_value, post_meta, status, store_meta
+from whatsapp.providers import CloudProvider
+from whatsapp.webhooks import split_events
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +108,59 @@ def _cadence_on(channel: Channel, contact: Contact) -> Enrollment:
     )
     cadence_enroll(cadence=cadence, contacts=Contact.objects.filter(pk=contact.pk))
     return Enrollment.objects.get(cadence=cadence, contact=contact)
+
+
+# --- Meta's payloads, as documented ---------------------------------------------------------------
+
+
+def test_meta_documented_payloads_split_and_parse_field_by_field() -> None:
+    """Meta's reference shapes (tests/whatsapp/fixtures/coexistence.json): stable ids per item, every
+    field read, BSUIDs kept when present."""
+    docs = fixture("coexistence.json")
+
+    def parsed(field: str, key: str) -> list[tuple[str, list[Any]]]:
+        raw = split_events(meta_envelope(docs[key], field=field, entry_id="102290129340398"))
+        assert {(e.route_kind, e.route_key) for e in raw} == {("whatsapp_cloud", "106540352242922")}
+        return [(e.event_id, CloudProvider.parse_event(e.payload)) for e in raw]
+
+    [(echo_id, [echo])] = parsed("smb_message_echoes", "smb_message_echoes")
+    assert echo_id == "echo:wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="
+    assert isinstance(echo, BusinessAppMessage)
+    assert (echo.direction, echo.customer_phone, echo.customer_user_id, echo.history) == (
+        "out",
+        "16505551234",
+        "US.13491208655302741918",
+        False,
+    )
+    assert echo.body.startswith("Here's the info") and echo.timestamp.timestamp() == 1739321024
+
+    history = parsed("history", "history")
+    assert history[0][0].startswith("histchunk:106540352242922:0:1:55:")
+    assert history[0][1] == [HistoryProgress(phase=0, chunk_order=1, progress=55)]
+    messages = [event for _id, (event,) in history[1:]]
+    assert all(isinstance(m, BusinessAppMessage) and m.history for m in messages)
+    assert [(m.direction, m.customer_phone, m.type, m.history_status) for m in messages] == [  # type: ignore[union-attr]
+        ("in", "16505551234", "text", ""),
+        ("out", "16505551234", "text", "read"),  # PLAYED: as far as a message goes
+        ("in", "16505551234", "unsupported", ""),  # a media placeholder, completed by a later copy
+    ]
+    assert all(event_id.startswith("hist:wamid.") for event_id, _events in history[1:])
+
+    [(declined_id, [declined])] = parsed("history", "history_declined")
+    assert declined_id == "histerr:106540352242922:2593109"
+    assert declined == HistoryDeclined(
+        code="2593109",
+        title="History sharing is turned off by the business",
+        details="History sharing is turned off by the business",
+    )
+
+    sync = parsed("smb_app_state_sync", "smb_app_state_sync")
+    changes = [event for _id, (event,) in sync]
+    assert [(c.action, c.phone, c.full_name, c.first_name) for c in changes] == [  # type: ignore[union-attr]
+        ("add", "16505551234", "Pablo Morales", "Pablo"),
+        ("remove", "16505551235", "", ""),
+    ]
+    assert len({event_id for event_id, _events in sync}) == 2
 
 
 # --- echoes ----------------------------------------------------------------------------------------
@@ -243,7 +299,9 @@ def test_history_in_phases_and_chunks_delivered_twice_imports_once_without_reord
     )
     assert imported.count() == 7
     sent = [m for v in values for t in v["history"][0]["threads"] for m in t["messages"]]
-    assert sorted(imported.values_list("provider_message_id", flat=True)) == sorted(m["id"] for m in sent)
+    assert sorted(str(i) for i in imported.values_list("provider_message_id", flat=True)) == sorted(
+        m["id"] for m in sent
+    )
 
     old_conversation = Conversation.objects.get(contact__phone=old, channel=wa)
     timeline = list(old_conversation.messages.order_by("created_at", "id"))
@@ -315,7 +373,7 @@ def test_history_progress_never_goes_back_and_a_media_copy_completes_its_message
     wamid = f"wamid.{uuid.uuid4().hex}"
     media = {"from": customer[1:], "id": wamid, "timestamp": str(int(time.time()) - 7200), "type": "image"}
     for content in ({}, {"id": "1234567890", "mime_type": "image/jpeg", "caption": "foto"}):
-        history = {"metadata": {"phase": 0, "chunk_order": 9, "progress": 90}}
+        history: dict[str, Any] = {"metadata": {"phase": 0, "chunk_order": 9, "progress": 90}}
         history["threads"] = [{"id": customer[1:], "messages": [{**media, "image": content}]}]
         post(
             "history", {"messaging_product": "whatsapp", "metadata": {"phone_number_id": WA_PNID}, "history": [history]}
@@ -357,6 +415,10 @@ def test_a_business_that_declines_to_share_history_is_recorded_and_shown(
     assert store_meta(meta_envelope(value, field="history", entry_id=WA_WABA)) == 0
     page = tenant_client(tenant_a, owner_a, lang="en").get("/channels/").content.decode()
     assert 'data-history-status="declined"' in page and "Chat history not shared" in page
+    assert (
+        "Histórico de conversas não compartilhado"
+        in tenant_client(tenant_a, owner_a).get("/channels/").content.decode()
+    )
 
 
 # --- the app's address book ----------------------------------------------------------------------
