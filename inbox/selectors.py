@@ -170,10 +170,18 @@ def cursor_decode(cursor: str) -> tuple[datetime, int]:
 def conversation_messages(
     *, conversation: Conversation, before: int | None = None, limit: int = 50
 ) -> tuple[list[Message], bool]:
-    """The newest `limit` messages (before message id `before`), oldest first, and whether older ones exist."""
+    """The newest `limit` messages (before message id `before`), oldest first, and whether older ones exist.
+    Paged by (created_at, id), the timeline's own order: history imported later has higher ids than the
+    live messages it precedes."""
     qs = Message.objects.filter(conversation=conversation).select_related("author")
     if before:
-        qs = qs.filter(id__lt=before)
+        anchor = (
+            Message.objects.filter(conversation=conversation, pk=before).values_list("created_at", flat=True).first()
+        )
+        if anchor is None:
+            qs = qs.filter(id__lt=before)
+        else:
+            qs = qs.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, id__lt=before))
     page = list(qs.order_by("-created_at", "-id")[: limit + 1])
     return list(reversed(page[:limit])), len(page) > limit
 

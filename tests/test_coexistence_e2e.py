@@ -110,3 +110,32 @@ def test_history_in_phases_delivered_twice_is_imported_once_by_the_worker(
     finally:
         connection.set_tenant(alpha)
         HistoryImport.objects.filter(channel_id=channels["whatsapp"]).delete()
+
+
+def test_the_emulator_control_endpoint_plays_a_business_that_declines_history(
+    app_server: str,
+    celery_worker: None,
+    meta_emulator: MetaEmulator,
+    tenants: tuple[Tenant, Tenant],
+    channels: dict[str, int],
+    committed: Any,
+) -> None:
+    """What the demo uses: POST /_emulator/history_declined (and /echo, /history, /state_sync)."""
+    import httpx
+
+    alpha = tenants[0]
+    connection.set_tenant(alpha)
+    HistoryImport.objects.filter(channel_id=channels["whatsapp"]).delete()
+    answer = httpx.post(f"{meta_emulator.base_url}/_emulator/history_declined", json={"phone_number_id": WA_PNID})
+    assert answer.status_code == 200
+
+    def declined() -> bool:
+        connection.set_tenant(alpha)
+        row = HistoryImport.objects.filter(channel_id=channels["whatsapp"]).first()
+        return row is not None and row.status == HistoryImportStatus.DECLINED and row.error_code == "2593109"
+
+    try:
+        wait_until(declined, timeout=30)
+    finally:
+        connection.set_tenant(alpha)
+        HistoryImport.objects.filter(channel_id=channels["whatsapp"]).delete()

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import api_token_create
 from campaigns.models import Enrollment, EnrollmentStatus
 from campaigns.services import cadence_enroll, cadence_save
 from core import events
@@ -140,9 +142,9 @@ def test_meta_documented_payloads_split_and_parse_field_by_field() -> None:
     messages = [event for _id, (event,) in history[1:]]
     assert all(isinstance(m, BusinessAppMessage) and m.history for m in messages)
     assert [(m.direction, m.customer_phone, m.type, m.history_status) for m in messages] == [  # type: ignore[union-attr]
-        ("in", "16505551234", "text", ""),
+        ("in", "16505551234", "text", "read"),  # the business read it (an inbound row stays "received")
         ("out", "16505551234", "text", "read"),  # PLAYED: as far as a message goes
-        ("in", "16505551234", "unsupported", ""),  # a media placeholder, completed by a later copy
+        ("in", "16505551234", "unsupported", "delivered"),  # a media placeholder, completed by a later copy
     ]
     assert all(event_id.startswith("hist:wamid.") for event_id, _events in history[1:])
 
@@ -224,6 +226,10 @@ def test_an_echo_shows_as_sent_from_the_phone_and_is_never_sent_nor_reacted_to(
     assert page.status_code == 200
     assert f'id="msg-{echo.pk}" data-status="delivered" data-origin="business_app"' in page.content.decode()
     assert "Sent from the phone" in page.content.decode()
+    _token, raw = api_token_create(user=owner_a, tenant=tenant_a, name="coexistence")
+    api = Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
+    listed = api.get(f"/api/v1/conversations/{conversation.pk}/messages/").json()["results"]
+    assert [(m["direction"], m["origin"]) for m in listed][-1] == ("out", "business_app")
 
 
 def test_an_echo_to_someone_new_makes_the_contact_and_a_conversation_without_unread(
@@ -348,6 +354,30 @@ def test_history_in_phases_and_chunks_delivered_twice_imports_once_without_reord
     assert f"{Message.objects.filter(channel=wa, origin=MessageOrigin.HISTORY).count()} messages" in page
 
 
+def test_a_history_webhook_with_thousands_of_messages_is_stored_whole(tenant_a: Tenant) -> None:
+    """Past one statement's parameter limit (65535, five a row): stored in batches, every message once."""
+    customer, now = "5511987650099", int(time.time())
+    messages = [
+        {"from": customer, "id": f"wamid.bulk.{uuid.uuid4().hex[:8]}.{i}", "timestamp": str(now - 86400 - i)}
+        | {"type": "text", "text": {"body": "x"}}
+        for i in range(14000)
+    ]
+    history = {
+        "metadata": {"phase": 1, "chunk_order": 1, "progress": 40},
+        "threads": [{"id": customer, "messages": messages}],
+    }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"phone_number_id": "pnid-bulk-unrouted"},
+        "history": [history],
+    }
+    post("history", value)
+    connection.set_schema_to_public()
+    ids = [f"hist:{m['id']}:" for m in messages[::1000]]
+    assert all(WebhookEvent.objects.filter(event_id__startswith=prefix).count() == 1 for prefix in ids)
+    assert WebhookEvent.objects.filter(route_key="pnid-bulk-unrouted", processed_at=None).count() == 14001
+
+
 def test_history_progress_never_goes_back_and_a_media_copy_completes_its_message(
     tenant_a: Tenant, wa: Channel, meta_emulator: MetaEmulator, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -419,6 +449,35 @@ def test_a_business_that_declines_to_share_history_is_recorded_and_shown(
         "Histórico de conversas não compartilhado"
         in tenant_client(tenant_a, owner_a).get("/channels/").content.decode()
     )
+
+
+def test_a_timeline_with_history_imported_after_live_messages_pages_in_time_order(
+    tenant_a: Tenant, wa: Channel, meta_emulator: MetaEmulator, django_capture_on_commit_callbacks: Any
+) -> None:
+    from inbox.selectors import conversation_messages
+
+    customer = phone()
+    for _ in range(3):
+        post("messages", meta_messages_value(messages=[inbound("text", f"wamid.{uuid.uuid4().hex}", customer[1:])]))
+    drain(tenant_a, django_capture_on_commit_callbacks)
+    old = [{"text": f"antiga {i}", "age_s": 10 * 86400 - i * 60} for i in range(12)]
+    for value in meta_emulator.history_values(
+        phone_number_id=WA_PNID, threads=[{"customer": customer, "messages": old}], chunk_size=5
+    ):
+        post("history", value)
+    drain(tenant_a, django_capture_on_commit_callbacks)
+    conversation = Conversation.objects.get(contact__phone=customer, channel=wa)
+    seen: list[Message] = []
+    before = None
+    while True:
+        page, more = conversation_messages(conversation=conversation, before=before, limit=4)
+        seen = page + seen
+        if not more:
+            break
+        before = page[0].pk
+    assert [m.body for m in seen[:12]] == [f"antiga {i}" for i in range(12)]
+    assert len(seen) == 15 and len({m.pk for m in seen}) == 15
+    assert [m.created_at for m in seen] == sorted(m.created_at for m in seen)
 
 
 # --- the app's address book ----------------------------------------------------------------------
