@@ -108,8 +108,11 @@ def business_app_message_apply(*, channel: Channel, event: BusinessAppMessage) -
             )
     except IntegrityError:
         return _media_complete(channel, event)
-    Message.objects.filter(pk=message.pk).update(created_at=at)  # its place in the timeline is when it was written
-    message.created_at = at
+    if event.history:  # its place in the timeline is when it was written, long ago
+        Message.objects.filter(pk=message.pk).update(created_at=at)
+        message.created_at = at
+    else:  # live: it lands now (Meta's time has whole seconds only and would sort it above what came just before)
+        at = message.created_at
     changes: dict[str, Any] = {"last_message_at": Greatest(F("last_message_at"), Value(at))}
     if event.direction == Direction.INBOUND:
         changes["last_inbound_at"] = Greatest(F("last_inbound_at"), Value(at))  # NULLs are ignored
