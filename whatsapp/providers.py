@@ -433,7 +433,7 @@ def _parse_history_message(payload: dict[str, Any]) -> list[Event]:
     when it has `to` (Meta includes it only for what the business sent) or when `from` is not the
     customer."""
     message = payload["message"]
-    if not str(message.get("timestamp", "")).strip().isdigit():
+    if not re.fullmatch(r"[0-9]{1,12}", str(message.get("timestamp", "")).strip()):
         # An old message without its time would be dated now and jump to the top of the inbox.
         raise ValueError("history message without its timestamp")
     customer = str(payload.get("customer") or "")
