@@ -138,7 +138,7 @@ def main() -> None:
         made = Contact.objects.bulk_create((Contact(phone=p, name=f"Bench {i}") for i, p in enumerate(phones)), 5000)
         through = Tag.contacts.through
         through.objects.bulk_create((through(tag_id=tag.pk, contact_id=c.pk) for c in made), batch_size=5000)
-        return tag, {c.phone.lstrip("+") for c in made}
+        return tag, {(c.phone or "").lstrip("+") for c in made}
 
     def campaign(tag: Tag, rate: int) -> Campaign:
         Channel.objects.filter(pk=channel.pk).update(rate_limit_per_s=rate)
@@ -264,7 +264,7 @@ def main() -> None:
         got = received(meta_port)
         got = Counter({p: n for p, n in got.items() if p in phones})
         unknown = {
-            p.lstrip("+")
+            (p or "").lstrip("+")
             for p in CampaignRecipient.objects.filter(campaign=found, status=RecipientStatus.UNKNOWN).values_list(
                 "contact__phone", flat=True
             )

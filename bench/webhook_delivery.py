@@ -71,7 +71,7 @@ def main() -> None:
     from webhooks.services import endpoint_create, event_publish
 
     tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
-    connection.set_tenant(tenant)
+    connection.set_tenant(tenant)  # type: ignore[attr-defined]
     Endpoint.objects.all().delete()
     for key in redis_client().scan_iter("hooks:*"):
         redis_client().delete(key)

@@ -21,6 +21,9 @@ _subscribers: dict[str, list[Handler]] = defaultdict(list)
 
 MESSAGE_CREATED = "message.created"  # inbound or outbound, payload: message summary
 MESSAGE_STATUS = "message.status"  # payload: id, status, error
+# What the owner typed in the WhatsApp Business app (coexistence echo): shown live, never reacted to
+# (kept apart from message.created so bots, rules and cadence exits cannot mistake it). Payload: summary.
+MESSAGE_FROM_BUSINESS_APP = "message.business_app"
 CONTACT_OPTED_OUT = "contact.opted_out"
 CONTACT_OPTED_IN = "contact.opted_in"
 TEMPLATE_STATUS = "template.status"

@@ -10,6 +10,8 @@ WhatsApp users as Meta shows them since 2026: every message and status carries t
 user id (BSUID, one per business portfolio: the portfolio of the number's WABA); a user with a username
 may have the phone withheld (no `wa_id`, no `from`); a phone change regenerates the BSUID and is reported
 as a `user_id_update` change or (Meta's form since Aug 2026) a `system` message.
+POST /_emulator/echo, /_emulator/history, /_emulator/history_declined, /_emulator/state_sync (coexistence:
+the number is also used in the WhatsApp Business app), GET /_emulator/state.
 """
 
 from __future__ import annotations
@@ -338,6 +340,15 @@ class MetaHandler(SignupHandlerMixin):
             self.send_json(200, {"id": self.server.phone_change(**body)})
         elif action == "preference":
             self.server.preference(**body)
+        elif action == "echo":
+            self.send_json(200, {"id": self.server.inject_echo(**body)})
+        elif action == "history":
+            self.send_json(200, {"chunks": self.server.inject_history(**body)})
+        elif action == "history_declined":
+            self.server.inject_history_declined(**body)
+            self.send_json(200, {"ok": True})
+        elif action == "state_sync":
+            self.server.inject_state_sync(**body)
             self.send_json(200, {"ok": True})
         elif action == "undeliverable":
             self.server.undeliverable[str(body["to"]).lstrip("+")] = int(body.get("code", 131026))
@@ -379,6 +390,7 @@ class MetaEmulator(EmulatorServer):
         self._by_phone: dict[str, Customer] = {}
         self._by_username: dict[str, Customer] = {}
         self.captured: list[dict[str, Any]] | None = None
+        self.signup = EmbeddedSignup()
 
     @contextmanager
     def capture(self) -> Iterator[list[dict[str, Any]]]:
@@ -463,7 +475,6 @@ class MetaEmulator(EmulatorServer):
         if customer.phone and not customer.withhold_phone:
             card["wa_id"] = customer.phone
         return card
-        self.signup = EmbeddedSignup()
 
     def next_error(self) -> int:
         with self.lock:
@@ -676,6 +687,140 @@ class MetaEmulator(EmulatorServer):
             "user_preferences": [pref],
         }
         self.webhook("waba", "user_preferences", change, 0.0)
+
+    # --- coexistence: the number is also used in the WhatsApp Business app -------------------------
+
+    def _value(self, pnid: str, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"messaging_product": "whatsapp", "metadata": self._metadata(pnid), key: items}
+
+    def echo_value(
+        self,
+        *,
+        phone_number_id: str,
+        to_phone: str,
+        text: str = "",
+        type: str = "text",
+        content: dict[str, Any] | None = None,
+        to_user_id: str = "",
+    ) -> tuple[str, dict[str, Any]]:
+        """The smb_message_echoes value for a message the owner sent from the WhatsApp Business app on the
+        phone (from = the business's number, to = the customer), and its wamid."""
+        wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode()
+        echo: dict[str, Any] = {
+            "from": self._metadata(phone_number_id)["display_phone_number"],
+            "to": to_phone.lstrip("+"),
+            "id": wamid,
+            "timestamp": str(int(time.time())),
+            "type": type,
+            type: {"body": text} if type == "text" else (content or {}),
+        }
+        if to_user_id:
+            echo["to_user_id"] = to_user_id
+        return wamid, self._value(phone_number_id, "message_echoes", [echo])
+
+    def inject_echo(self, *, delay: float = 0.0, **fields: Any) -> str:
+        """The owner types a message on the phone: a signed smb_message_echoes webhook. Returns its wamid."""
+        wamid, value = self.echo_value(**fields)
+        self.webhook("waba", "smb_message_echoes", value, delay)
+        return wamid
+
+    def history_values(
+        self, *, phone_number_id: str, threads: list[dict[str, Any]], chunk_size: int = 2
+    ) -> list[dict[str, Any]]:
+        """The `history` webhook values Meta sends for a business that shares its chat history: messages
+        grouped in phases by age (0: the last day, 1: days 1-90, 2: days 90-180), each phase in chunks of
+        at most `chunk_size` messages, with chunk_order and the overall progress (100 on the last).
+
+        threads: [{"customer": "+55...", "messages": [{"text": ..., "age_s": seconds ago,
+        "from_business": bool, "status": "READ", "id": optional wamid}]}]"""
+        business = self._metadata(phone_number_id)["display_phone_number"]
+        now = int(time.time())
+        by_phase: dict[int, list[tuple[str, dict[str, Any]]]] = {0: [], 1: [], 2: []}
+        for thread in threads:
+            customer = str(thread["customer"]).lstrip("+")
+            for item in thread["messages"]:
+                age = int(item.get("age_s", 3600))
+                phase = 0 if age <= 86400 else (1 if age <= 90 * 86400 else 2)
+                message: dict[str, Any] = {
+                    "from": business if item.get("from_business") else customer,
+                    "id": item.get("id") or "wamid." + base64.b64encode(secrets.token_bytes(24)).decode(),
+                    "timestamp": str(now - age),
+                    "type": "text",
+                    "text": {"body": str(item.get("text", ""))},
+                    "history_context": {
+                        "status": str(item.get("status", "READ" if item.get("from_business") else "DELIVERED"))
+                    },
+                }
+                if item.get("from_business"):
+                    message["to"] = customer
+                by_phase[phase].append((customer, message))
+        chunks: list[tuple[int, int, list[tuple[str, dict[str, Any]]]]] = []
+        for phase in (0, 1, 2):
+            items = sorted(by_phase[phase], key=lambda pair: int(pair[1]["timestamp"]))
+            for order, start in enumerate(range(0, len(items), chunk_size), start=1):
+                chunks.append((phase, order, items[start : start + chunk_size]))
+            if not items:
+                chunks.append((phase, 1, []))  # a phase without messages still reports its progress
+        values = []
+        for index, (phase, order, items) in enumerate(chunks, start=1):
+            grouped: dict[str, list[dict[str, Any]]] = {}
+            for customer, message in items:
+                grouped.setdefault(customer, []).append(message)
+            history = {
+                "metadata": {"phase": phase, "chunk_order": order, "progress": index * 100 // len(chunks)},
+                "threads": [{"id": customer, "messages": messages} for customer, messages in grouped.items()],
+            }
+            values.append(self._value(phone_number_id, "history", [history]))
+        return values
+
+    def inject_history(
+        self,
+        *,
+        phone_number_id: str,
+        threads: list[dict[str, Any]],
+        chunk_size: int = 2,
+        deliveries: int = 1,
+        delay: float = 0.0,
+    ) -> int:
+        """Send the history webhooks (each chunk `deliveries` times, as Meta's retries may). Returns how
+        many chunks."""
+        values = self.history_values(phone_number_id=phone_number_id, threads=threads, chunk_size=chunk_size)
+        for attempt in range(deliveries):
+            for index, value in enumerate(values):
+                self.webhook("waba", "history", value, delay + 0.05 * (index + attempt * len(values)))
+        return len(values)
+
+    def history_declined_value(self, *, phone_number_id: str) -> dict[str, Any]:
+        """What Meta sends when the business chose not to share its chat history."""
+        title = "History sharing is turned off by the business"
+        error = {"code": 2593109, "title": title, "message": title, "error_data": {"details": title}}
+        return self._value(phone_number_id, "history", [{"errors": [error]}])
+
+    def inject_history_declined(self, *, phone_number_id: str, delay: float = 0.0) -> None:
+        self.webhook("waba", "history", self.history_declined_value(phone_number_id=phone_number_id), delay)
+
+    def state_sync_value(self, *, phone_number_id: str, contacts: list[dict[str, Any]]) -> dict[str, Any]:
+        """smb_app_state_sync: contacts [{"phone", "full_name", "first_name", "action": add|remove,
+        "timestamp"}]; a removal carries only the number, as Meta's does."""
+        items = []
+        for contact in contacts:
+            action = str(contact.get("action", "add"))
+            entry: dict[str, Any] = {"phone_number": str(contact["phone"]).lstrip("+")}
+            if action == "add":
+                entry.update(full_name=contact.get("full_name", ""), first_name=contact.get("first_name", ""))
+            items.append(
+                {
+                    "type": "contact",
+                    "contact": entry,
+                    "action": action,
+                    "metadata": {"timestamp": str(int(contact.get("timestamp") or time.time()))},
+                }
+            )
+        return self._value(phone_number_id, "state_sync", items)
+
+    def inject_state_sync(self, *, phone_number_id: str, contacts: list[dict[str, Any]], delay: float = 0.0) -> None:
+        value = self.state_sync_value(phone_number_id=phone_number_id, contacts=contacts)
+        self.webhook("waba", "smb_app_state_sync", value, delay)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -31,6 +31,7 @@ class MessageSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "type",
             "body",
             "status",
+            "origin",  # platform | business_app (typed on the phone) | history (imported from the app)
             "error_code",
             "error_text",
             "provider_message_id",

@@ -14,7 +14,7 @@ class InboxConfig(AppConfig):
             MEDIA_GUARD,
             contribute,
         )
-        from inbox import live, suspension
+        from inbox import coexistence, live, suspension
         from inbox.contributions import (
             channel_filter,
             contact_conversations,
@@ -24,6 +24,7 @@ class InboxConfig(AppConfig):
         )
 
         live.connect()
+        coexistence.connect()
         suspension.connect()
         contribute(CONTACT_FILTERS, channel_filter)
         contribute(CONTACT_CONVERSATIONS, contact_conversations)

@@ -21,6 +21,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from core import realtime
 from crm.models import ConsentStatus
 from crm.services import MEDIUM_OF_KIND, consent_record, contact_identity_rekey, contact_resolve
+from inbox.coexistence import COEXISTENCE_EVENTS, coexistence_apply
 from inbox.models import Channel
 from inbox.providers import (
     Event,
@@ -165,6 +166,8 @@ def _apply_event(channel: Channel, parsed: Event) -> bool | None:
             marketing_only=True,
         )
         return True
+    if isinstance(parsed, COEXISTENCE_EVENTS):
+        return coexistence_apply(channel=channel, event=parsed)
     return provider_class(channel.kind).apply_own_event(channel, parsed)
 
 

@@ -28,3 +28,5 @@ def _forward(event: str):  # type: ignore[no-untyped-def]
 def connect() -> None:
     for event in (events.MESSAGE_CREATED, events.MESSAGE_STATUS, events.CONVERSATION_UPDATED):
         events.subscribe(event, _forward(event))
+    # An echo from the phone is rendered like any new message in the staff's open inbox.
+    events.subscribe(events.MESSAGE_FROM_BUSINESS_APP, _forward(events.MESSAGE_CREATED))

@@ -131,6 +131,15 @@ class MessageStatus(models.TextChoices):
     UNKNOWN = "unknown", _("Outcome unknown")
 
 
+class MessageOrigin(models.TextChoices):
+    """Where a message was written. Only `platform` messages go through our sending path and our reactions
+    (bots, rules, unread counts); the others happened in the WhatsApp Business app and are only recorded."""
+
+    PLATFORM = "platform", _("This platform")
+    BUSINESS_APP = "business_app", _("WhatsApp Business app (phone)")
+    HISTORY = "history", _("Imported chat history")
+
+
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="messages")
@@ -147,6 +156,7 @@ class Message(models.Model):
     template_language = models.CharField(max_length=15, blank=True)
     template_variables = models.JSONField(default=dict, blank=True)
     is_marketing = models.BooleanField(default=False)
+    origin = models.CharField(max_length=12, choices=MessageOrigin.choices, default=MessageOrigin.PLATFORM)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     queued_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)  # when a sender took it (queued -> sending)
@@ -194,6 +204,52 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.type} {self.status}"
+
+
+class HistoryImportStatus(models.TextChoices):
+    IMPORTING = "importing", _("Importing")
+    COMPLETE = "complete", _("Complete")
+    DECLINED = "declined", _("Declined by the business")
+
+
+class HistoryImport(models.Model):
+    """The import of a coexistence number's chat history from the WhatsApp Business app (one per channel):
+    how far Meta's phases and chunks have come, or that the business declined to share it."""
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="history_import")
+    status = models.CharField(max_length=10, choices=HistoryImportStatus.choices, default=HistoryImportStatus.IMPORTING)
+    phase = models.PositiveSmallIntegerField(default=0)  # the highest phase seen (0: day 0-1, 1: -90, 2: -180)
+    chunk_order = models.PositiveIntegerField(default=0)  # the last chunk's order in that phase
+    progress = models.PositiveSmallIntegerField(default=0)  # 0-100, as Meta reports it; never goes back
+    chunks = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=20, blank=True)
+    error_text = models.CharField(max_length=300, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"history of channel {self.channel_id}: {self.status} {self.progress}%"
+
+
+class BusinessAppContact(models.Model):
+    """A contact as the business's WhatsApp Business app address book has it (smb_app_state_sync). Removal
+    from the phone's address book is recorded here; our CRM contact is never deleted for it."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="app_contacts")
+    contact = models.ForeignKey(  # none when removed before we saw it added
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="app_address_book_entries"
+    )
+    phone = models.CharField(max_length=20)
+    full_name = models.CharField(max_length=150, blank=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)  # set while it is out of the address book
+    changed_at = models.DateTimeField()  # Meta's time of the latest change applied (older ones are ignored)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "phone"], name="app_contact_once_per_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.full_name or self.phone} in the app of channel {self.channel_id}"
 
 
 class CannedResponse(models.Model):

@@ -1,15 +1,24 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from core.realtime import Audience
 from core.roles import PERMISSIONS, Action, role_allows
-from inbox.models import Channel, Conversation, InboxSettings, Message
+from inbox.models import (
+    BusinessAppContact,
+    Channel,
+    Conversation,
+    HistoryImport,
+    InboxSettings,
+    Message,
+    MessageOrigin,
+)
 
 PAGE = 30
 
@@ -172,9 +181,55 @@ def cursor_decode(cursor: str) -> tuple[datetime, int]:
 def conversation_messages(
     *, conversation: Conversation, before: int | None = None, limit: int = 50
 ) -> tuple[list[Message], bool]:
-    """The newest `limit` messages (before message id `before`), oldest first, and whether older ones exist."""
+    """The newest `limit` messages (before message id `before`), oldest first, and whether older ones exist.
+    Paged by (created_at, id), the timeline's own order: history imported later has higher ids than the
+    live messages it precedes."""
     qs = Message.objects.filter(conversation=conversation).select_related("author")
     if before:
-        qs = qs.filter(id__lt=before)
+        anchor = (
+            Message.objects.filter(conversation=conversation, pk=before).values_list("created_at", flat=True).first()
+        )
+        if anchor is None:
+            qs = qs.filter(id__lt=before)
+        else:
+            qs = qs.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, id__lt=before))
     page = list(qs.order_by("-created_at", "-id")[: limit + 1])
     return list(reversed(page[:limit])), len(page) > limit
+
+
+@dataclass(frozen=True)
+class CoexistenceSummary:
+    """What a channel's page shows of its WhatsApp Business app side (coexistence)."""
+
+    history: HistoryImport | None
+    history_messages: int
+    echoes: int
+    app_contacts: int
+    app_contacts_removed: int
+
+
+def coexistence_summaries(*, channel_ids: list[int]) -> dict[int, CoexistenceSummary]:
+    """Per channel that has any coexistence data: the history import's state, how many messages came
+    from history and from the phone, and the app's address book. Channels without any are left out."""
+    imports = {row.channel_id: row for row in HistoryImport.objects.filter(channel_id__in=channel_ids)}
+    counts: dict[tuple[int, str], int] = {
+        (row["channel_id"], row["origin"]): row["n"]
+        for row in Message.objects.filter(channel_id__in=channel_ids)
+        .exclude(origin=MessageOrigin.PLATFORM)
+        .values("channel_id", "origin")
+        .annotate(n=Count("id"))
+    }
+    book = {
+        row["channel_id"]: (row["n"], row["removed"])
+        for row in BusinessAppContact.objects.filter(channel_id__in=channel_ids)
+        .values("channel_id")
+        .annotate(n=Count("id", filter=Q(removed_at=None)), removed=Count("id", filter=~Q(removed_at=None)))
+    }
+    found = {}
+    for channel_id in channel_ids:
+        history = counts.get((channel_id, MessageOrigin.HISTORY), 0)
+        echoes = counts.get((channel_id, MessageOrigin.BUSINESS_APP), 0)
+        in_book, removed = book.get(channel_id, (0, 0))
+        if channel_id in imports or history or echoes or in_book or removed:
+            found[channel_id] = CoexistenceSummary(imports.get(channel_id), history, echoes, in_book, removed)
+    return found

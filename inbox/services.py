@@ -79,6 +79,7 @@ def message_summary(message: Message) -> dict[str, Any]:
         "type": message.type,
         "body": message.body,
         "status": message.status,
+        "origin": message.origin,
         "error_code": message.error_code,
         "error_text": message.error_text,
         "created_at": message.created_at.isoformat() if message.created_at else None,

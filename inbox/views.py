@@ -30,7 +30,13 @@ from inbox.forms import (
 )
 from inbox.models import CannedResponse, Channel, ChannelKind, Conversation, ConversationStatus, InboxSettings, Message
 from inbox.providers import provider_class
-from inbox.selectors import channels_all, conversation_messages, conversations_page, conversations_visible_to
+from inbox.selectors import (
+    channels_all,
+    coexistence_summaries,
+    conversation_messages,
+    conversations_page,
+    conversations_visible_to,
+)
 from inbox.services import (
     channel_create,
     channel_delete,
@@ -66,8 +72,10 @@ def _channels_page(request: HttpRequest, status: int = 200, **forms: object) -> 
 
 def _channels_context(**forms: object) -> dict[str, object]:
     channels = list(channels_all())
+    coexistence = coexistence_summaries(channel_ids=[c.pk for c in channels])
     for channel in channels:
         channel.webhook_url = provider_class(channel.kind).webhook_url(channel)  # type: ignore[attr-defined]
+        channel.coexistence_summary = coexistence.get(channel.pk)  # type: ignore[attr-defined]
     context: dict[str, object] = {
         "channels": channels,
         "cloud_form": CloudChannelForm(prefix="wa"),

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from psycopg_pool import AsyncConnectionPool
 
-from intake.services import DRAIN_FLAG, RawEvent, drain_enqueue, insert_statement
+from intake.services import DRAIN_FLAG, RawEvent, drain_enqueue, insert_batches, insert_statement
 
 _pool: AsyncConnectionPool | None = None
 _redis: aioredis.Redis | None = None
@@ -43,11 +43,13 @@ async def events_store_async(*, provider: str, events: list[RawEvent]) -> int:
     """Same contract as intake.services.events_store."""
     if not events:
         return 0
-    sql, params = insert_statement(events, provider)
     pool = await _get_pool()
+    inserted = 0
     async with pool.connection() as conn:
-        cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
-        inserted = cursor.rowcount
+        for batch in insert_batches(events):
+            sql, params = insert_statement(batch, provider)
+            cursor = await conn.execute(sql, params)  # type: ignore[arg-type]
+            inserted += cursor.rowcount
     if inserted:
         await _drain_kick_async()
     return inserted

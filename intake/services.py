@@ -80,15 +80,24 @@ def insert_statement(events: list[RawEvent], provider: str) -> tuple[str, list[A
     return sql, [value for row in rows for value in row]
 
 
+# A statement holds at most 65535 parameters (5 a row): one history webhook can carry thousands of messages.
+INSERT_BATCH = 5000
+
+
+def insert_batches(events: list[RawEvent]) -> list[list[RawEvent]]:
+    return [events[start : start + INSERT_BATCH] for start in range(0, len(events), INSERT_BATCH)]
+
+
 def events_store(*, provider: str, events: list[RawEvent]) -> int:
     """Insert each event once (a redelivery is a no-op) and make sure a drain is on its way.
-    One round trip for the whole batch; returns how many were new."""
+    One round trip per INSERT_BATCH events; returns how many were new."""
     if not events:
         return 0
-    sql, params = insert_statement(events, provider)
+    inserted = 0
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        inserted = cursor.rowcount
+        for batch in insert_batches(events):
+            cursor.execute(*insert_statement(batch, provider))
+            inserted += cursor.rowcount
     if inserted:
         drain_kick()
     return inserted

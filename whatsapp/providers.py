@@ -17,10 +17,14 @@ from django.utils.translation import gettext as _
 from core.media import filename_clean
 from inbox.models import Channel, MessageType
 from inbox.providers import (
+    AppContactChange,
+    BusinessAppMessage,
     Capabilities,
     ChannelProvider,
     ErrorKind,
     Event,
+    HistoryDeclined,
+    HistoryProgress,
     IdentityChange,
     InboundMessage,
     OutboundMessage,
@@ -361,6 +365,8 @@ class CloudProvider(ChannelProvider):
                     parent_user_id=_text(pref.get("parent_user_id")),
                 )
             ]
+        if kind in COEXISTENCE_PARSERS:
+            return COEXISTENCE_PARSERS[str(kind)](payload)
         return []
 
 
@@ -495,3 +501,136 @@ def parse_message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> In
     return InboundMessage(
         type=MessageType.UNSUPPORTED, body="", payload={"original_type": kind, "raw": message}, **common
     )
+
+
+# --- coexistence (the number is also in the WhatsApp Business app) ---------------------------------
+
+# Meta's history_context.status of a message the business sent, in our words.
+HISTORY_STATUS = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "played": "read",
+    "error": "failed",
+    "failed": "failed",
+    "pending": "sent",
+}
+
+
+def _digits(value: Any) -> str:
+    return re.sub(r"\D", "", str(value or ""))
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(str(value).strip()))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _app_message(message: dict[str, Any], *, customer: str, direction: str, history: bool) -> BusinessAppMessage:
+    """The content of an echo or history message read as any inbound one is (text, media, location...)."""
+    content = parse_message(message, [])
+    if not isinstance(content, InboundMessage):
+        raise PayloadError("a business app message that is a system notice")
+    status = str(_dict(message.get("history_context")).get("status", "")).lower()
+    return BusinessAppMessage(
+        provider_message_id=content.provider_message_id,
+        customer_phone=customer,
+        direction=direction,
+        type=content.type,
+        timestamp=content.timestamp,
+        history=history,
+        body=content.body,
+        payload=content.payload,
+        media_ref=content.media_ref,
+        media_mime=content.media_mime,
+        media_filename=content.media_filename,
+        reply_to=content.reply_to,
+        customer_user_id=str(message.get("to_user_id") or message.get("from_user_id") or ""),
+        history_status=HISTORY_STATUS.get(status, "") if history else "",
+    )
+
+
+def _parse_echo(payload: dict[str, Any]) -> list[Event]:
+    """smb_message_echoes: `from` is the business's number, `to` the customer's (or withheld, with only
+    `to_user_id`)."""
+    message = payload["message"]
+    customer = str(message.get("to") or "")
+    if not customer and not message.get("to_user_id"):
+        raise ValueError("echo without a recipient")
+    return [_app_message(message, customer=customer, direction="out", history=False)]
+
+
+def _parse_history_message(payload: dict[str, Any]) -> list[Event]:
+    """One message of a history thread. The thread id is the customer; the message is the business's
+    when it has `to` (Meta includes it only for what the business sent) or when `from` is not the
+    customer."""
+    message = payload["message"]
+    if not re.fullmatch(r"[0-9]{1,12}", str(message.get("timestamp", "")).strip()):
+        # An old message without its time would be dated now and jump to the top of the inbox.
+        raise ValueError("history message without its timestamp")
+    customer = str(payload.get("customer") or "")
+    sender = _digits(message.get("from"))
+    outbound = bool(message.get("to")) or (bool(sender) and sender == _digits(payload.get("business")))
+    if not customer:
+        customer = str(message.get("to") or "") if outbound else str(message.get("from") or "")
+    thread = _dict(payload.get("thread"))
+    if thread.get("user_id") and not (message.get("to_user_id") or message.get("from_user_id")):
+        message = {**message, "from_user_id": thread["user_id"]}  # the thread's BSUID is the customer's
+    if not customer and not (message.get("to_user_id") or message.get("from_user_id")):
+        raise ValueError("history message without its customer")
+    return [_app_message(message, customer=customer, direction="out" if outbound else "in", history=True)]
+
+
+def _parse_history_progress(payload: dict[str, Any]) -> list[Event]:
+    meta = _dict(payload["metadata"])
+    return [
+        HistoryProgress(
+            phase=min(_int(meta.get("phase")), 2),
+            chunk_order=_int(meta.get("chunk_order")),
+            progress=min(_int(meta.get("progress")), 100),
+        )
+    ]
+
+
+def _parse_history_error(payload: dict[str, Any]) -> list[Event]:
+    error = _dict(payload["error"])
+    details = _dict(error.get("error_data")).get("details") or error.get("message") or ""
+    return [
+        HistoryDeclined(
+            code=str(error.get("code", ""))[:20], title=str(error.get("title") or "")[:300], details=str(details)[:300]
+        )
+    ]
+
+
+def _parse_state_sync(payload: dict[str, Any]) -> list[Event]:
+    item = _dict(payload["item"])
+    if item.get("type", "contact") != "contact":
+        return []  # only contacts are synchronised today; anything new is kept raw, never an error
+    contact = _dict(item.get("contact"))
+    action = str(item.get("action", ""))
+    if action not in {"add", "remove"}:
+        return []
+    phone = str(contact.get("phone_number") or "")
+    if not phone:
+        raise ValueError("state sync contact without its number")
+    return [
+        AppContactChange(
+            phone=phone,
+            action=action,
+            timestamp=_ts(_dict(item.get("metadata")).get("timestamp")),
+            full_name=str(contact.get("full_name") or "")[:150],
+            first_name=str(contact.get("first_name") or "")[:150],
+            user_id=str(contact.get("user_id") or ""),
+        )
+    ]
+
+
+COEXISTENCE_PARSERS = {
+    "echo": _parse_echo,
+    "history_message": _parse_history_message,
+    "history_progress": _parse_history_progress,
+    "history_error": _parse_history_error,
+    "state_sync": _parse_state_sync,
+}

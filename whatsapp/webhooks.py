@@ -96,6 +96,8 @@ def split_events(body: Any) -> list[RawEvent]:
                         continue
                     payload = {"kind": "status", "status": status}
                     found.append(RawEvent(f"st:{status_id}:{state}", "whatsapp_cloud", pnid, payload))
+            elif field in COEXISTENCE_FIELDS:
+                found.extend(COEXISTENCE_FIELDS[field](pnid, value))
             elif field == "message_template_status_update":
                 event_id = (
                     f"tpl:{_scalar(value.get('message_template_id'))}:{_scalar(value.get('event'))}"
@@ -133,6 +135,82 @@ def split_events(body: Any) -> list[RawEvent]:
     if skipped:
         logger.warning("meta webhook: %s item(s) without their id skipped", skipped)
     return found
+
+
+# --- coexistence: the number is also in the WhatsApp Business app (history, echoes, address book) ---
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _echo_events(pnid: str, value: dict[str, Any]) -> list[RawEvent]:
+    """smb_message_echoes: one event per message the owner sent from the phone, keyed by its wamid."""
+    found = []
+    for echo in _dicts(value.get("message_echoes")):
+        message_id = _scalar(echo.get("id"))
+        if message_id:
+            payload = {
+                "kind": "echo",
+                "message": echo,
+                "business": _scalar(_dict(value.get("metadata")).get("display_phone_number")),
+            }
+            found.append(RawEvent(f"echo:{message_id}", "whatsapp_cloud", pnid, payload))
+    return found
+
+
+def _history_events(pnid: str, value: dict[str, Any]) -> list[RawEvent]:
+    """history: per chunk one progress event (phase, chunk order, progress) and one event per message,
+    keyed by the wamid and a digest of the message, so a redelivered chunk is stored once while Meta's
+    later copy of a media message (now with its media id) is a new event that completes the first. A
+    decline (errors instead of threads) is one event per number and error code."""
+    found = []
+    business = _scalar(_dict(value.get("metadata")).get("display_phone_number"))
+    for item in _dicts(value.get("history")):
+        meta = _dict(item.get("metadata"))
+        for error in _dicts(item.get("errors")):
+            code = _scalar(error.get("code"))
+            found.append(
+                RawEvent(f"histerr:{pnid}:{code}", "whatsapp_cloud", pnid, {"kind": "history_error", "error": error})
+            )
+        threads = _dicts(item.get("threads"))
+        if meta:
+            chunk = ":".join(_scalar(meta.get(k)) for k in ("phase", "chunk_order", "progress"))
+            payload = {"kind": "history_progress", "metadata": meta}
+            found.append(RawEvent(f"histchunk:{pnid}:{chunk}:{_digest(threads)}", "whatsapp_cloud", pnid, payload))
+        for thread in threads:
+            customer = _scalar(thread.get("id"))
+            for message in _dicts(thread.get("messages")):
+                message_id = _scalar(message.get("id"))
+                if not message_id:
+                    continue
+                payload = {
+                    "kind": "history_message",
+                    "thread": {k: v for k, v in thread.items() if k != "messages"},
+                    "customer": customer,
+                    "business": business,
+                    "message": message,
+                }
+                found.append(RawEvent(f"hist:{message_id}:{_digest(message)}", "whatsapp_cloud", pnid, payload))
+    return found
+
+
+def _state_sync_events(pnid: str, value: dict[str, Any]) -> list[RawEvent]:
+    """smb_app_state_sync: one event per address-book change (contact, action, Meta's time)."""
+    found = []
+    for item in _dicts(value.get("state_sync")):
+        contact = _dict(item.get("contact"))
+        when = _scalar(_dict(item.get("metadata")).get("timestamp"))
+        key = f"{_scalar(contact.get('phone_number'))}:{_scalar(item.get('action'))}:{when}:{_digest(item)}"
+        found.append(RawEvent(f"appsync:{pnid}:{key}", "whatsapp_cloud", pnid, {"kind": "state_sync", "item": item}))
+    return found
+
+
+COEXISTENCE_FIELDS = {
+    "smb_message_echoes": _echo_events,
+    "history": _history_events,
+    "smb_app_state_sync": _state_sync_events,
+}
 
 
 def _verification_answer(request: HttpRequest, verify_token: str) -> HttpResponse:

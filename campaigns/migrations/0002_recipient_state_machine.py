@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("campaigns", "0001_initial"),
         ("crm", "0005_consent_medium_voice"),
-        ("inbox", "0008_message_dispatch_queue"),
+        ("inbox", "0009_message_dispatch_queue"),
     ]
 
     operations = [

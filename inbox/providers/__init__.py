@@ -146,7 +146,74 @@ class IdentityChange:
     phone: str = ""  # the new phone, when it may be shared
 
 
-Event = InboundMessage | StatusUpdate | TemplateStatusUpdate | PreferenceUpdate | IdentityChange
+# --- coexistence: the number is also used in the WhatsApp Business app on the business's phone ------
+
+
+@dataclass(frozen=True)
+class BusinessAppMessage:
+    """A message that went through the WhatsApp Business app rather than through us: an echo of what the
+    owner typed on the phone (`history=False`, always outbound) or one message of the chat history the
+    business shared when it connected (`history=True`, either direction). Recorded, never sent, never
+    acted on."""
+
+    provider_message_id: str
+    customer_phone: str  # the customer's number (the thread id); "" when Meta withholds it
+    direction: str  # "in" (the customer wrote) or "out" (the business wrote)
+    type: str
+    timestamp: datetime
+    history: bool
+    body: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    media_ref: str = ""
+    media_mime: str = ""
+    media_filename: str = ""
+    reply_to: str = ""
+    customer_user_id: str = ""  # the customer's business-scoped user id (BSUID), when Meta sends one
+    history_status: str = ""  # history only: Meta's status of the message then (delivered, read, ...)
+
+
+@dataclass(frozen=True)
+class HistoryProgress:
+    """One chunk of shared chat history arrived: where the import stands (phase 0-2, chunk order,
+    overall progress 0-100)."""
+
+    phase: int
+    chunk_order: int
+    progress: int
+
+
+@dataclass(frozen=True)
+class HistoryDeclined:
+    """The business did not share its chat history (Meta's history error, e.g. 2593109)."""
+
+    code: str
+    title: str
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class AppContactChange:
+    """A contact added, edited (`add`) or removed (`remove`) in the business app's address book."""
+
+    phone: str
+    action: str  # "add" | "remove"
+    timestamp: datetime
+    full_name: str = ""
+    first_name: str = ""
+    user_id: str = ""  # BSUID, when Meta sends one
+
+
+Event = (
+    InboundMessage
+    | StatusUpdate
+    | TemplateStatusUpdate
+    | PreferenceUpdate
+    | BusinessAppMessage
+    | HistoryProgress
+    | HistoryDeclined
+    | AppContactChange
+    | IdentityChange
+)
 
 
 class ChannelProvider:

@@ -224,6 +224,17 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     ),
     "inbox.InboxSettings": lambda w: apps.get_model("inbox.InboxSettings").objects.get_or_create()[0],
     "inbox.AgentState": lambda w: w.make("inbox.AgentState", user=w.owner),
+    "inbox.HistoryImport": lambda w: w.make(
+        "inbox.HistoryImport", channel=w.get("inbox.Channel"), status="declined", error_text=f"{MARK} declined"
+    ),
+    "inbox.BusinessAppContact": lambda w: w.make(
+        "inbox.BusinessAppContact",
+        channel=w.get("inbox.Channel"),
+        contact=w.get("crm.Contact"),
+        phone=B_PHONE,
+        full_name=f"{MARK} app contact",
+        changed_at=timezone.now(),
+    ),
     "whatsapp.MessageTemplate": lambda w: w.make(
         "whatsapp.MessageTemplate",
         waba_id=f"{MARK}-waba",

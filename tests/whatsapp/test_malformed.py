@@ -61,6 +61,12 @@ def _real_envelopes() -> list[dict[str, Any]]:
         meta_envelope(meta_messages_value(statuses=statuses, pnid=pnid), entry_id=waba),
         meta_envelope(fixture("template_status.json"), field="message_template_status_update", entry_id=waba),
         meta_envelope(preferences, field="user_preferences", entry_id=waba),
+        *(  # coexistence: echoes, history chunks and its decline, the app's address book
+            meta_envelope(
+                {**value, "metadata": {"phone_number_id": pnid}}, field=field.removesuffix("_declined"), entry_id=waba
+            )
+            for field, value in fixture("coexistence.json").items()
+        ),
     ]
 
 

@@ -70,3 +70,14 @@ class Command(BaseCommand):
             "   curl -X POST localhost:8710/_emulator/inbound -d "
             f'\'{{"phone_number_id": "{demo.DEMO_PNID}", "from_phone": "5511987654321", "text": "Oi!"}}\''
         )
+        self.stdout.write(" simulate the owner answering from the WhatsApp Business app, and shared chat history:")
+        self.stdout.write(
+            "   curl -X POST localhost:8710/_emulator/echo -d "
+            f'\'{{"phone_number_id": "{demo.DEMO_PNID}", "to_phone": "5511987654321", "text": "Oi, Ana!"}}\''
+        )
+        self.stdout.write(
+            "   curl -X POST localhost:8710/_emulator/history -d "
+            f'\'{{"phone_number_id": "{demo.DEMO_PNID}", "threads": [{{"customer": "5511987650001", '
+            '"messages": [{"text": "Vocês abrem sábado?", "age_s": 864000}, '
+            '{"text": "Abrimos!", "age_s": 863000, "from_business": true}]}]}\''
+        )

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("inbox", "0005_message_claimed_at"),
+        ("inbox", "0008_message_origin"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
