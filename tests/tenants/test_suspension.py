@@ -134,7 +134,7 @@ def test_a_suspended_tenant_sends_nothing_and_catches_up_on_reactivation(
 
     wait_until(caught_up, timeout=60, interval=0.5)
     _in(alpha)
-    sent = [m.get("to") for m in list(meta_emulator.sent.values()) if m.get("to") in watched]
+    sent = [str(m.get("to")) for m in list(meta_emulator.sent.values()) if m.get("to") in watched]
     assert sorted(sent) == sorted(watched)  # each once
     assert Message.objects.get(provider_message_id=wamid).body == f"oi {run}"
     connection.set_schema_to_public()
