@@ -36,7 +36,7 @@ def _message(tenant: Tenant, message_id: int) -> Message:
 
 
 def _received_by_meta(meta: MetaEmulator, phone: str) -> list[dict[str, Any]]:
-    return [m for m in list(meta.sent.values()) if m["to"] == phone.lstrip("+")]
+    return [m for m in list(meta.sent.values()) if m.get("to") == phone.lstrip("+")]  # a BSUID send has no "to"
 
 
 def _received_by_twilio(twilio: TwilioEmulator, phone: str) -> list[dict[str, Any]]:
