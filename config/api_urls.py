@@ -8,6 +8,7 @@ from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet
 from kanban.api import BoardViewSet, CardViewSet, StageViewSet
+from knowledge.api import DocumentViewSet, KnowledgeBaseViewSet, QAPairViewSet
 from voice.api import CallViewSet, VoiceAgentViewSet
 
 router = DefaultRouter()
@@ -28,6 +29,9 @@ router.register("cadences", CadenceViewSet, basename="cadence")
 router.register("enrollments", EnrollmentViewSet, basename="enrollment")
 router.register("calls", CallViewSet, basename="call")
 router.register("voice-agents", VoiceAgentViewSet, basename="voice-agent")
+router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-base")
+router.register("knowledge-documents", DocumentViewSet, basename="knowledge-document")
+router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

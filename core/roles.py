@@ -81,6 +81,9 @@ class Action(StrEnum):
     VOICEAGENT_VIEW = "voiceagent.view"
     VOICEAGENT_MANAGE = "voiceagent.manage"
     VOICE_SETTINGS = "voice.settings"
+    # knowledge
+    KNOWLEDGE_VIEW = "knowledge.view"  # knowledge bases, documents, Q&A pairs, search
+    KNOWLEDGE_MANAGE = "knowledge.manage"  # create, upload, edit, delete, re-index
 
 
 PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -135,6 +138,8 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.VOICEAGENT_VIEW: EVERYONE,
     Action.VOICEAGENT_MANAGE: MANAGERS,
     Action.VOICE_SETTINGS: MANAGERS,
+    Action.KNOWLEDGE_VIEW: EVERYONE,
+    Action.KNOWLEDGE_MANAGE: MANAGERS,
 }
 
 
