@@ -41,6 +41,9 @@ INDEXED_DIMS = (384, 768, 1024, 1536)
 RRF_K = 10
 RRF_WEIGHTS = (1.0, 0.7)
 CANDIDATES = 40  # how deep each list goes before fusion
+# Full-text ranks at most this many matching chunks (an OR of common words can match a whole large base;
+# ranking them all would cost seconds): latency stays bounded, the vector list covers the rest.
+FTS_MAX_CANDIDATES = 2000
 
 
 @dataclass(frozen=True)
@@ -374,15 +377,16 @@ def _vector_sql(dim: int) -> str:
 
 
 _FTS_SQL = f"""
+    WITH q AS (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(array(
+             SELECT DISTINCT quote_literal(l) FROM regexp_split_to_table(%(text)s, '[^[:alnum:]]+') w,
+             LATERAL unnest(tsvector_to_array(CASE WHEN to_tsvector('portuguese', w) = ''::tsvector THEN ''::tsvector
+                                              ELSE to_tsvector('portuguese', w) || to_tsvector('english', w) END)) l
+             ), ' | '), ''), '''''')) AS q),
+    matched AS (SELECT m.id, m.search_vector, m.document_id, m.version FROM {Chunk._meta.db_table} m, q
+                WHERE m.search_vector @@ q.q AND m.knowledge_base_id = ANY(%(kbs)s) LIMIT %(cap)s)
     SELECT c.id, row_number() OVER (ORDER BY ts_rank(c.search_vector, q.q) DESC, c.id) AS r
-    FROM {Chunk._meta.db_table} c
-    JOIN {Document._meta.db_table} d ON d.id = c.document_id AND d.indexed_version = c.version,
-    (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(array(
-         SELECT DISTINCT quote_literal(l) FROM regexp_split_to_table(%(text)s, '[^[:alnum:]]+') w,
-         LATERAL unnest(tsvector_to_array(CASE WHEN to_tsvector('portuguese', w) = ''::tsvector THEN ''::tsvector
-                                          ELSE to_tsvector('portuguese', w) || to_tsvector('english', w) END)) l
-         ), ' | '), ''), '''''')) AS q) q
-    WHERE c.search_vector @@ q.q AND c.knowledge_base_id = ANY(%(kbs)s)
+    FROM matched c
+    JOIN {Document._meta.db_table} d ON d.id = c.document_id AND d.indexed_version = c.version, q
     ORDER BY ts_rank(c.search_vector, q.q) DESC, c.id LIMIT %(n)s
 """  # noqa: S608 (table names are ours)
 
@@ -408,6 +412,7 @@ def retrieve_lists(
         "dim": len(vector),
         "model": embedder.name,
         "kbs": ids,
+        "cap": FTS_MAX_CANDIDATES,
         "n": depth,
         "text": _tsquery_text(expanded),
     }

@@ -260,6 +260,11 @@ EXERCISES: dict[Action, list[Exercise]] = {
         api("post", lambda w: "/api/v1/voice-agents/", lambda w: {}),  # invalid: 400 before any Retell call
     ],
     Action.VOICE_SETTINGS: [page("get", lambda w: "/voice/settings/")],
+    Action.KNOWLEDGE_VIEW: [page("get", lambda w: "/knowledge/"), api("get", lambda w: "/api/v1/knowledge-bases/")],
+    Action.KNOWLEDGE_MANAGE: [
+        page("post", lambda w: "/knowledge/", lambda w: {"name": ""}),  # invalid: the page again, nothing made
+        api("post", lambda w: "/api/v1/knowledge-bases/", lambda w: {}),  # invalid: 400
+    ],
 }
 
 
