@@ -8,7 +8,7 @@ from knowledge.models import Document, DocumentKind, KnowledgeBase, QAPair
 
 
 def knowledge_bases_list() -> QuerySet[KnowledgeBase]:
-    return KnowledgeBase.objects.annotate(document_count=Count("documents"))
+    return KnowledgeBase.objects.annotate(document_count=Count("documents")).order_by("name", "pk")
 
 
 def documents_of(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import F
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -138,8 +139,8 @@ def document_add_file(*, knowledge_base: KnowledgeBase, filename: str, data: byt
         )
     if len(data) > settings.KNOWLEDGE_UPLOAD_MAX_BYTES:
         raise ValidationError(
-            _("%(name)s is larger than %(mb)s MB.")
-            % {"name": safe_name, "mb": settings.KNOWLEDGE_UPLOAD_MAX_BYTES // (1024 * 1024)}
+            _("%(name)s is larger than %(limit)s.")
+            % {"name": safe_name, "limit": filesizeformat(settings.KNOWLEDGE_UPLOAD_MAX_BYTES)}
         )
     if not data:
         raise ValidationError(_("%(name)s is empty.") % {"name": safe_name})

@@ -16,6 +16,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client, override_settings
+from django.utils import translation
 
 from accounts.models import Role
 from accounts.services import api_token_create
@@ -28,6 +29,13 @@ from tests.knowledge.files import docx_bytes, pdf_bytes
 from tests.support import make_member
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Messages matched in English (the tenants' default language is pt-BR; the pages test checks both)."""
+    with translation.override("en"):
+        yield
 
 
 def _index(document: Document) -> Document:
@@ -365,7 +373,9 @@ def test_embedder_for_picks_the_tenants_server_only_with_a_key() -> None:
 def _api(tenant: Tenant, role: str) -> Client:
     user = make_member(tenant, f"kb-{role}-{uuid.uuid4().hex[:8]}@alpha.test", role)
     _token, raw = api_token_create(user=user, tenant=tenant, name="kb")
-    return Client(HTTP_HOST=f"{tenant.slug}.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
+    client = Client(HTTP_HOST=f"{tenant.slug}.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
+    client.cookies["django_language"] = "en"
+    return client
 
 
 def test_the_search_api_answers_ranked_passages(tenant_a: Tenant, db: Any) -> None:
