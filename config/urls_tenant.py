@@ -55,4 +55,5 @@ urlpatterns = [
     path("", include("campaigns.urls")),
     path("", include("voice.urls")),
     path("", include("webhooks.urls")),
+    path("", include("knowledge.urls")),
 ]

@@ -83,6 +83,9 @@ class Action(StrEnum):
     VOICE_SETTINGS = "voice.settings"
     # integrations
     WEBHOOK_MANAGE = "webhook.manage"  # outgoing endpoints, their secrets and delivery log (customer data)
+    # knowledge
+    KNOWLEDGE_VIEW = "knowledge.view"  # knowledge bases, documents, Q&A pairs, search
+    KNOWLEDGE_MANAGE = "knowledge.manage"  # create, upload, edit, delete, re-index
 
 
 PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -138,6 +141,8 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.VOICEAGENT_MANAGE: MANAGERS,
     Action.VOICE_SETTINGS: MANAGERS,
     Action.WEBHOOK_MANAGE: MANAGERS,
+    Action.KNOWLEDGE_VIEW: EVERYONE,
+    Action.KNOWLEDGE_MANAGE: MANAGERS,
 }
 
 

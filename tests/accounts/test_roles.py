@@ -267,6 +267,11 @@ EXERCISES: dict[Action, list[Exercise]] = {
         api("get", lambda w: "/api/v1/webhook-deliveries/"),
         page("get", lambda w: "/settings/webhooks/inbound/"),
     ],
+    Action.KNOWLEDGE_VIEW: [page("get", lambda w: "/knowledge/"), api("get", lambda w: "/api/v1/knowledge-bases/")],
+    Action.KNOWLEDGE_MANAGE: [
+        page("post", lambda w: "/knowledge/", lambda w: {"name": ""}),  # invalid: the page again, nothing made
+        api("post", lambda w: "/api/v1/knowledge-bases/", lambda w: {}),  # invalid: 400
+    ],
 }
 
 

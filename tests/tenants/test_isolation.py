@@ -109,6 +109,12 @@ RESOURCES = {
     "webhook-deliveries": "webhooks.Delivery",
     "inbound": "webhooks.InboundHook",
     "events": "webhooks.InboundEvent",
+    "knowledge": "knowledge.KnowledgeBase",
+    "knowledge-bases": "knowledge.KnowledgeBase",
+    "documents": "knowledge.Document",
+    "knowledge-documents": "knowledge.Document",
+    "qa": "knowledge.QAPair",
+    "qa-pairs": "knowledge.QAPair",
     "members": "accounts.Membership",
     "tokens": "accounts.ApiToken",
     "api-tokens": "accounts.ApiToken",
@@ -311,6 +317,26 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     ),
     "webhooks.InboundEvent": lambda w: w.make(
         "webhooks.InboundEvent", hook=w.get("webhooks.InboundHook"), payload={"p": f"{MARK} payload"}, status="applied"
+    ),
+    "knowledge.KnowledgeBase": lambda w: w.make("knowledge.KnowledgeBase", name=f"{MARK} knowledge"),
+    "knowledge.Document": lambda w: w.make(
+        "knowledge.Document",
+        knowledge_base=w.get("knowledge.KnowledgeBase"),
+        name=f"{MARK} document",
+        kind="qa",
+        text=f"{MARK} text",
+        status="ready",
+    ),
+    "knowledge.QAPair": lambda w: w.make(
+        "knowledge.QAPair", document=w.get("knowledge.Document"), question=f"{MARK} question", answer=f"{MARK} answer"
+    ),
+    "knowledge.Chunk": lambda w: w.make(
+        "knowledge.Chunk",
+        document=w.get("knowledge.Document"),
+        knowledge_base=w.get("knowledge.KnowledgeBase"),
+        position=0,
+        version=1,
+        text=f"{MARK} passage",
     ),
     # public schema, owned by B
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
