@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
+from ai.api import AssistantViewSet
 from accounts.api import ApiTokenViewSet, AuditEntryViewSet, MemberViewSet, MeView
 from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
@@ -28,6 +29,7 @@ router.register("cadences", CadenceViewSet, basename="cadence")
 router.register("enrollments", EnrollmentViewSet, basename="enrollment")
 router.register("calls", CallViewSet, basename="call")
 router.register("voice-agents", VoiceAgentViewSet, basename="voice-agent")
+router.register("assistants", AssistantViewSet, basename="assistant")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

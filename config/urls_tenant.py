@@ -54,4 +54,5 @@ urlpatterns = [
     path("", include("kanban.urls")),
     path("", include("campaigns.urls")),
     path("", include("voice.urls")),
+    path("", include("ai.urls")),
 ]

@@ -81,6 +81,10 @@ class Action(StrEnum):
     VOICEAGENT_VIEW = "voiceagent.view"
     VOICEAGENT_MANAGE = "voiceagent.manage"
     VOICE_SETTINGS = "voice.settings"
+    # AI assistants
+    AI_SETTINGS = "ai.settings"  # the model server, models, API key, prices
+    ASSISTANT_VIEW = "assistant.view"
+    ASSISTANT_MANAGE = "assistant.manage"  # create, edit, delete, bind, playground
 
 
 PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -135,6 +139,9 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.VOICEAGENT_VIEW: EVERYONE,
     Action.VOICEAGENT_MANAGE: MANAGERS,
     Action.VOICE_SETTINGS: MANAGERS,
+    Action.AI_SETTINGS: MANAGERS,
+    Action.ASSISTANT_VIEW: EVERYONE,
+    Action.ASSISTANT_MANAGE: MANAGERS,
 }
 
 

@@ -260,6 +260,12 @@ EXERCISES: dict[Action, list[Exercise]] = {
         api("post", lambda w: "/api/v1/voice-agents/", lambda w: {}),  # invalid: 400 before any Retell call
     ],
     Action.VOICE_SETTINGS: [page("get", lambda w: "/voice/settings/")],
+    Action.AI_SETTINGS: [page("get", lambda w: "/ai/settings/")],
+    Action.ASSISTANT_VIEW: [page("get", lambda w: "/ai/assistants/"), api("get", lambda w: "/api/v1/assistants/")],
+    Action.ASSISTANT_MANAGE: [
+        page("get", lambda w: "/ai/assistants/new/"),
+        api("post", lambda w: "/api/v1/assistants/", lambda w: {}),  # invalid (no name): 400 past the door
+    ],
 }
 
 

@@ -103,6 +103,7 @@ RESOURCES = {
     "calls": "voice.Call",
     "agents": "voice.VoiceAgent",
     "voice-agents": "voice.VoiceAgent",
+    "assistants": "ai.Assistant",
     "members": "accounts.Membership",
     "tokens": "accounts.ApiToken",
     "api-tokens": "accounts.ApiToken",
@@ -258,6 +259,18 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         direction="out",
         to_number=B_PHONE,
         summary=f"{MARK} call summary",
+    ),
+    "ai.AISettings": lambda w: w.make("ai.AISettings", chat_model=f"{MARK}-model"),
+    "ai.AIUsageDay": lambda w: w.make("ai.AIUsageDay", day=timezone.localdate(), model=f"{MARK}-model", kind="chat"),
+    "ai.Assistant": lambda w: w.make("ai.Assistant", name=f"{MARK} assistant", instructions=f"{MARK} instructions"),
+    "ai.AssistantBinding": lambda w: w.make(
+        "ai.AssistantBinding", assistant=w.get("ai.Assistant"), channel=w.get("inbox.Channel")
+    ),
+    "ai.ConversationBot": lambda w: w.make(
+        "ai.ConversationBot", conversation=w.get("inbox.Conversation"), handoff_reason=f"{MARK} reason"
+    ),
+    "ai.BotReply": lambda w: w.make(
+        "ai.BotReply", message=w.get("inbox.Message"), assistant=w.get("ai.Assistant"), mode="model"
     ),
     # public schema, owned by B
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
