@@ -21,6 +21,13 @@ WEEKDAYS = [
 
 
 class AISettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+    base_url = forms.URLField(
+        label=_("API base URL"),
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text=_("An OpenAI-compatible server, e.g. https://api.openai.com/v1. Empty: the platform's default."),
+    )
     api_key = forms.CharField(
         label=_("API key"),
         required=False,

@@ -30,6 +30,7 @@ LOCAL_API_URLS = {
     "META_GRAPH_BASE_URL": "http://127.0.0.1:8710",
     "TWILIO_API_BASE_URL": "http://127.0.0.1:8711",
     "RETELL_API_BASE_URL": "http://127.0.0.1:8712",
+    "OPENAI_BASE_URL": "http://127.0.0.1:8713/v1",
     "WA_WEB_ENGINE": "fake",  # no WhatsApp server locally: the demo links numbers with the fake engine
     "OUTBOUND_URL_ALLOW_LOOPBACK": "true",  # the emulators above are on loopback; never set in production
 }
