@@ -3,8 +3,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
-from ai.api import AssistantViewSet
 from accounts.api import ApiTokenViewSet, AuditEntryViewSet, MemberViewSet, MeView
+from ai.api import AssistantViewSet
 from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet

@@ -12,13 +12,13 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from accounts.models import Role
 from ai.engine import answer_generate
 from ai.grounding import Passage
 from ai.inbox_bot import bot_inbound, bot_reply
 from ai.models import AISettings, Assistant, BotMode, BotReply, ConversationBot, ReplyMode, Tool
 from ai.services import bot_give_back, bot_take_over
 from ai.tools import Toolbox
-from accounts.models import Role
 from crm.models import ConsentStatus, Contact, CustomField, Tag
 from crm.services import consent_record
 from emulators.openai import OpenAIEmulator
@@ -71,8 +71,13 @@ def test_the_prompt_carries_the_persona_guardrails_and_passages_and_the_reply_re
         {"key": "promo", "title": "Promoções", "text": "SEGREDO-DESLIGADO", "enabled": False},
     ]
     passages = [
-        Passage(chunk_id=7, document_id=3, document_name="horarios.md", text="Abrimos de segunda a sábado, 9h-18h.",
-                score=0.91),
+        Passage(
+            chunk_id=7,
+            document_id=3,
+            document_name="horarios.md",
+            text="Abrimos de segunda a sábado, 9h-18h.",
+            score=0.91,
+        ),
         Passage(chunk_id=8, document_id=4, document_name="frete.md", text="Frete grátis acima de R$ 200.", score=0.4),
     ]
     answer = answer_generate(
@@ -196,7 +201,9 @@ def test_the_tool_loop_acts_on_the_own_contact_only_and_refuses_tools_not_allowe
     assert card.stage == stage and CardMove.objects.filter(card=card, actor_kind=ActorKind.AI).exists()
     first, second = openai_emulator.chat_requests()
     assert first["offered_tools"] == ["contact_field_update", "lead_card_move", "tag_add"]
-    tool_results = {m["tool_call_id"]: json.loads(m["content"]) for m in second["json"]["messages"] if m["role"] == "tool"}
+    tool_results = {
+        m["tool_call_id"]: json.loads(m["content"]) for m in second["json"]["messages"] if m["role"] == "tool"
+    }
     assert sorted(r["ok"] for r in tool_results.values()) == [False, True, True, True]
     assert {"ok": False, "error": "this tool is not available"} in tool_results.values()
     (sent,) = _bot_messages(conversation)
@@ -242,8 +249,13 @@ def test_the_bot_never_forces_a_message_outside_the_window_or_to_an_opted_out_co
 ) -> None:
     message = customer_says(wa_channel, phone(), "oi")
     conversation = conversation_of(message)
-    consent_record(contact=conversation.contact, medium="whatsapp", status=ConsentStatus.OPTED_OUT,
-                   source="test", at=timezone.now())
+    consent_record(
+        contact=conversation.contact,
+        medium="whatsapp",
+        status=ConsentStatus.OPTED_OUT,
+        source="test",
+        at=timezone.now(),
+    )
     bot_inbound(message_id=message.pk)
     _answer_after_debounce(conversation)
     assert _bot_messages(conversation) == []

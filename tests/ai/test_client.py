@@ -112,7 +112,9 @@ def test_usage_and_cost_are_added_up_per_day_and_model(
 def test_embeddings_have_the_requested_dimension_and_are_deterministic(
     row: AISettings, openai_emulator: OpenAIEmulator
 ) -> None:
-    vectors = client.embed(row=row, texts=["horário de funcionamento", "horário de funcionamento", "frete grátis"], dimensions=64)
+    vectors = client.embed(
+        row=row, texts=["horário de funcionamento", "horário de funcionamento", "frete grátis"], dimensions=64
+    )
     assert [len(v) for v in vectors] == [64, 64, 64]
     assert vectors[0] == pytest.approx(vectors[1])
     assert math.isclose(sum(x * x for x in vectors[0]), 1.0, rel_tol=1e-5)
@@ -122,7 +124,9 @@ def test_embeddings_have_the_requested_dimension_and_are_deterministic(
 
 def test_a_voice_note_is_transcribed_from_a_multipart_upload(row: AISettings, openai_emulator: OpenAIEmulator) -> None:
     openai_emulator.transcripts.append("Queria saber se vocês entregam no sábado")
-    text = client.transcribe(row=row, audio=b"OggS" + b"\0" * 9000, filename="nota.ogg", mime="audio/ogg", language="pt-BR")
+    text = client.transcribe(
+        row=row, audio=b"OggS" + b"\0" * 9000, filename="nota.ogg", mime="audio/ogg", language="pt-BR"
+    )
     assert text == "Queria saber se vocês entregam no sábado"
     (sent,) = [r for r in openai_emulator.requests if r["path"] == "/v1/audio/transcriptions"]
     assert sent["fields"]["model"] == "whisper-1" and sent["fields"]["language"] == "pt"
