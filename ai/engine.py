@@ -51,10 +51,17 @@ class Answer:
 
 
 def in_business_hours(assistant: Assistant, now: datetime | None = None) -> bool:
-    """No hours set: always open. Times are in the tenant's time zone (the active one)."""
+    """No hours set: always open. Times are in the tenant's time zone."""
     if assistant.business_hours_start is None or assistant.business_hours_end is None:
         return True
-    local = timezone.localtime(now or timezone.now())
+    from zoneinfo import ZoneInfo
+
+    from django.conf import settings
+    from django.db import connection
+
+    tenant = getattr(connection, "tenant", None)
+    zone = ZoneInfo(getattr(tenant, "timezone", "") or settings.DEFAULT_TENANT_TIMEZONE)
+    local = timezone.localtime(now or timezone.now(), zone)
     if assistant.business_days and local.weekday() not in assistant.business_days:
         return False
     start, end, at = assistant.business_hours_start, assistant.business_hours_end, local.time()

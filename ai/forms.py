@@ -64,6 +64,12 @@ class AssistantForm(forms.ModelForm):  # type: ignore[type-arg]
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    stages = forms.ModelMultipleChoiceField(
+        label=_("also answers the leads in these stages (on its channels)"),
+        queryset=Channel.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
 
     class Meta:
         model = Assistant
@@ -109,7 +115,13 @@ class AssistantForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from kanban.models import Stage, StageKind
+
         self.fields["channels"].queryset = Channel.objects.order_by("name")  # type: ignore[attr-defined]
+        self.fields["stages"].queryset = (  # type: ignore[attr-defined]
+            Stage.objects.filter(kind=StageKind.OPEN).select_related("board").order_by("board__name", "rank")
+        )
+        self.fields["stages"].label_from_instance = lambda s: f"{s.board.name} · {s.name}"  # type: ignore[attr-defined]
         if self.instance.pk:
             from ai.models import AssistantBinding
 
@@ -117,6 +129,11 @@ class AssistantForm(forms.ModelForm):  # type: ignore[type-arg]
                 AssistantBinding.objects.filter(assistant=self.instance, stage__isnull=True).values_list(
                     "channel_id", flat=True
                 )
+            )
+            self.initial["stages"] = list(
+                AssistantBinding.objects.filter(assistant=self.instance, stage__isnull=False)
+                .values_list("stage_id", flat=True)
+                .distinct()
             )
         # the sections: one text and one switch each
         for i, section in enumerate(self.instance.sections or []):

@@ -111,20 +111,47 @@ def reply_schedule(*, conversation_id: int, countdown: float) -> None:
     )
 
 
-def _history(conversation: Conversation, pending: list[Message]) -> list[dict[str, str]]:
-    recent = list(
-        Message.objects.filter(conversation=conversation, direction__in=[Direction.INBOUND, Direction.OUTBOUND])
-        .exclude(body="")
-        .order_by("-created_at", "-pk")[:HISTORY_MESSAGES]
+def _text_of(message: Message) -> str:
+    """What the customer said: the text, or a voice note's transcript."""
+    return message.body or str((message.payload or {}).get("transcript") or "")
+
+
+def voice_note_transcribe(*, message: Message, row: Any, language: str = "") -> str:
+    """Transcribe an inbound voice note once; the transcript is kept on the message (staff see it too)."""
+    from ai.client import transcribe
+
+    if not message.media:
+        return ""
+    with message.media.open("rb") as fh:
+        audio = fh.read()
+    text = transcribe(
+        row=row,
+        audio=audio,
+        filename=message.media_filename or message.media.name.rsplit("/", 1)[-1],
+        mime=message.media_mime or "audio/ogg",
+        language=language,
     )
+    message.payload = {**(message.payload or {}), "transcript": text}
+    message.save(update_fields=["payload"])
+    return text
+
+
+def _history(conversation: Conversation, pending: list[Message]) -> list[dict[str, str]]:
+    recent = [
+        m
+        for m in Message.objects.filter(
+            conversation=conversation, direction__in=[Direction.INBOUND, Direction.OUTBOUND]
+        ).order_by("-created_at", "-pk")[:HISTORY_MESSAGES]
+        if _text_of(m)
+    ]
     recent.reverse()
     pending_ids = {m.pk for m in pending}
     history = [
-        {"role": "user" if m.direction == Direction.INBOUND else "assistant", "content": m.body}
+        {"role": "user" if m.direction == Direction.INBOUND else "assistant", "content": _text_of(m)}
         for m in recent
         if m.pk not in pending_ids
     ]
-    joined = "\n".join(m.body for m in pending if m.body)
+    joined = "\n".join(_text_of(m) for m in pending if _text_of(m))
     if joined:
         history.append({"role": "user", "content": joined})
     return history
@@ -150,7 +177,19 @@ def bot_reply(*, conversation_id: int, attempt: int = 0) -> float | None:
     if not pending or assistant is None:
         return None
     last_id = pending[-1].pk
-    query = " ".join(m.body for m in pending if m.body)
+    row = ai_settings_current()
+    for m in pending:
+        if m.type == MessageType.AUDIO and not m.body and "transcript" not in (m.payload or {}) and row.has_api_key:
+            if not m.media and attempt < MAX_MODEL_RETRIES:  # the voice note is still being downloaded
+                ConversationBot.objects.filter(conversation_id=conversation_id, mode=BotMode.BOT).update(
+                    reply_due_at=now
+                )
+                return 2.0
+            try:
+                voice_note_transcribe(message=m, row=row, language=assistant.language)
+            except AIError as exc:
+                logger.warning("voice note %s not transcribed (%s)", m.pk, exc.code)
+    query = " ".join(_text_of(m) for m in pending if _text_of(m))
     open_now = in_business_hours(assistant)
     answer: Answer | None = None
     if not open_now and assistant.out_of_hours == OutOfHours.SILENT:
@@ -170,7 +209,7 @@ def bot_reply(*, conversation_id: int, attempt: int = 0) -> float | None:
         try:
             answer = answer_generate(
                 assistant=assistant,
-                row=ai_settings_current(),
+                row=row,
                 history=_history(conversation, pending),
                 passages=passages,
                 toolbox=Toolbox(assistant=assistant, conversation=conversation),

@@ -64,10 +64,15 @@ def ai_settings_save(*, api_key: str = "", clear_key: bool = False, **fields: An
 
 
 def assistant_save(
-    *, assistant: Assistant | None = None, channels: list[Channel] | None = None, **fields: Any
+    *,
+    assistant: Assistant | None = None,
+    channels: list[Channel] | None = None,
+    stages: list[Any] | None = None,
+    **fields: Any,
 ) -> Assistant:
     """Create or update an assistant; `channels` (when given) become the channels it answers on (a channel
-    already bound to another assistant is refused with its name)."""
+    already bound to another assistant is refused with its name); `stages` (when given): on those channels
+    it also answers the contacts whose lead card is in one of these stages, before the channel's own."""
     assistant = assistant or Assistant()
     for name, value in fields.items():
         setattr(assistant, name, value)
@@ -89,6 +94,19 @@ def assistant_save(
             ).delete()
             for channel in channels:
                 AssistantBinding.objects.get_or_create(assistant=assistant, channel=channel, stage=None)
+        if stages is not None:
+            on = channels if channels is not None else [b.channel for b in assistant.bindings.filter(stage=None)]
+            staged = AssistantBinding.objects.filter(assistant=assistant, stage__isnull=False)
+            staged.exclude(channel__in=on, stage__in=stages).delete()
+            for channel in on:
+                for stage in stages:
+                    held = AssistantBinding.objects.filter(channel=channel, stage=stage).exclude(assistant=assistant)
+                    if held.exists():
+                        raise ValidationError(
+                            _("%(channel)s · %(stage)s is already answered by another assistant.")
+                            % {"channel": channel.name, "stage": stage.name}
+                        )
+                    AssistantBinding.objects.get_or_create(assistant=assistant, channel=channel, stage=stage)
     return assistant
 
 

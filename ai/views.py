@@ -67,7 +67,11 @@ def assistant_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         fields = {name: form.cleaned_data[name] for name in AssistantForm.Meta.fields}
         try:
             saved = assistant_save(
-                assistant=assistant, channels=list(form.cleaned_data["channels"]), sections=form.sections(), **fields
+                assistant=assistant,
+                channels=list(form.cleaned_data["channels"]),
+                stages=list(form.cleaned_data["stages"]),
+                sections=form.sections(),
+                **fields,
             )
         except ValidationError as exc:
             form.add_error(None, exc)

@@ -283,3 +283,104 @@ def test_a_rate_limited_model_is_tried_again_later_then_answers(
         assert bot_reply(conversation_id=conversation.pk, attempt=1) is None
     assert [m.body for m in _bot_messages(conversation)] == ["Entregamos sim!"]
     assert len(openai_emulator.chat_requests()) == settings.AI_MAX_RETRIES + 2
+
+
+def test_the_greeting_comes_first_and_out_of_hours_the_assistant_only_says_when_the_team_is_back(
+    ai_key: AISettings, assistant: Assistant, wa_channel: Channel, openai_emulator: OpenAIEmulator
+) -> None:
+    import datetime as dt
+
+    assistant.greeting = "Oi! Eu sou a Bia 🌞"
+    assistant.save()
+    message = customer_says(wa_channel, phone(), "oi")
+    conversation = conversation_of(message)
+    bot_inbound(message_id=message.pk)
+    openai_emulator.reply({"reply": "Como posso ajudar?", "answered": True, "sources": []})
+    _answer_after_debounce(conversation)
+    assert [m.body for m in _bot_messages(conversation)] == ["Oi! Eu sou a Bia 🌞", "Como posso ajudar?"]
+
+    assistant.business_hours_start, assistant.business_hours_end = dt.time(9), dt.time(18)
+    assistant.business_days = [0, 1, 2, 3, 4]
+    assistant.out_of_hours = "silent"
+    assistant.out_of_hours_message = "Voltamos na segunda às 9h."
+    assistant.save()
+    from zoneinfo import ZoneInfo
+
+    sunday_night = dt.datetime(2026, 12, 6, 22, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))  # the tenant's zone
+    with time_machine.travel(sunday_night, tick=True):
+        late = customer_says(wa_channel, phone(), "tem alguém?")
+        bot_inbound(message_id=late.pk)
+    with time_machine.travel(sunday_night + timedelta(seconds=6), tick=True):
+        assert bot_reply(conversation_id=late.conversation_id) is None
+    # a new customer: the greeting, then only the out-of-hours message
+    assert [m.body for m in _bot_messages(conversation_of(late))] == [
+        "Oi! Eu sou a Bia 🌞",
+        "Voltamos na segunda às 9h.",
+    ]
+    assert len(openai_emulator.chat_requests()) == 1  # the model was not asked out of hours
+
+
+def test_an_assistant_bound_to_a_stage_answers_the_leads_in_that_stage(
+    ai_key: AISettings, assistant: Assistant, wa_channel: Channel
+) -> None:
+    from ai.services import assistant_bind_stage, assistant_for
+    from kanban.services import card_create
+
+    closer = Assistant.objects.create(name="Closer")
+    board = board_create(name="Funil")
+    negotiation = board.stages.order_by("rank")[2]
+    assistant_bind_stage(assistant=closer, channel=wa_channel, stage=negotiation)
+    lead = conversation_of(customer_says(wa_channel, phone(), "oi"))
+    other = conversation_of(customer_says(wa_channel, phone(), "oi"))
+    card_create(board=board, stage=negotiation, title="Lead", contact=lead.contact)
+    assert assistant_for(lead) == closer and assistant_for(other) == assistant
+    closer.is_active = False
+    closer.save()
+    assert assistant_for(lead) == assistant
+
+
+def test_staff_see_the_bot_mark_and_its_sources_on_the_conversation_page(
+    ai_key: AISettings, assistant: Assistant, wa_channel: Channel, owner_a: Any, in_tenant_a: Any
+) -> None:
+    from ai.engine import Answer
+    from ai.services import bot_reply_send
+    from tests.conftest import tenant_client
+
+    conversation = conversation_of(customer_says(wa_channel, phone(), "qual o horário?"))
+    source = {"chunk_id": 1, "document_id": 1, "document_name": "horarios.md", "score": 0.9, "text": "9h-18h"}
+    answer = Answer(text="Das 9h às 18h.", mode=ReplyMode.MODEL, sources=[source])
+    bot_reply_send(conversation=conversation, assistant=assistant, answer=answer, key=f"bot:test:{conversation.pk}")
+    page = tenant_client(in_tenant_a, owner_a, lang="en").get(f"/conversations/{conversation.pk}/").content.decode()
+    assert 'data-testid="bot-reply"' in page and "Bia" in page and "horarios.md" in page
+
+
+def test_a_voice_note_is_transcribed_before_the_answer_and_the_transcript_kept(
+    ai_key: AISettings, assistant: Assistant, wa_channel: Channel, openai_emulator: OpenAIEmulator
+) -> None:
+    import uuid as _uuid
+
+    from django.core.files.base import ContentFile
+
+    from inbox.providers import InboundMessage
+    from inbox.services import inbound_apply
+
+    event = InboundMessage(
+        provider_message_id=f"wamid.{_uuid.uuid4().hex}",
+        from_phone=phone(),
+        type="audio",
+        timestamp=timezone.now(),
+        media_mime="audio/ogg",
+    )
+    note = inbound_apply(channel=wa_channel, event=event)
+    assert note is not None
+    note.media.save("nota.ogg", ContentFile(b"OggS" + b"\1" * 8000), save=True)  # what media_fetch stores
+    openai_emulator.transcripts.append("vocês entregam no sábado?")
+    openai_emulator.reply({"reply": "Entregamos sim, até 13h.", "answered": True, "sources": []}, match="sábado")
+    bot_inbound(message_id=note.pk)
+    conversation = conversation_of(note)
+    _answer_after_debounce(conversation)
+    note.refresh_from_db()
+    assert note.payload["transcript"] == "vocês entregam no sábado?"
+    assert [m.body for m in _bot_messages(conversation)] == ["Entregamos sim, até 13h."]
+    (request,) = openai_emulator.chat_requests()
+    assert request["json"]["messages"][-1] == {"role": "user", "content": "vocês entregam no sábado?"}

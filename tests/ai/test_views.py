@@ -135,3 +135,40 @@ def test_take_over_and_give_back_are_one_click_on_the_conversation_page(
     assert 'data-testid="give-back"' in page and "taken over by" in page
     assert client.post(f"/conversations/{conversation.pk}/bot/give-back/").status_code == 302
     assert ConversationBot.objects.get(conversation=conversation).mode == BotMode.BOT
+
+
+def test_the_assistant_page_saves_sections_tools_channels_and_stages(
+    in_tenant_a: Any, owner_a: Any, channels: dict[str, int]
+) -> None:
+    from ai.forms import AssistantForm
+    from kanban.services import board_create
+
+    stage = board_create(name="Funil").stages.order_by("rank")[1]
+    blank = AssistantForm()
+    data: dict[str, Any] = {}
+    for name, field in blank.fields.items():
+        value = blank.get_initial_for_field(field, name)
+        if value not in (None, [], "") and not isinstance(value, bool):
+            data[name] = value
+        elif value is True:
+            data[name] = "on"
+    data.update(
+        {
+            "name": "Bia",
+            "allowed_tools": ["handoff", "lead_card_move"],
+            "channels": [channels["whatsapp"]],
+            "stages": [stage.pk],
+            "section_0_text": "Loja de roupas em Campinas.",
+            "section_0_enabled": "on",
+        }
+    )
+    data.pop("section_1_enabled", None)  # the "policies" section switched off
+    client = tenant_client(in_tenant_a, owner_a, lang="en")
+    answer = client.post("/ai/assistants/new/", data)
+    assert answer.status_code == 302, answer.content.decode()[-2000:]
+    assistant = Assistant.objects.get(name="Bia")
+    assert assistant.allowed_tools == ["handoff", "lead_card_move"]
+    assert assistant.sections[0]["text"] == "Loja de roupas em Campinas." and assistant.sections[0]["enabled"]
+    assert assistant.sections[1]["enabled"] is False
+    bound = set(AssistantBinding.objects.filter(assistant=assistant).values_list("channel_id", "stage_id"))
+    assert bound == {(channels["whatsapp"], None), (channels["whatsapp"], stage.pk)}
