@@ -127,7 +127,7 @@ def voice_note_transcribe(*, message: Message, row: Any, language: str = "") -> 
     text = transcribe(
         row=row,
         audio=audio,
-        filename=message.media_filename or message.media.name.rsplit("/", 1)[-1],
+        filename=message.media_filename or str(message.media.name or "voice.ogg").rsplit("/", 1)[-1],
         mime=message.media_mime or "audio/ogg",
         language=language,
     )
