@@ -384,3 +384,60 @@ def test_a_voice_note_is_transcribed_before_the_answer_and_the_transcript_kept(
     assert [m.body for m in _bot_messages(conversation)] == ["Entregamos sim, até 13h."]
     (request,) = openai_emulator.chat_requests()
     assert request["json"]["messages"][-1] == {"role": "user", "content": "vocês entregam no sábado?"}
+
+
+def test_callback_and_tag_removal_tools_and_a_permanent_model_error_falls_back(
+    ai_key: AISettings, assistant: Assistant, wa_channel: Channel, openai_emulator: OpenAIEmulator
+) -> None:
+    from kanban.services import card_create
+
+    vip = Tag.objects.create(name="vip")
+    board = board_create(name="Retornos")
+    assistant.allowed_tools = [Tool.CALLBACK, Tool.TAG_REMOVE]
+    assistant.save()
+    message = customer_says(wa_channel, phone(), "me liga semana que vem")
+    conversation = conversation_of(message)
+    conversation.contact.tags.add(vip)
+    card = card_create(board=board, stage=board.stages.order_by("rank")[0], title="Lead", contact=conversation.contact)
+    when = (timezone.localdate() + timedelta(days=7)).isoformat()
+    openai_emulator.reply(
+        tool_calls=[
+            ("callback_schedule", {"date": when, "note": "prefere de manhã"}),
+            ("callback_schedule", {"date": "2001-01-01", "note": "passado"}),
+            ("tag_remove", {"tag": "vip"}),
+        ]
+    )
+    openai_emulator.reply({"reply": "Combinado!", "answered": True, "sources": []})
+    bot_inbound(message_id=message.pk)
+    _answer_after_debounce(conversation)
+    card.refresh_from_db()
+    assert card.next_action_at is not None and card.next_action_at.isoformat() == when
+    assert conversation.messages.filter(direction=Direction.NOTE, body__contains="prefere de manhã").exists()
+    assert not conversation.messages.filter(direction=Direction.NOTE, body__contains="passado").exists()
+    assert not conversation.contact.tags.exists()
+    recorded = BotReply.objects.get(message=_bot_messages(conversation)[0]).tool_calls
+    assert [c["result"]["ok"] for c in recorded] == [True, False, True]
+
+    # A model the server does not know (400/404) is not retried: the assistant answers without it.
+    assistant.model = "no-such-model"
+    assistant.save()
+    openai_emulator.fail(404)
+    later = customer_says(wa_channel, conversation.contact.phone, "obrigado")
+    bot_inbound(message_id=later.pk)
+    _answer_after_debounce(conversation, 20)
+    assert _bot_messages(conversation)[-1].body == assistant.fallback_message
+
+
+def test_low_retrieval_confidence_hands_off(
+    ai_key: AISettings, assistant: Assistant, wa_channel: Channel, openai_emulator: OpenAIEmulator
+) -> None:
+    assistant.handoff_min_score = 0.5
+    assistant.save()
+    message = customer_says(wa_channel, phone(), "vocês consertam geladeira?")
+    conversation = conversation_of(message)
+    bot_inbound(message_id=message.pk)
+    _answer_after_debounce(conversation)
+    state = ConversationBot.objects.get(conversation=conversation)
+    assert state.mode == BotMode.HUMAN and state.handoff_reason == "low retrieval confidence"
+    assert [m.body for m in _bot_messages(conversation)] == [assistant.handoff_message]
+    assert openai_emulator.chat_requests() == []

@@ -172,3 +172,22 @@ def test_the_assistant_page_saves_sections_tools_channels_and_stages(
     assert assistant.sections[1]["enabled"] is False
     bound = set(AssistantBinding.objects.filter(assistant=assistant).values_list("channel_id", "stage_id"))
     assert bound == {(channels["whatsapp"], None), (channels["whatsapp"], stage.pk)}
+
+
+def test_the_api_updates_and_deletes_assistants_and_agents_may_only_read(
+    in_tenant_a: Any, owner_a: Any, agent_a: Any, channels: dict[str, int]
+) -> None:
+    owner = tenant_client(in_tenant_a, owner_a, lang="en")
+    created = owner.post("/api/v1/assistants/", {"name": "Bia"}, content_type="application/json").json()
+    changed = owner.patch(
+        f"/api/v1/assistants/{created['id']}/",
+        {"tone": "formal", "channels": [channels["sms"]]},
+        content_type="application/json",
+    )
+    assert changed.status_code == 200 and changed.json()["tone"] == "formal"
+    assert changed.json()["channels"] == [channels["sms"]]
+    agent = tenant_client(in_tenant_a, agent_a, lang="en")
+    assert agent.get(f"/api/v1/assistants/{created['id']}/").status_code == 200
+    assert agent.delete(f"/api/v1/assistants/{created['id']}/").status_code == 403
+    assert owner.delete(f"/api/v1/assistants/{created['id']}/").status_code == 204
+    assert not Assistant.objects.filter(pk=created["id"]).exists()
