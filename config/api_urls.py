@@ -4,6 +4,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, AuditEntryViewSet, MemberViewSet, MeView
+from ai.api import AssistantViewSet
 from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet
@@ -35,6 +36,7 @@ router.register("webhook-deliveries", DeliveryViewSet, basename="webhook-deliver
 router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-base")
 router.register("knowledge-documents", DocumentViewSet, basename="knowledge-document")
 router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
+router.register("assistants", AssistantViewSet, basename="assistant")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

@@ -35,6 +35,7 @@ LOCAL_API_URLS = {
     "META_ES_ORIGINS": "http://127.0.0.1:8710",
     "META_APP_ID": "300000000000901",
     "META_ES_CONFIG_ID": "300000000000902",
+    "OPENAI_BASE_URL": "http://127.0.0.1:8713/v1",
     "WA_WEB_ENGINE": "fake",  # no WhatsApp server locally: the demo links numbers with the fake engine
     "OUTBOUND_URL_ALLOW_LOOPBACK": "true",  # the emulators above are on loopback; never set in production
 }

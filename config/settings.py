@@ -70,6 +70,7 @@ TENANT_APPS = [
     "voice",
     "webhooks",
     "knowledge",
+    "ai",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -382,6 +383,12 @@ META_ES_COEXISTENCE = env_bool("META_ES_COEXISTENCE", True)  # offer "keep using
 META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
 TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL", "https://api.twilio.com")
 RETELL_API_BASE_URL = env_str("RETELL_API_BASE_URL", "https://api.retellai.com")
+# AI (ai.client): the OpenAI-compatible server a tenant uses unless it sets its own base URL; timeouts and
+# retries of retryable errors (429, 5xx, timeouts) per request; the longest humanised pause before a bot reply.
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1")
+AI_TIMEOUT_S = float(env_int("AI_TIMEOUT_S", 30))
+AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)
+AI_REPLY_DELAY_MAX_S = env_int("AI_REPLY_DELAY_MAX_S", 8)
 # The outbound-URL guard (core.urlguard) refuses loopback unless this is set: tests and the local demo only,
 # where the emulators listen on 127.0.0.1. Sizes: media fetched from providers, files staff upload, imports.
 OUTBOUND_URL_ALLOW_LOOPBACK = env_bool("OUTBOUND_URL_ALLOW_LOOPBACK", False)

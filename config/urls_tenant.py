@@ -56,4 +56,5 @@ urlpatterns = [
     path("", include("voice.urls")),
     path("", include("webhooks.urls")),
     path("", include("knowledge.urls")),
+    path("", include("ai.urls")),
 ]

@@ -20,6 +20,7 @@ CONTACT_FILTERS = "contacts.filters"  # -> HTML form controls for the contacts t
 CONTACT_BULK = "contacts.bulk"  # -> BulkAction: more actions on the contacts table's selection
 CONTACT_CONVERSATIONS = "contact.conversations"  # (contact, user, role) -> the conversations this member may open
 CONTACT_MERGE_GUARD = "contact.merge_guard"  # (contacts, user, role) -> reasons this member may not merge them
+CONVERSATION_PANEL = "conversation.panel"  # (conversation, request) -> HTML fragments for its side panel
 MEDIA_GUARD = "media.guard"  # (path, user, role) -> reasons this member may not have this stored file
 CHANNEL_CONNECT = "channels.connect"  # (request) -> PageBlock: a way to connect a number, atop the channels page
 

@@ -86,6 +86,10 @@ class Action(StrEnum):
     # knowledge
     KNOWLEDGE_VIEW = "knowledge.view"  # knowledge bases, documents, Q&A pairs, search
     KNOWLEDGE_MANAGE = "knowledge.manage"  # create, upload, edit, delete, re-index
+    # AI assistants
+    AI_SETTINGS = "ai.settings"  # the model server, models, API key, prices
+    ASSISTANT_VIEW = "assistant.view"
+    ASSISTANT_MANAGE = "assistant.manage"  # create, edit, delete, bind, playground
 
 
 PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -143,6 +147,9 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.WEBHOOK_MANAGE: MANAGERS,
     Action.KNOWLEDGE_VIEW: EVERYONE,
     Action.KNOWLEDGE_MANAGE: MANAGERS,
+    Action.AI_SETTINGS: MANAGERS,
+    Action.ASSISTANT_VIEW: EVERYONE,
+    Action.ASSISTANT_MANAGE: MANAGERS,
 }
 
 

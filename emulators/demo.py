@@ -1,5 +1,6 @@
 """The demo's provider emulators (started by `make run` through Procfile.dev): a Graph API on :8710 and
-Twilio on :8711, calling the local app's webhooks back, with the demo channels' ids and secrets."""
+Twilio on :8711, calling the local app's webhooks back, with the demo channels' ids and secrets, and an
+OpenAI-compatible model on :8713 for the demo's assistant."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from config.env import env_str, load_env_file
 from emulators.meta import App, MetaEmulator, PhoneNumber
 from emulators.meta_signup import SignupNumber
+from emulators.openai import OpenAIEmulator
 from emulators.twilio import TwilioEmulator
 
 DEMO_PNID, DEMO_WABA, DEMO_TOKEN = "100000000000101", "200000000000101", "demo-access-token"
@@ -78,9 +80,14 @@ def emulators_build() -> tuple[MetaEmulator, TwilioEmulator]:
 
 def main() -> None:
     meta, twilio = emulators_build()
+    model = OpenAIEmulator(port=8713, default_dimensions=384)
     meta.start()
     twilio.start()
-    print(f"emulators: Meta Graph {meta.base_url}, Twilio {twilio.base_url}", flush=True)  # noqa: T201
+    model.start()
+    print(  # noqa: T201
+        f"emulators: Meta Graph {meta.base_url}, Twilio {twilio.base_url}, OpenAI-compatible {model.api_base}",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

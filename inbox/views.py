@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import action_required
 from accounts.selectors import members_of
-from core.contributions import CHANNEL_CONNECT, CONTACT_PANEL, PageBlock, collect
+from core.contributions import CHANNEL_CONNECT, CONTACT_PANEL, CONVERSATION_PANEL, PageBlock, collect
 from core.roles import Action, permission_check
 from crm.models import Tag
 from crm.services import contact_get_or_create
@@ -199,7 +199,9 @@ def _detail_context(request: HttpRequest, conversation: Conversation, form: Repl
         "canned": list(CannedResponse.objects.values("shortcut", "title", "body")),
         "contact_tags": contact.tags.all(),
         "other_conversations": _visible(request).filter(contact=contact).exclude(pk=conversation.pk),
-        "panels": collect(CONTACT_PANEL, contact=contact, request=request),  # the lead card, from the pipeline
+        # the lead card (pipeline), the assistant's state with take over / give back (ai)
+        "panels": collect(CONTACT_PANEL, contact=contact, request=request)
+        + collect(CONVERSATION_PANEL, conversation=conversation, request=request),
     }
 
 

@@ -26,6 +26,7 @@ from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Role, User
 from emulators.meta import App, MetaEmulator, PhoneNumber
 from emulators.oauth import OAuthEmulator
+from emulators.openai import OpenAIEmulator
 from emulators.retell import RetellEmulator
 from emulators.twilio import TwilioEmulator
 from tenants.models import Tenant
@@ -414,3 +415,22 @@ def retell_emulator() -> Iterator[RetellEmulator]:
     yield emulator
     emulator.callbacks.close()
     emulator.stop()
+
+
+OPENAI_KEY = "sk-test-alpha"
+
+
+@pytest.fixture(scope="session")
+def openai_session() -> Iterator[OpenAIEmulator]:
+    emulator = OpenAIEmulator(port=pytest_env.OPENAI_PORT, keys={OPENAI_KEY}, retry_after_ms=20)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def openai_emulator(openai_session: OpenAIEmulator) -> Iterator[OpenAIEmulator]:
+    """The OpenAI-compatible emulator (session-wide server), with an empty script for this test."""
+    openai_session.reset()
+    yield openai_session
+    openai_session.reset()

@@ -60,6 +60,7 @@ OAUTH_PORT = _free_port()
 META_PORT = _free_port()
 TWILIO_PORT = _free_port()
 RETELL_PORT = _free_port()
+OPENAI_PORT = _free_port()
 os.environ.update(
     {
         "META_GRAPH_BASE_URL": f"http://127.0.0.1:{META_PORT}",
@@ -71,6 +72,9 @@ os.environ.update(
         "META_ES_ORIGINS": f"http://127.0.0.1:{META_PORT}",
         "TWILIO_API_BASE_URL": f"http://127.0.0.1:{TWILIO_PORT}",
         "RETELL_API_BASE_URL": f"http://127.0.0.1:{RETELL_PORT}",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{OPENAI_PORT}/v1",
+        "AI_MAX_RETRIES": "2",
+        "AI_TIMEOUT_S": "10",
         "PUBLIC_WEBHOOK_BASE_URL": f"http://localhost:{LIVE_PORT}",
         "BASE_DOMAIN": "localhost",
         "BASE_PORT": str(LIVE_PORT),

@@ -23,7 +23,7 @@ def test_demo_commands_make_a_working_tenant_and_rerun_cleanly(tenants: Any, com
     outputs = []
     for _run in range(2):
         out = StringIO()
-        for command in ("demo_setup", "demo_channels", "demo_pipeline"):
+        for command in ("demo_setup", "demo_channels", "demo_pipeline", "demo_assistant"):
             call_command(command, stdout=out)
         outputs.append(out.getvalue())
     assert outputs[0] == outputs[1]  # the same logins and channels on every rerun
@@ -39,6 +39,10 @@ def test_demo_commands_make_a_working_tenant_and_rerun_cleanly(tenants: Any, com
         assert (wa.phone_number, sms.phone_number) == (demo.DEMO_WA_NUMBER, demo.DEMO_SMS_NUMBER)
         assert Conversation.objects.filter(channel=wa, contact__phone="+5511987654321").exists()
         assert Board.objects.count() == 1 and Card.objects.count() >= 3
+        from ai.models import AISettings, AssistantBinding
+
+        assert AISettings.objects.get().has_api_key  # the demo's assistant talks to the local model emulator
+        assert AssistantBinding.objects.get(channel=wa).assistant.name == "Sol"
     routes = ChannelRoute.objects.filter(tenant=tenant)
     assert {(r.kind, r.external_id) for r in routes} >= {
         ("whatsapp_cloud", demo.DEMO_PNID),

@@ -272,6 +272,12 @@ EXERCISES: dict[Action, list[Exercise]] = {
         page("post", lambda w: "/knowledge/", lambda w: {"name": ""}),  # invalid: the page again, nothing made
         api("post", lambda w: "/api/v1/knowledge-bases/", lambda w: {}),  # invalid: 400
     ],
+    Action.AI_SETTINGS: [page("get", lambda w: "/ai/settings/")],
+    Action.ASSISTANT_VIEW: [page("get", lambda w: "/ai/assistants/"), api("get", lambda w: "/api/v1/assistants/")],
+    Action.ASSISTANT_MANAGE: [
+        page("get", lambda w: "/ai/assistants/new/"),
+        api("post", lambda w: "/api/v1/assistants/", lambda w: {}),  # invalid (no name): 400 past the door
+    ],
 }
 
 

@@ -115,6 +115,7 @@ RESOURCES = {
     "knowledge-documents": "knowledge.Document",
     "qa": "knowledge.QAPair",
     "qa-pairs": "knowledge.QAPair",
+    "assistants": "ai.Assistant",
     "members": "accounts.Membership",
     "tokens": "accounts.ApiToken",
     "api-tokens": "accounts.ApiToken",
@@ -337,6 +338,18 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         position=0,
         version=1,
         text=f"{MARK} passage",
+    ),
+    "ai.AISettings": lambda w: w.make("ai.AISettings", chat_model=f"{MARK}-model"),
+    "ai.AIUsageDay": lambda w: w.make("ai.AIUsageDay", day=timezone.localdate(), model=f"{MARK}-model", kind="chat"),
+    "ai.Assistant": lambda w: w.make("ai.Assistant", name=f"{MARK} assistant", instructions=f"{MARK} instructions"),
+    "ai.AssistantBinding": lambda w: w.make(
+        "ai.AssistantBinding", assistant=w.get("ai.Assistant"), channel=w.get("inbox.Channel")
+    ),
+    "ai.ConversationBot": lambda w: w.make(
+        "ai.ConversationBot", conversation=w.get("inbox.Conversation"), handoff_reason=f"{MARK} reason"
+    ),
+    "ai.BotReply": lambda w: w.make(
+        "ai.BotReply", message=w.get("inbox.Message"), assistant=w.get("ai.Assistant"), mode="model"
     ),
     # public schema, owned by B
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),

@@ -1,0 +1,54 @@
+"""Token usage and cost per tenant per day: one upsert that adds, so concurrent workers never lose a count."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from ai.models import AISettings, AIUsageDay
+
+MILLION = Decimal(1_000_000)
+
+
+def usage_cost(*, row: AISettings, prompt_tokens: int, completion_tokens: int) -> Decimal:
+    return (
+        Decimal(prompt_tokens) * row.price_input_per_million + Decimal(completion_tokens) * row.price_output_per_million
+    ) / MILLION
+
+
+def usage_record(
+    *,
+    row: AISettings,
+    model: str,
+    kind: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    audio_seconds: float = 0.0,
+) -> None:
+    """Add one request's usage to today's row (the tenant's own schema: the table is per tenant)."""
+    cost = usage_cost(row=row, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    table = AIUsageDay._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (day, model, kind, requests, prompt_tokens, completion_tokens, audio_seconds, cost_usd)
+            VALUES (%s, %s, %s, 1, %s, %s, %s, %s)
+            ON CONFLICT (day, model, kind) DO UPDATE SET
+                requests = {table}.requests + 1,
+                prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens,
+                audio_seconds = {table}.audio_seconds + EXCLUDED.audio_seconds,
+                cost_usd = {table}.cost_usd + EXCLUDED.cost_usd
+            """,  # noqa: S608 (the table name is ours)
+            [
+                timezone.localdate(),
+                model[:100],
+                kind,
+                prompt_tokens,
+                completion_tokens,
+                Decimal(str(audio_seconds)),
+                cost,
+            ],
+        )
