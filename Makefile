@@ -33,6 +33,7 @@ demo: migrate
 	$(PY) manage.py demo_setup
 	$(PY) manage.py demo_channels
 	$(PY) manage.py demo_pipeline
+	$(PY) manage.py demo_analytics
 
 # Procfile.dev = the production Procfile plus the local provider emulators.
 run: static demo

@@ -68,6 +68,7 @@ TENANT_APPS = [
     "kanban",
     "campaigns",
     "voice",
+    "analytics",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -185,6 +186,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "default"},
     },
     "intake-events-purge": {"task": "intake.events_purge", "schedule": 3600.0, "options": {"queue": "default"}},
+    # A safety net under the event-driven rollups: the current and previous hour of every tenant again.
+    "analytics-rollups-recent": {
+        "task": "analytics.rollups_recent_all",
+        "schedule": 900.0,
+        "options": {"queue": "default"},
+    },
 }
 # Raw provider events keep their payload this long after they were applied; then only the ids that
 # refuse replays remain.
@@ -330,6 +337,7 @@ STATICFILES_DIRS = [
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/alpinejs", BASE_DIR / "node_modules" / "alpinejs" / "dist"),
     ("vendor/sortablejs", BASE_DIR / "node_modules" / "sortablejs"),
+    ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
 ]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "var" / "media"

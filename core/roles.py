@@ -81,6 +81,8 @@ class Action(StrEnum):
     VOICEAGENT_VIEW = "voiceagent.view"
     VOICEAGENT_MANAGE = "voiceagent.manage"
     VOICE_SETTINGS = "voice.settings"
+    # analytics
+    ANALYTICS_VIEW = "analytics.view"  # the dashboard's numbers, their API and CSV exports
 
 
 PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -135,6 +137,7 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.VOICEAGENT_VIEW: EVERYONE,
     Action.VOICEAGENT_MANAGE: MANAGERS,
     Action.VOICE_SETTINGS: MANAGERS,
+    Action.ANALYTICS_VIEW: MANAGERS,
 }
 
 
