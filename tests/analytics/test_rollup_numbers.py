@@ -79,7 +79,7 @@ def _raw_samples() -> list[dict[str, Any]]:
         .order_by("conversation_id", "created_at", "id")
         .values("id", "conversation_id", "channel_id", "direction", "author_id", "created_at")
     )
-    for conversation_id, messages in groupby(rows, key=lambda r: r["conversation_id"]):
+    for _conversation_id, messages in groupby(rows, key=lambda r: r["conversation_id"]):
         waiting, answered_by_person = None, 0
         for m in messages:
             if m["direction"] == "in":
@@ -226,9 +226,10 @@ def test_series_tables_and_funnel_match_the_raw_tables(seeded: dict[str, Any]) -
         assert row["response_median_s"] == (
             round(float(statistics.median(s["seconds"] for s in mine)), 1) if mine else None
         )
-        assert row["resolved"] == Resolution.objects.filter(
-            agent_id=row["agent_id"], resolved_at__gte=start, resolved_at__lt=end
-        ).count()
+        assert (
+            row["resolved"]
+            == Resolution.objects.filter(agent_id=row["agent_id"], resolved_at__gte=start, resolved_at__lt=end).count()
+        )
     assert len(dashboard_agents(f)) >= 3
     # campaigns and cadences
     rows = {(r["kind"], r["id"]): r for r in dashboard_campaigns(f)}
@@ -249,9 +250,9 @@ def test_series_tables_and_funnel_match_the_raw_tables(seeded: dict[str, Any]) -
     assert [s["stage_id"] for s in funnel["stages"]] == [s.pk for s in stages]
     for stage, row in zip(stages, funnel["stages"], strict=True):
         assert row["leads_now"] == Card.objects.filter(stage=stage).count()
-        assert row["entered"] == CardMove.objects.filter(
-            to_stage=stage, created_at__gte=start, created_at__lt=end
-        ).count()
+        assert (
+            row["entered"] == CardMove.objects.filter(to_stage=stage, created_at__gte=start, created_at__lt=end).count()
+        )
     assert sum(r["entered"] for r in funnel["stages"]) > 0
     # call outcomes
     outcomes = dashboard_calls(f)
