@@ -52,7 +52,7 @@ class AnalyticsViewSet(viewsets.ViewSet):
         try:
             filters = request_filters(request)
         except ValidationError as exc:
-            raise ApiValidationError({"detail": exc.messages}) from exc
+            raise ApiValidationError({"period": exc.messages}) from exc
         return Response(REPORTS[name](filters))
 
     @extend_schema(parameters=PARAMETERS, responses=OpenApiTypes.OBJECT)

@@ -87,6 +87,26 @@ class ResponseSample(models.Model):
         return f"reply {self.reply_id}: {self.seconds}s"
 
 
+class ResponseDay(models.Model):
+    """Answers of a day (the tenant's day), per channel and agent, as a histogram of waits: the
+    dashboard reads medians and averages from here. Buckets are exact below 20 s, then about 5% wide
+    (analytics.rollups.RESPONSE_BUCKETS)."""
+
+    day = models.DateField()
+    channel_id = models.IntegerField()
+    agent_id = models.IntegerField()
+    is_first = models.BooleanField()
+    bucket = models.PositiveIntegerField()  # the bucket's lower bound, in seconds
+    responses = models.PositiveIntegerField(default=0)
+    seconds_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="analytics_responseday_day")]
+
+    def __str__(self) -> str:
+        return f"responses {self.day} agent {self.agent_id}: {self.responses} at {self.bucket}s"
+
+
 class CallHour(models.Model):
     """Calls created in the hour, per voice agent, direction and outcome."""
 

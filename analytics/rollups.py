@@ -7,8 +7,11 @@ through an index on their time column (the indexes are made by this app's migrat
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
@@ -139,12 +142,62 @@ _RAW_HOURS = {
 }
 
 
+def _response_buckets() -> list[int]:
+    bounds, at = list(range(20)), 20
+    while at < 10**8:
+        bounds.append(at)
+        at = max(at + 1, int(at * 1.05))
+    return bounds
+
+
+# Lower bounds of the wait buckets (seconds): exact below 20 s, then each about 5% wider than the last.
+RESPONSE_BUCKETS = _response_buckets()
+
+
+def response_bucket(seconds: int) -> int:
+    """The lower bound of the bucket a wait falls in (what ResponseDay.bucket holds)."""
+    return RESPONSE_BUCKETS[bisect_right(RESPONSE_BUCKETS, seconds) - 1]
+
+
+_RESPONSE_DAYS = """
+INSERT INTO analytics_responseday (day, channel_id, agent_id, is_first, bucket, responses, seconds_sum)
+SELECT (hour AT TIME ZONE %(tz)s)::date, channel_id, agent_id, is_first,
+       (%(bounds)s::int[])[width_bucket(seconds, %(bounds)s::int[])], count(*), sum(seconds)
+FROM analytics_responsesample
+WHERE hour >= %(start)s AND hour < %(end)s AND (hour AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def _tenant_zone() -> ZoneInfo:
+    from tenants.selectors import tenant_current
+
+    return ZoneInfo(tenant_current().timezone)
+
+
+def response_days_rebuild(hours: Iterable[datetime]) -> int:
+    """Rebuild the response histogram of the tenant's days these hours fall in, from the samples."""
+    zone = _tenant_zone()
+    days = sorted({h.astimezone(zone).date() for h in hours})
+    if not days:
+        return 0
+    start = datetime.combine(days[0], time.min, tzinfo=zone)
+    end = datetime.combine(days[-1] + timedelta(days=1), time.min, tzinfo=zone)
+    params: dict[str, Any] = {"tz": str(zone), "bounds": RESPONSE_BUCKETS, "start": start, "end": end, "days": days}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM analytics_responseday WHERE day = ANY(%(days)s)", params)
+        cursor.execute(_RESPONSE_DAYS, params)
+    return len(days)
+
+
 def hour_floor(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def hours_rebuild(kind: str, hours: Iterable[datetime]) -> int:
-    """Rebuild these UTC hours of one kind. Returns how many hours were rebuilt."""
+def hours_rebuild(kind: str, hours: Iterable[datetime], *, days: bool = True) -> int:
+    """Rebuild these UTC hours of one kind (and, for responses, the days they fall in unless `days` is
+    False). Returns how many hours were rebuilt."""
+    hours = list(hours)
     table, column, insert = _TABLE_OF[kind]
     done = 0
     with transaction.atomic(), connection.cursor() as cursor:
@@ -153,6 +206,8 @@ def hours_rebuild(kind: str, hours: Iterable[datetime]) -> int:
             cursor.execute(f"DELETE FROM {table} WHERE {column} = %(start)s", params)  # noqa: S608 (fixed names)
             cursor.execute(insert, params)
             done += 1
+    if kind == "resp" and days:
+        response_days_rebuild(hours)
     return done
 
 
@@ -181,9 +236,15 @@ def rollups_backfill(*, since: datetime | None = None) -> dict[str, int]:
     for kind in KINDS:
         table, column, _insert = _TABLE_OF[kind]
         with connection.cursor() as cursor:
+            if kind == "resp":
+                cursor.execute("DELETE FROM analytics_responseday")  # its days are all rebuilt below
             if since is None:
                 cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
             else:
                 cursor.execute(f"DELETE FROM {table} WHERE {column} >= %s", [hour_floor(since)])  # noqa: S608
-        counts[kind] = hours_rebuild(kind, kind_hours(kind, since=since))
+        counts[kind] = hours_rebuild(kind, kind_hours(kind, since=since), days=False)
+    # The response histogram per day, whole days, from every sample (the cut may go through a day).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT hour FROM analytics_responsesample")
+        response_days_rebuild([row[0] for row in cursor.fetchall()])
     return counts

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
-from .models import CallHour, ConversationHour, LeadMoveHour, MessageHour, OptOutHour
+from .models import CallHour, ConversationHour, LeadMoveHour, MessageHour, OptOutHour, ResponseDay
 
 INTERVALS = ("hour", "day", "week")
 MAX_DAYS = 400
@@ -113,17 +113,67 @@ def _conversations(f: Filters) -> QuerySet[ConversationHour]:
     return qs
 
 
-def _responses_where(f: Filters) -> tuple[str, list[Any]]:
-    start, end = f.bounds
-    where: list[str] = ["hour >= %s", "hour < %s"]
-    params: list[Any] = [start, end]
+def weighted_median(histogram: dict[int, int]) -> float | None:
+    """The median of a histogram {value: count}, as percentile_cont(0.5) would give on the values."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    k1, k2 = (total + 1) // 2, total // 2 + 1
+    seen, low, high = 0, None, None
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if low is None and seen >= k1:
+            low = value
+        if seen >= k2:
+            high = value
+            break
+    assert low is not None and high is not None
+    return (low + high) / 2
+
+
+@dataclass
+class ResponseStats:
+    responses: int = 0
+    seconds: int = 0
+    firsts: int = 0
+    first_seconds: int = 0
+    histogram: dict[int, int] | None = None
+
+    def add(self, *, is_first: bool, bucket: int, n: int, total: int) -> None:
+        self.responses += n
+        self.seconds += total
+        if is_first:
+            self.firsts += n
+            self.first_seconds += total
+        self.histogram = self.histogram or {}
+        self.histogram[bucket] = self.histogram.get(bucket, 0) + n
+
+    def numbers(self) -> dict[str, Any]:
+        median = weighted_median(self.histogram or {})
+        return {
+            "responses": self.responses,
+            "first_responses": self.firsts,
+            "first_response_avg_s": round(self.first_seconds / self.firsts, 1) if self.firsts else None,
+            "response_avg_s": round(self.seconds / self.responses, 1) if self.responses else None,
+            "response_median_s": round(median, 1) if median is not None else None,
+        }
+
+
+def _response_stats(f: Filters, *, by_agent: bool = False) -> dict[int | None, ResponseStats]:
+    """Answers of the period's days from the daily histograms: {agent id (or None): stats}."""
+    qs = ResponseDay.objects.filter(day__gte=f.start, day__lte=f.end)
     if f.channel_id:
-        where.append("channel_id = %s")
-        params.append(f.channel_id)
+        qs = qs.filter(channel_id=f.channel_id)
     if f.agent_id:
-        where.append("agent_id = %s")
-        params.append(f.agent_id)
-    return " AND ".join(where), params
+        qs = qs.filter(agent_id=f.agent_id)
+    keys = ["agent_id", "is_first", "bucket"] if by_agent else ["is_first", "bucket"]
+    stats: dict[int | None, ResponseStats] = {}
+    for row in qs.values(*keys).annotate(n=Sum("responses"), total=Sum("seconds_sum")).order_by():
+        key = row["agent_id"] if by_agent else None
+        stats.setdefault(key, ResponseStats()).add(
+            is_first=row["is_first"], bucket=row["bucket"], n=row["n"] or 0, total=row["total"] or 0
+        )
+    return stats
 
 
 def _calls(f: Filters) -> QuerySet[CallHour]:
@@ -152,15 +202,7 @@ def _period_numbers(f: Filters) -> dict[str, float | None]:
     )
     m = {k: v or 0 for k, v in m.items()}
     c = _conversations(f).aggregate(opened=Sum("opened"), resolved=Sum("resolved"))
-    where, params = _responses_where(f)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*), avg(seconds), percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),"  # noqa: S608
-            " count(*) FILTER (WHERE is_first), avg(seconds) FILTER (WHERE is_first)"
-            f" FROM analytics_responsesample WHERE {where}",
-            params,
-        )
-        responses, response_avg, response_median, firsts, first_avg = cursor.fetchone()
+    responses = _response_stats(f).get(None, ResponseStats()).numbers()
     calls = _calls(f).aggregate(calls=Sum("calls"), answered=Sum("answered"), duration=Sum("duration_ms"))
     leads = _leads(f).aggregate(won=Sum("won"), value=Sum("won_value"))
     opt_outs = _in_period(OptOutHour.objects.all(), f).aggregate(n=Sum("opted_out"))["n"] or 0
@@ -176,11 +218,11 @@ def _period_numbers(f: Filters) -> dict[str, float | None]:
         "failed_rate": _ratio(m["failed"], m["outbound"]),
         "conversations_opened": c["opened"] or 0,
         "conversations_resolved": c["resolved"] or 0,
-        "responses": responses,
-        "first_response_avg_s": round(float(first_avg), 1) if first_avg is not None else None,
-        "response_avg_s": round(float(response_avg), 1) if response_avg is not None else None,
-        "response_median_s": round(float(response_median), 1) if response_median is not None else None,
-        "first_responses": firsts,
+        "responses": responses["responses"],
+        "first_response_avg_s": responses["first_response_avg_s"],
+        "response_avg_s": responses["response_avg_s"],
+        "response_median_s": responses["response_median_s"],
+        "first_responses": responses["first_responses"],
         "opt_outs": opt_outs,
         "leads_won": leads["won"] or 0,
         "value_won": float(leads["value"] or Decimal("0")),
@@ -259,15 +301,7 @@ def dashboard_agents(f: Filters) -> list[dict[str, Any]]:
     """Per team member: replies, conversations answered, resolved, first and usual response times."""
     from accounts.models import User
 
-    where, params = _responses_where(f)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT agent_id, count(DISTINCT conversation_id), count(*), avg(seconds),"  # noqa: S608
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), avg(seconds) FILTER (WHERE is_first)"
-            f" FROM analytics_responsesample WHERE {where} GROUP BY agent_id",
-            params,
-        )
-        responses = {row[0]: row[1:] for row in cursor.fetchall()}
+    responses = _response_stats(f, by_agent=True)
     replies = dict(
         _messages(f)
         .filter(agent_id__isnull=False)
@@ -282,22 +316,29 @@ def dashboard_agents(f: Filters) -> list[dict[str, Any]]:
         .annotate(n=Sum("resolved"))
         .values_list("agent_id", "n")
     )
+    handled = dict(
+        _conversations(f)
+        .filter(agent_id__isnull=False)
+        .values("agent_id")
+        .annotate(n=Sum("opened"))
+        .values_list("agent_id", "n")
+    )
     ids: set[int] = {int(i) for i in (set(responses) | set(replies) | set(resolved)) if i is not None}
     names = {u.pk: (u.get_full_name() or u.email) for u in User.objects.filter(pk__in=ids)}
     rows = []
     for agent_id in ids:
-        handled, count, avg, median, first_avg = responses.get(agent_id, (0, 0, None, None, None))
+        numbers = responses.get(agent_id, ResponseStats()).numbers()
         rows.append(
             {
                 "agent_id": agent_id,
                 "agent": names.get(agent_id, f"#{agent_id}"),
                 "replies": replies.get(agent_id, 0) or 0,
-                "conversations_handled": handled,
+                "conversations_handled": handled.get(agent_id, 0) or 0,  # assigned to them, opened in the period
                 "resolved": resolved.get(agent_id, 0) or 0,
-                "responses": count,
-                "first_response_avg_s": round(float(first_avg), 1) if first_avg is not None else None,
-                "response_avg_s": round(float(avg), 1) if avg is not None else None,
-                "response_median_s": round(float(median), 1) if median is not None else None,
+                "responses": numbers["responses"],
+                "first_response_avg_s": numbers["first_response_avg_s"],
+                "response_avg_s": numbers["response_avg_s"],
+                "response_median_s": numbers["response_median_s"],
             }
         )
     return sorted(rows, key=lambda r: (-r["replies"], r["agent"]))
@@ -395,9 +436,13 @@ def dashboard_calls(f: Filters) -> list[dict[str, Any]]:
         )
         .order_by("-calls", "status", "outcome")
     )
+    from voice.models import CallStatus
+
+    labels = dict(CallStatus.choices)
     return [
         {
             "status": row["status"],
+            "status_label": str(labels.get(row["status"], row["status"])),
             "outcome": row["outcome"],
             "calls": row["calls"],
             "answered": row["answered"],

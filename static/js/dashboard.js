@@ -162,7 +162,7 @@
   function calls() {
     return api(root.dataset.apiCalls).then(function (rows) {
       fillRows("table-calls", rows, function (r) {
-        return [r.status, r.outcome || "–", numbers.format(r.calls), numbers.format(r.answered),
+        return [r.status_label || r.status, r.outcome || "–", numbers.format(r.calls), numbers.format(r.answered),
           duration(r.avg_duration_s), numbers.format(r.positive), numbers.format(r.negative)];
       });
     });
