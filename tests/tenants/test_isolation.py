@@ -153,6 +153,7 @@ class World:
 # Kwargs that are not object ids: a value that reaches the view (B's own where the kwarg names B's data).
 OTHER_KWARGS: dict[str, Callable[[World], str]] = {
     "kind": lambda w: "whatsapp_cloud",
+    "report": lambda w: "summary",  # an analytics CSV: A's own numbers, whatever B holds
     "action": lambda w: "pause",
     "provider": lambda w: "google",
     "token": lambda w: w.invitation_token,  # B's invitation link, tried on A's host
@@ -278,6 +279,9 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         agent_id=1,
         seconds=30,
         is_first=True,
+    ),
+    "analytics.ResponseDay": lambda w: w.make(
+        "analytics.ResponseDay", day=timezone.now().date(), channel_id=1, agent_id=1, is_first=True, bucket=30
     ),
     "analytics.CallHour": lambda w: w.make(
         "analytics.CallHour", hour=timezone.now(), direction="out", status="ended", outcome=f"{MARK}-outcome"
