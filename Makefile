@@ -34,6 +34,7 @@ demo: migrate
 	$(PY) manage.py demo_channels
 	$(PY) manage.py demo_pipeline
 	$(PY) manage.py demo_assistant
+	$(PY) manage.py demo_analytics
 
 # Procfile.dev = the production Procfile plus the local provider emulators.
 run: static demo

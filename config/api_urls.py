@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, AuditEntryViewSet, MemberViewSet, MeView
 from ai.api import AssistantViewSet
+from analytics.api import AnalyticsViewSet
 from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet
@@ -37,6 +38,7 @@ router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-bas
 router.register("knowledge-documents", DocumentViewSet, basename="knowledge-document")
 router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
 router.register("assistants", AssistantViewSet, basename="assistant")
+router.register("analytics", AnalyticsViewSet, basename="analytics")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),

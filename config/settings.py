@@ -71,6 +71,7 @@ TENANT_APPS = [
     "webhooks",
     "knowledge",
     "ai",
+    "analytics",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -195,6 +196,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "intake-events-purge": {"task": "intake.events_purge", "schedule": 3600.0, "options": {"queue": "default"}},
     "webhooks-due-sweep": {"task": "webhooks.due_sweep", "schedule": 5.0, "options": {"queue": "hooks"}},
+    # A safety net under the event-driven rollups: the current and previous hour of every tenant again.
+    "analytics-rollups-recent": {
+        "task": "analytics.rollups_recent_all",
+        "schedule": 900.0,
+        "options": {"queue": "default"},
+    },
 }
 # Raw provider events keep their payload this long after they were applied; then only the ids that
 # refuse replays remain.
@@ -340,6 +347,7 @@ STATICFILES_DIRS = [
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/alpinejs", BASE_DIR / "node_modules" / "alpinejs" / "dist"),
     ("vendor/sortablejs", BASE_DIR / "node_modules" / "sortablejs"),
+    ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
 ]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "var" / "media"

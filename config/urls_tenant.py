@@ -5,11 +5,12 @@ from django.urls import include, path
 from django.views.i18n import set_language
 
 from accounts import views
+from analytics import views as analytics_views
 from core import pwa
 from core.health import health, live
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", analytics_views.dashboard, name="home"),
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("auth/handoff/", views.handoff_finish, name="handoff_finish"),
@@ -57,4 +58,5 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     path("", include("knowledge.urls")),
     path("", include("ai.urls")),
+    path("", include("analytics.urls")),
 ]

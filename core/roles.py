@@ -90,6 +90,8 @@ class Action(StrEnum):
     AI_SETTINGS = "ai.settings"  # the model server, models, API key, prices
     ASSISTANT_VIEW = "assistant.view"
     ASSISTANT_MANAGE = "assistant.manage"  # create, edit, delete, bind, playground
+    # analytics
+    ANALYTICS_VIEW = "analytics.view"  # the dashboard's numbers, their API and CSV exports
 
 
 PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -150,6 +152,7 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.AI_SETTINGS: MANAGERS,
     Action.ASSISTANT_VIEW: EVERYONE,
     Action.ASSISTANT_MANAGE: MANAGERS,
+    Action.ANALYTICS_VIEW: MANAGERS,
 }
 
 

@@ -23,6 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import Membership, Role, User
 from accounts.services import api_token_create
+from analytics.api import REPORTS as ANALYTICS_REPORTS
 from campaigns.models import Cadence, Campaign, Enrollment
 from campaigns.services import cadence_enroll, cadence_save, campaign_save
 from core.roles import PERMISSIONS, ROLES, Action, role_allows
@@ -251,6 +252,10 @@ EXERCISES: dict[Action, list[Exercise]] = {
         api("post", lambda w: f"/api/v1/enrollments/{w.enrollment.pk}/stop/"),
     ],
     Action.CALL_VIEW: [page("get", lambda w: "/calls/"), api("get", lambda w: "/api/v1/calls/")],
+    Action.ANALYTICS_VIEW: [
+        page("get", lambda w: "/analytics/export/summary.csv"),
+        *(api("get", lambda w, r=report: f"/api/v1/analytics/{r}/") for report in ANALYTICS_REPORTS),
+    ],
     Action.CALL_START: [
         page("post", lambda w: "/calls/start/", lambda w: {"contact": w.contact.pk}),  # no agent: refused, no call
         api("post", lambda w: "/api/v1/calls/", lambda w: {"contact_id": w.contact.pk}),

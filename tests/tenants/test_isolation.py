@@ -124,7 +124,7 @@ RESOURCES = {
 }
 ID_KWARGS = {"pk", "id"} | {f"{r}_id" for r in ("contact", "message", "stage", "board", "card", "campaign", "channel")}
 # Tenant-app models with no object of their own to leak (framework tables).
-NOT_TENANT_DATA = {"contenttypes.ContentType"}
+NOT_TENANT_DATA = {"contenttypes.ContentType", "analytics.TenantUsage"}  # a proxy of the public Tenant
 SINGLETONS = {"inbox.InboxSettings", "campaigns.QuietHours"}
 # Public-schema rows that belong to one tenant: their ids are shared by every tenant's URLs.
 PUBLIC_TENANT_MODELS = ["accounts.Membership", "accounts.Invitation", "accounts.ApiToken", "accounts.AuditEntry"]
@@ -166,6 +166,7 @@ class World:
 # Kwargs that are not object ids: a value that reaches the view (B's own where the kwarg names B's data).
 OTHER_KWARGS: dict[str, Callable[[World], str]] = {
     "kind": lambda w: "whatsapp_cloud",
+    "report": lambda w: "summary",  # an analytics CSV: A's own numbers, whatever B holds
     "action": lambda w: "pause",
     "provider": lambda w: "google",
     "token": lambda w: w.invitation_token,  # B's invitation link, tried on A's host
@@ -351,6 +352,36 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     "ai.BotReply": lambda w: w.make(
         "ai.BotReply", message=w.get("inbox.Message"), assistant=w.get("ai.Assistant"), mode="model"
     ),
+    # analytics rollups: numbers only, read back by tests/analytics/test_live_and_api.py's isolation test
+    "analytics.MessageHour": lambda w: w.make(
+        "analytics.MessageHour", hour=timezone.now().replace(minute=0, second=0, microsecond=0), channel_id=1, inbound=7
+    ),
+    "analytics.ConversationHour": lambda w: w.make(
+        "analytics.ConversationHour", hour=timezone.now().replace(minute=0, second=0, microsecond=0), channel_id=1
+    ),
+    "analytics.Resolution": lambda w: w.make(
+        "analytics.Resolution", conversation_id=1, channel_id=1, resolved_at=timezone.now()
+    ),
+    "analytics.ResponseSample": lambda w: w.make(
+        "analytics.ResponseSample",
+        reply_id=w.new_id(),
+        conversation_id=1,
+        hour=timezone.now(),
+        channel_id=1,
+        agent_id=1,
+        seconds=30,
+        is_first=True,
+    ),
+    "analytics.ResponseDay": lambda w: w.make(
+        "analytics.ResponseDay", day=timezone.now().date(), channel_id=1, agent_id=1, is_first=True, bucket=30
+    ),
+    "analytics.CallHour": lambda w: w.make(
+        "analytics.CallHour", hour=timezone.now(), direction="out", status="ended", outcome=f"{MARK}-outcome"
+    ),
+    "analytics.LeadMoveHour": lambda w: w.make(
+        "analytics.LeadMoveHour", hour=timezone.now(), board_id=1, to_stage_id=1
+    ),
+    "analytics.OptOutHour": lambda w: w.make("analytics.OptOutHour", hour=timezone.now(), medium="whatsapp"),
     # public schema, owned by B
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
     "accounts.Invitation": _invitation,

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from analytics import views
+
+urlpatterns = [
+    path("analytics/export/<str:report>.csv", views.export_csv, name="analytics_export"),
+]
