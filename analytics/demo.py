@@ -237,7 +237,7 @@ def demo_history_fill(*, agents: list[Any]) -> bool:
                     agent=voice_agent,
                     contact=contact,
                     direction=rng.choice(["in", "out"]),
-                    to_number=contact.phone,
+                    to_number=contact.phone or "",
                     status=outcome,
                     created_at=at,
                     started_at=at,
