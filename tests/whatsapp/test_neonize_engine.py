@@ -136,8 +136,11 @@ def test_device_store_persisted_encrypted_on_every_change_and_no_plaintext_left(
     assert oct(engine.store.folder.stat().st_mode & 0o777) == "0o700"
     assert oct(engine.store.path.stat().st_mode & 0o777) == "0o600"
 
-    wait_until(lambda: session.attempts == 1, timeout=60, what="the offline engine to give up")
-    assert channel_now(tenant, channel).status == ChannelStatus.DISCONNECTED  # and a reconnect is scheduled
+    wait_until(  # and a reconnect is scheduled
+        lambda: session.attempts == 1 and channel_now(tenant, channel).status == ChannelStatus.DISCONNECTED,
+        timeout=60,
+        what="the offline engine to give up",
+    )
 
     def stored() -> bytes:
         only(manager, key)

@@ -74,7 +74,7 @@ def test_the_live_qr_reaches_managers_sockets_only(
         runner.start()
         try:
             seen = json.loads(admin_sock.recv(timeout=10))
-            while seen["event"] != "waweb.qr":
+            while seen["event"] != "waweb.qr" or seen["payload"]["channel_id"] != channel.pk:  # not another test's
                 seen = json.loads(admin_sock.recv(timeout=10))
             assert seen["payload"]["channel_id"] == channel.pk and "<svg" in seen["payload"]["svg"]
             assert admin_sock.recv(timeout=5)  # codes keep coming to the admin meanwhile...

@@ -88,6 +88,7 @@ def test_two_processes_never_own_one_session(web_channel: Any) -> None:
         only(two, key)
     assert (key in one.sessions) != (key in two.sessions)
     assert bus.owner_of(key) == "one"
+    orphan = one.sessions[key].client
     one.sessions.clear()  # "one" dies without releasing: its lease must run out first
     only(two, key)
     assert key not in two.sessions
@@ -96,6 +97,8 @@ def test_two_processes_never_own_one_session(web_channel: Any) -> None:
     assert key in two.sessions and bus.owner_of(key) == "two"
     two.stop_all()
     assert bus.owner_of(key) is None
+    assert orphan is not None
+    orphan.close()  # the dead process's engine stops emitting QR codes to later tests
 
 
 def test_logged_out_on_the_phone_needs_a_rescan_and_does_not_loop(web_channel: Any) -> None:
