@@ -178,6 +178,8 @@ def embedded_signup(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": " ".join(exc.messages), "code": exc.code or ""}, status=400)
     messages.success(request, _("Channel %(name)s connected.") % {"name": channel.name})
     return JsonResponse({"ok": True, "channel": channel.pk, "redirect": reverse("channel_list")})
+
+
 REASON_TEXT = {
     "ready": _lazy("Ready: the next message may go now."),
     "delay": _lazy("Waiting the random pause between messages."),
