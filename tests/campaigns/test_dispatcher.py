@@ -227,12 +227,6 @@ def test_a_killed_worker_loses_nothing_and_sends_nothing_twice(
     wait_until(resumed, timeout=30, interval=2, what="the resume")
     assert time.monotonic() - started < 30  # resumed on the new worker within 30 s
     wait_until(finished, timeout=90, interval=2, what="the campaign to complete after the crash")
-    # The killed worker may have died inside an ingest drain, leaving the drain flag set until it expires
-    # (60 s); beat's sweep would then start a drain. Do it now so the next test's webhooks are applied.
-    from intake.services import drain_flag_clear, drain_kick
-
-    drain_flag_clear()
-    drain_kick()
     received = _received(meta_emulator, phones)
     assert not [p for p, n in received.items() if n > 1]  # duplicates: 0
     by_state = Counter(CampaignRecipient.objects.filter(campaign=campaign).values_list("status", flat=True))
