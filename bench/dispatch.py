@@ -140,17 +140,6 @@ def main() -> None:
         through.objects.bulk_create((through(tag_id=tag.pk, contact_id=c.pk) for c in made), batch_size=5000)
         return tag, {(c.phone or "").lstrip("+") for c in made}
 
-    def span_rate(found: Campaign) -> float:
-        """Messages/s from the first send to the last (without the worker's start-up in the wall time)."""
-        times = sorted(
-            t
-            for t in Message.objects.filter(idempotency_key__startswith=f"campaign:{found.pk}:").values_list(
-                "sent_at", flat=True
-            )
-            if t is not None
-        )
-        return round((len(times) - 1) / (times[-1] - times[0]).total_seconds(), 1) if len(times) > 1 else 0.0
-
     def campaign(tag: Tag, rate: int) -> Campaign:
         Channel.objects.filter(pk=channel.pk).update(rate_limit_per_s=rate)
         channel.refresh_from_db()
@@ -208,7 +197,6 @@ def main() -> None:
         result["per_s"] = round(sent / wall, 1)
         result["sent"] = sent
         result["ratio_to_ceiling"] = round(result["per_s"] / result["ceiling_per_s"], 3)
-        result["sending_span_per_s"] = span_rate(found)
         # baseline: one Celery task per message calling the provider client (the old shape), on a sample
         worker = start("worker", env, log)
         try:
@@ -251,7 +239,6 @@ def main() -> None:
         stop(worker)
         sent = CampaignRecipient.objects.filter(campaign=found, status=RecipientStatus.SENT).count()
         result["per_s_latency150"] = round(sent / wall, 1)
-        result["sending_span_per_s_latency150"] = span_rate(found)
     finally:
         emulator.terminate()
 

@@ -121,7 +121,7 @@ class TwilioSmsProvider(ChannelProvider):
             async with http.post(url, data=form, headers=headers) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:  # nothing left
+        except aiohttp.ClientConnectorError as exc:
             raise ProviderError(ErrorKind.RETRYABLE, "connect", str(exc), retry_after=5) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderError(ErrorKind.UNKNOWN, "timeout", f"no answer: {type(exc).__name__}") from exc

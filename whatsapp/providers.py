@@ -156,7 +156,7 @@ class CloudProvider(ChannelProvider):
                 async with http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
                     raw = await response.read()
                     status, reason = response.status, response.reason or ""
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:  # nothing left
+            except aiohttp.ClientConnectorError as exc:
                 raise GraphError(0, -1, f"connection failed: {type(exc).__name__}", sent=False) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise GraphError(0, -2, f"no answer: {type(exc).__name__}") from exc
