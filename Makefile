@@ -57,7 +57,6 @@ test: static browser lint
 	$(PY) -m coverage run -m pytest
 	$(PY) -m coverage combine -q
 	$(PY) -m config.coverage_summary --fail-under $(COVERAGE_FLOOR)
-	$(PY) bench/dispatch.py --smoke
 
 # The real start from a fresh clone of HEAD: `make run` in the background, then health, processes alive,
 # a customer message into the inbox and an agent reply read (config/smoke.py). CI runs it after `make test`.

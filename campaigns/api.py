@@ -125,8 +125,7 @@ class CampaignViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     @extend_schema(responses=RecipientSerializer(many=True))
     @action(detail=True, methods=["get"], serializer_class=RecipientSerializer)
     def recipients(self, request: Request, pk: str | None = None) -> Response:
-        """Who the campaign went to, with each one's state (?status=pending, sending, sent, delivered, read,
-        replied, failed, skipped or unknown)."""
+        """Who the campaign went to, with each one's state (?status=pending|queued|skipped|failed)."""
         recipients = CampaignRecipient.objects.filter(campaign=self.get_object()).select_related("message")
         if request.query_params.get("status"):
             recipients = recipients.filter(status=request.query_params["status"])

@@ -6,7 +6,7 @@ from typing import Any
 
 from django_tenants.utils import schema_context
 
-from campaigns.services import enrollments_stop_on_opt_out, enrollments_stop_on_reply, recipients_replied
+from campaigns.services import enrollments_stop_on_opt_out, enrollments_stop_on_reply
 from core import events
 
 
@@ -15,7 +15,6 @@ def _message_created(schema_name: str, payload: dict[str, Any]) -> None:
         return
     with schema_context(schema_name):
         enrollments_stop_on_reply(contact_id=payload["contact_id"])
-        recipients_replied(contact_id=payload["contact_id"])
 
 
 def _opted_out(schema_name: str, payload: dict[str, Any]) -> None:
@@ -24,10 +23,5 @@ def _opted_out(schema_name: str, payload: dict[str, Any]) -> None:
 
 
 def connect() -> None:
-    from campaigns.services import campaign_channels_to_build, campaigns_build, quiet_opening_now, recipients_follow
-    from inbox import dispatcher
-
-    dispatcher.register(quiet_opening=quiet_opening_now, builder=campaigns_build, listener=recipients_follow)
-    dispatcher.register_build_channels(campaign_channels_to_build)
     events.subscribe(events.MESSAGE_CREATED, _message_created)
     events.subscribe(events.CONTACT_OPTED_OUT, _opted_out)

@@ -88,31 +88,10 @@ class Campaign(OutreachContent):
 
 
 class RecipientStatus(models.TextChoices):
-    """One recipient's state, the one source of the campaign's counts (see RECIPIENT_RANK)."""
-
     PENDING = "pending", _("Waiting")
-    SENDING = "sending", _("Sending")
-    SENT = "sent", _("Sent")
-    DELIVERED = "delivered", _("Delivered")
-    READ = "read", _("Read")
-    REPLIED = "replied", _("Replied")
-    FAILED = "failed", _("Failed")
+    QUEUED = "queued", _("Handed to the channel")
     SKIPPED = "skipped", _("Skipped")
-    UNKNOWN = "unknown", _("Outcome unknown")
-
-
-# States only move forward along this rank; failed, skipped and unknown leave only as the provider says
-# (a delivery receipt for a message whose answer was lost turns `unknown` into `delivered`).
-RECIPIENT_RANK = {
-    RecipientStatus.PENDING: 0,
-    RecipientStatus.SENDING: 1,
-    RecipientStatus.UNKNOWN: 2,
-    RecipientStatus.SENT: 3,
-    RecipientStatus.DELIVERED: 4,
-    RecipientStatus.READ: 5,
-    RecipientStatus.REPLIED: 6,
-}
-FINAL_RECIPIENT = frozenset({RecipientStatus.FAILED, RecipientStatus.SKIPPED})
+    FAILED = "failed", _("Failed")
 
 
 class CampaignRecipient(models.Model):
@@ -130,8 +109,6 @@ class CampaignRecipient(models.Model):
         indexes = [
             models.Index(fields=["campaign", "id"], name="recipient_pending", condition=Q(status="pending")),
             models.Index(fields=["contact"], name="recipient_by_contact"),
-            models.Index(fields=["message"], name="recipient_by_message", condition=Q(message__isnull=False)),
-            models.Index(fields=["campaign", "status"], name="recipient_by_state"),
         ]
 
     def __str__(self) -> str:

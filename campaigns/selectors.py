@@ -14,32 +14,35 @@ from campaigns.models import (
     EnrollmentStatus,
     RecipientStatus,
 )
+from inbox.models import MessageStatus
 
 
 def campaign_stats(campaign: Campaign) -> dict[str, Any]:
-    """Counts for the progress bar and the funnel, all from the recipients' states (the one source):
-    cumulative where a later state implies an earlier one (a reply was read, delivered and sent)."""
-    by = dict(CampaignRecipient.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("id")))
-    total = sum(by.values())
-    pending = by.get(RecipientStatus.PENDING, 0)
-    replied = by.get(RecipientStatus.REPLIED, 0)
-    read = replied + by.get(RecipientStatus.READ, 0)
-    delivered = read + by.get(RecipientStatus.DELIVERED, 0)
-    sent = delivered + by.get(RecipientStatus.SENT, 0)
-    sending = by.get(RecipientStatus.SENDING, 0)
+    """Counts for the progress bar and the funnel: recipients by state, messages by delivery status
+    (cumulative: a read message was also delivered and sent)."""
+    recipients = dict(CampaignRecipient.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("id")))
+    messages = dict(
+        CampaignRecipient.objects.filter(campaign=campaign, message__isnull=False)
+        .values_list("message__status")
+        .annotate(n=Count("id"))
+    )
+    total = sum(recipients.values())
+    pending = recipients.get(RecipientStatus.PENDING, 0)
+    read = messages.get(MessageStatus.READ, 0)
+    delivered = read + messages.get(MessageStatus.DELIVERED, 0)
+    sent = delivered + messages.get(MessageStatus.SENT, 0)
     return {
         "total": total,
         "pending": pending,
-        "processed": total - pending - sending,
-        "progress": round(100 * (total - pending - sending) / total) if total else 0,
-        "sending": sending,
+        "processed": total - pending,
+        "progress": round(100 * (total - pending) / total) if total else 0,
+        "queued": messages.get(MessageStatus.QUEUED, 0) + messages.get(MessageStatus.SENDING, 0),
         "sent": sent,
         "delivered": delivered,
         "read": read,
-        "replied": replied,
-        "failed": by.get(RecipientStatus.FAILED, 0),
-        "unknown": by.get(RecipientStatus.UNKNOWN, 0),
-        "skipped": by.get(RecipientStatus.SKIPPED, 0),
+        "failed": messages.get(MessageStatus.FAILED, 0) + recipients.get(RecipientStatus.FAILED, 0),
+        "unknown": messages.get(MessageStatus.UNKNOWN, 0),
+        "skipped": recipients.get(RecipientStatus.SKIPPED, 0),
     }
 
 
@@ -47,8 +50,7 @@ def campaign_problems(campaign: Campaign, limit: int = 50) -> QuerySet[CampaignR
     """Recipients that were skipped or failed, with the reason, for the campaign page."""
     return (
         CampaignRecipient.objects.filter(
-            campaign=campaign,
-            status__in=[RecipientStatus.SKIPPED, RecipientStatus.FAILED, RecipientStatus.UNKNOWN],
+            campaign=campaign, status__in=[RecipientStatus.SKIPPED, RecipientStatus.FAILED]
         )
         .select_related("contact")
         .order_by("-processed_at", "-id")[:limit]

@@ -7,17 +7,17 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+import time
 import zoneinfo
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import (
-    RECIPIENT_RANK,
     Cadence,
     CadenceStep,
     Campaign,
@@ -30,14 +30,14 @@ from campaigns.models import (
     QuietHours,
     RecipientStatus,
 )
-from core import events
+from core import events, realtime
 from core.tasks import send_on_commit
-from crm.models import ConsentStatus, Contact, ContactConsent
+from crm.models import Contact
 from crm.selectors import contacts_filter
 from crm.services import MEDIUM_OF_KIND
-from inbox.models import Channel, Conversation, Direction, Message, MessageStatus, MessageType
+from inbox.models import Channel, Conversation, Message, MessageType
 from inbox.providers import provider_class
-from inbox.services import conversation_open, message_send
+from inbox.services import conversation_open, message_send, messages_dispatch_now
 from tenants.selectors import tenant_is_active
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,6 @@ def outreach_send(
     conversation: Conversation | None = None,
     template_body: str | None = None,
     dispatch: bool = True,
-    hold_quiet_hours: bool = False,
 ) -> Message:
     """Send campaign or cadence content to one contact (marketing, so marketing opt-outs hold). A batch
     passes the conversation and the template text it already has."""
@@ -144,7 +143,6 @@ def outreach_send(
             is_marketing=True,
             idempotency_key=idempotency_key,
             dispatch=dispatch,
-            hold_quiet_hours=hold_quiet_hours,
         )
     return message_send(
         conversation=conversation,
@@ -152,7 +150,6 @@ def outreach_send(
         is_marketing=True,
         idempotency_key=idempotency_key,
         dispatch=dispatch,
-        hold_quiet_hours=hold_quiet_hours,
     )
 
 
@@ -254,123 +251,76 @@ def campaign_launch(*, campaign: Campaign) -> Campaign:
 
 
 def _run_soon(campaign_id: int) -> None:
-    """After commit, the campaign's channel gets a dispatcher runner (which builds and sends its batches)."""
-    from inbox.dispatcher import kick_on_commit
+    from campaigns.tasks import campaign_run as task
 
-    channel_id = Campaign.objects.filter(pk=campaign_id).values_list("channel_id", flat=True).first()
-    if channel_id is not None:
-        kick_on_commit(channel_id)
+    send_on_commit(task, campaign_id, queue="dispatch")
 
 
 def campaign_run(*, campaign_id: int) -> float | None:
-    """Wake the campaign's channel runner (the dispatcher builds and sends every batch). Always None."""
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
-    if campaign is None or campaign.status != CampaignStatus.RUNNING or not tenant_is_active():
+    """Send the next batch. Returns the seconds to wait before the next batch, or None when there is no
+    next one (finished, paused, canceled).
+
+    Batches are paced at the channel's rate (one batch a second, as many as the channel's messages per
+    second), so the dispatch queue never holds more than the provider takes. Recipients are claimed with
+    SKIP LOCKED: two runners never take the same contact; the message's idempotency key covers a crash."""
+    campaign = Campaign.objects.select_related("channel").get(pk=campaign_id)
+    if campaign.status != CampaignStatus.RUNNING:
         return None
-    from inbox.dispatcher import kick
-
-    kick(campaign.channel_id)
-    return None
-
-
-# --- the dispatcher's campaign hooks ----------------------------------------------------------------
-
-
-def campaigns_build(channel_id: int, wanted: int) -> int:
-    """Dispatcher hook: build up to `wanted` messages of the running campaigns on this channel (bulk
-    INSERT; the runner calls it in a thread of its own, so building overlaps the sends). Campaigns with
-    nothing left are completed. Returns the recipients handled."""
     if not tenant_is_active():
-        return 0
-    built = 0
-    running = Campaign.objects.filter(channel_id=channel_id, status=CampaignStatus.RUNNING).select_related("channel")
-    for campaign in running.order_by("started_at", "id"):
-        room = wanted - built
-        handled = 0
-        if room > 0 and _quiet_wait(campaign.respect_quiet_hours) is None:
-            handled = _campaign_build_batch(campaign, min(room, MAX_BATCH))
-            built += handled
-        if handled == 0:
-            _campaign_complete_if_done(campaign)
-    return built
-
-
-def campaign_channels_to_build() -> list[int]:
-    """Channels with a running campaign that still has recipients to build (for the beat's ensure)."""
-    return list(
-        CampaignRecipient.objects.filter(campaign__status=CampaignStatus.RUNNING, status=RecipientStatus.PENDING)
-        .order_by()
-        .values_list("campaign__channel_id", flat=True)
-        .distinct()
-    )
-
-
-def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
-    channel = campaign.channel
-    caps = provider_class(channel.kind).capabilities
-    medium = MEDIUM_OF_KIND[channel.kind]
-    template_body = template_text(campaign, channel) if campaign.kind == ContentKind.TEMPLATE else None
-    with transaction.atomic():
+        return None  # suspended: the campaign stays running and goes on from campaigns_resume_running
+    opening = _quiet_wait(campaign.respect_quiet_hours)
+    if opening is not None:
+        return max(1.0, (opening - timezone.now()).total_seconds())
+    started = time.monotonic()
+    batch_size = max(1, min(MAX_BATCH, campaign.channel.rate_limit_per_s))
+    template_body = template_text(campaign, campaign.channel) if campaign.kind == ContentKind.TEMPLATE else None
+    # Live pushes of the whole batch leave together, after the commit.
+    with realtime.batched(), transaction.atomic():
         batch = list(
             CampaignRecipient.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(campaign=campaign, status=RecipientStatus.PENDING)
             .select_related("contact")
-            .order_by("id")[:limit]
+            .order_by("id")[:batch_size]
         )
-        if not batch:
-            return 0
-        contacts = [r.contact for r in batch]
-        conversations = conversations_for(channel=channel, contacts=contacts)
-        refused = dict(
-            ContactConsent.objects.filter(contact__in=contacts, medium=medium)
-            .exclude(status=ConsentStatus.OPTED_IN)
-            .values_list("contact_id", "status")
-        )
+        conversations = conversations_for(channel=campaign.channel, contacts=[r.contact for r in batch])
         now = timezone.now()
-        window = caps.session_window_hours
-        messages: list[tuple[CampaignRecipient, Message]] = []
+        handled: list[CampaignRecipient] = []
         for recipient in batch:
-            contact, conversation = recipient.contact, conversations[recipient.contact_id]
+            try:
+                message = outreach_send(
+                    content=campaign,
+                    channel=campaign.channel,
+                    contact=recipient.contact,
+                    idempotency_key=f"campaign:{campaign.pk}:{recipient.contact_id}",
+                    conversation=conversations[recipient.contact_id],
+                    template_body=template_body,
+                    dispatch=False,
+                )
+            except ValidationError as exc:
+                code = getattr(exc, "code", None)
+                if code == "tenant_suspended":
+                    break  # suspended mid-batch: the rest stay pending for the reactivation
+                recipient.status = RecipientStatus.SKIPPED if code in SKIP_CODES else RecipientStatus.FAILED
+                recipient.reason = " ".join(exc.messages)[:300]
+            else:
+                recipient.status = RecipientStatus.QUEUED
+                recipient.message = message
             recipient.processed_at = now
-            if recipient.contact_id in refused:
-                recipient.status = RecipientStatus.SKIPPED
-                recipient.reason = _("%(contact)s opted out of %(medium)s messages.") % {
-                    "contact": contact.display_name,
-                    "medium": medium.label,
-                }
-                continue
-            if not contact.phone:
-                recipient.status, recipient.reason = RecipientStatus.SKIPPED, _("No phone number.")
-                continue
-            if (
-                campaign.kind != ContentKind.TEMPLATE
-                and window is not None
-                and (
-                    conversation.last_inbound_at is None
-                    or now - conversation.last_inbound_at >= datetime.timedelta(hours=window)
-                )
-            ):
-                recipient.status = RecipientStatus.SKIPPED
-                recipient.reason = _(
-                    "The 24-hour window to reply freely is closed. "
-                    "Send an approved template to restart the conversation."
-                )
-                continue
-            messages.append((recipient, _campaign_message(campaign, conversation, contact, template_body, now)))
-        # A recipient put back to pending whose message exists (a replay) keeps that message: never two.
-        existing = {
-            m.idempotency_key: m
-            for m in Message.objects.filter(idempotency_key__in=[m.idempotency_key for _r, m in messages])
-        }
-        Message.objects.bulk_create([m for _r, m in messages if m.idempotency_key not in existing], batch_size=1000)
-        for recipient, message in messages:
-            found = existing.get(message.idempotency_key)
-            recipient.message = found or message
-            recipient.status = _FOLLOW.get(found.status, RecipientStatus.SENDING) if found else RecipientStatus.SENDING  # type: ignore[call-overload]
-        _recipients_record(batch, now)
-        if messages:
-            Conversation.objects.filter(pk__in={m.conversation_id for _r, m in messages}).update(last_message_at=now)
-    return len(batch)
+            handled.append(recipient)
+        _recipients_record(handled, now)
+    # Committed: send the batch from here, many requests at once (no task per message).
+    messages_dispatch_now(message_ids=[r.message.pk for r in handled if r.message is not None])
+    if len(handled) < len(batch):
+        return None
+    if CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).exists():
+        # More to send (or another runner holds the last rows): the next batch, one second after this one.
+        return max(0.0, 1.0 - (time.monotonic() - started))
+    # Complete only once every recipient was handled (never before: that is how broadcasts send twice).
+    if Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(
+        status=CampaignStatus.COMPLETED, finished_at=timezone.now()
+    ):
+        events.announce(events.CAMPAIGN_FINISHED, _schema(), {"campaign_id": campaign.pk})
+    return None
 
 
 def _recipients_record(batch: list[CampaignRecipient], now: datetime.datetime) -> None:
@@ -390,133 +340,21 @@ def _recipients_record(batch: list[CampaignRecipient], now: datetime.datetime) -
         )
 
 
-def _campaign_message(
-    campaign: Campaign, conversation: Conversation, contact: Contact, template_body: str | None, now: datetime.datetime
-) -> Message:
-    common: dict[str, Any] = {
-        "conversation": conversation,
-        "channel_id": campaign.channel_id,
-        "direction": Direction.OUTBOUND,
-        "is_marketing": True,
-        "status": MessageStatus.QUEUED,
-        "queued_at": now,
-        "next_attempt_at": now,
-        "hold_quiet_hours": campaign.respect_quiet_hours,
-        "idempotency_key": f"campaign:{campaign.pk}:{contact.pk}",
-    }
-    if campaign.kind == ContentKind.TEMPLATE:
-        variables = [content_render(str(v), contact) for v in campaign.template_variables]
-        return Message(
-            type=MessageType.TEMPLATE,
-            template_name=campaign.template_name,
-            template_language=campaign.template_language,
-            template_variables={"body": variables},
-            body=template_preview_fill(template_body or "", variables),
-            **common,
-        )
-    return Message(type=MessageType.TEXT, body=content_render(campaign.body, contact), **common)
-
-
-def _campaign_complete_if_done(campaign: Campaign) -> None:
-    """Complete only once every recipient has an outcome (never before: that is how broadcasts send twice)."""
-    if CampaignRecipient.objects.filter(
-        campaign=campaign, status__in=[RecipientStatus.PENDING, RecipientStatus.SENDING]
-    ).exists():
-        return
-    if Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(
-        status=CampaignStatus.COMPLETED, finished_at=timezone.now()
-    ):
-        events.announce(events.CAMPAIGN_FINISHED, _schema(), {"campaign_id": campaign.pk})
-
-
-_FOLLOW = {
-    MessageStatus.SENT: RecipientStatus.SENT,
-    MessageStatus.DELIVERED: RecipientStatus.DELIVERED,
-    MessageStatus.READ: RecipientStatus.READ,
-    MessageStatus.FAILED: RecipientStatus.FAILED,
-    MessageStatus.UNKNOWN: RecipientStatus.UNKNOWN,
-}
-
-
-def recipients_follow(changes: list[tuple[int, str, str]]) -> int:
-    """Dispatcher and status hook: the recipients of these messages take their new state, forward only
-    (RECIPIENT_RANK; failed after anything short of delivered; an opt-out found at send time is a skip).
-    One statement for the batch."""
-    rows: list[Any] = []
-    for message_id, status, code in changes:
-        target = _FOLLOW.get(status)  # type: ignore[call-overload]
-        if target is None:
-            continue
-        if target == RecipientStatus.FAILED and code == "opted_out":
-            target = RecipientStatus.SKIPPED
-        rows += [message_id, target, RECIPIENT_RANK.get(target, 0)]
-    if not rows:
-        return 0
-    values = ", ".join(["(%s::bigint, %s, %s::int)"] * (len(rows) // 3))
-    rank_sql = "CASE r.status " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in RECIPIENT_RANK.items()) + " ELSE 99 END"
-    table, messages = CampaignRecipient._meta.db_table, Message._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS r SET status = v.status, processed_at = %s, "  # noqa: S608 (our names; values are parameters)
-            "reason = CASE WHEN v.status IN ('failed', 'skipped') THEN left(m.error_text, 300) ELSE r.reason END "
-            f"FROM (VALUES {values}) AS v(id, status, rank) JOIN {messages} m ON m.id = v.id "
-            "WHERE r.message_id = v.id AND ("
-            "(v.status IN ('failed', 'skipped') AND r.status IN ('sending', 'unknown', 'sent')) OR "
-            "(v.status NOT IN ('failed', 'skipped') AND r.status NOT IN ('failed', 'skipped') "
-            f"AND {rank_sql} < v.rank))",
-            [timezone.now(), *rows],
-        )
-        return int(cursor.rowcount)
-
-
-def recipients_replied(*, contact_id: int) -> int:
-    """The contact wrote back: its campaign recipients that reached it count as replied."""
-    return CampaignRecipient.objects.filter(
-        contact_id=contact_id,
-        status__in=[RecipientStatus.SENT, RecipientStatus.DELIVERED, RecipientStatus.READ],
-        campaign__status__in=[CampaignStatus.RUNNING, CampaignStatus.COMPLETED],
-    ).update(status=RecipientStatus.REPLIED)
-
-
-def quiet_opening_now() -> datetime.datetime | None:
-    """Dispatcher hook: when automated sends held by quiet hours may go again (None: they may go now)."""
-    return _quiet_wait(True)
-
-
-def _campaign_queued(campaign: Campaign) -> QuerySet[Message]:
-    """The campaign's messages built and not yet claimed by a sender."""
-    return Message.objects.filter(
-        pk__in=CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.SENDING).values("message_id"),
-        status=MessageStatus.QUEUED,
-    )
-
-
 def campaign_pause(*, campaign: Campaign) -> bool:
-    """Stop sending: nothing more is built, and the messages already built (deferred retries included)
-    are held (no due time) until resumed. A request already in flight finishes."""
-    with transaction.atomic():
-        moved = _campaign_move(campaign, [CampaignStatus.RUNNING, CampaignStatus.SCHEDULED], CampaignStatus.PAUSED)
-        if moved:
-            _campaign_queued(campaign).update(next_attempt_at=None)
-    return moved
+    return _campaign_move(campaign, [CampaignStatus.RUNNING, CampaignStatus.SCHEDULED], CampaignStatus.PAUSED)
 
 
 def campaign_resume(*, campaign: Campaign) -> bool:
-    """Go on: to running, or back to scheduled when its time is still in the future."""
     with transaction.atomic():
-        later = campaign.scheduled_at is not None and campaign.scheduled_at > timezone.now()
-        target = CampaignStatus.SCHEDULED if later and campaign.started_at is None else CampaignStatus.RUNNING
-        moved = _campaign_move(campaign, [CampaignStatus.PAUSED], target)
-        if moved and target == CampaignStatus.RUNNING:
+        moved = _campaign_move(campaign, [CampaignStatus.PAUSED], CampaignStatus.RUNNING)
+        if moved:
             Campaign.objects.filter(pk=campaign.pk, started_at=None).update(started_at=timezone.now())
-            _campaign_queued(campaign).filter(next_attempt_at=None).update(next_attempt_at=timezone.now())
             _run_soon(campaign.pk)
     return moved
 
 
 def campaign_cancel(*, campaign: Campaign) -> bool:
-    """Stop for good: recipients not reached yet are skipped, messages not yet sent are dropped (failed,
-    'canceled'); a request already in flight finishes."""
+    """Stop for good: recipients not reached yet are skipped; messages already handed over still go."""
     with transaction.atomic():
         moved = _campaign_move(
             campaign,
@@ -524,15 +362,10 @@ def campaign_cancel(*, campaign: Campaign) -> bool:
             CampaignStatus.CANCELED,
         )
         if moved:
-            now = timezone.now()
-            dropped = list(_campaign_queued(campaign).values_list("pk", flat=True))
-            Message.objects.filter(pk__in=dropped, status=MessageStatus.QUEUED).update(
-                status=MessageStatus.FAILED, failed_at=now, next_attempt_at=None, error_code="canceled"
+            CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).update(
+                status=RecipientStatus.SKIPPED, reason=_("Campaign canceled."), processed_at=timezone.now()
             )
-            CampaignRecipient.objects.filter(
-                Q(status=RecipientStatus.PENDING) | Q(message_id__in=dropped), campaign=campaign
-            ).update(status=RecipientStatus.SKIPPED, reason=_("Campaign canceled."), processed_at=now)
-            Campaign.objects.filter(pk=campaign.pk).update(finished_at=now)
+            Campaign.objects.filter(pk=campaign.pk).update(finished_at=timezone.now())
     return moved
 
 
@@ -698,7 +531,6 @@ def _enrollment_step(enrollment: Enrollment, steps: list[CadenceStep], now: date
             channel=cadence.channel,
             contact=enrollment.contact,
             idempotency_key=f"cadence:{enrollment.pk}:{step.position}",
-            hold_quiet_hours=cadence.respect_quiet_hours,
         )
     except ValidationError as exc:
         if getattr(exc, "code", None) == "tenant_suspended":

@@ -179,13 +179,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
 # A send claimed this long ago and still 'sending' had its worker die mid-call: the sweep marks it unknown.
 SENDING_STUCK_AFTER_S = env_int("SENDING_STUCK_AFTER_S", 300)
-# The dispatcher (inbox/dispatcher.py): runners per channel (lease slots), requests in flight per runner,
-# how long one runner task serves before handing over to a fresh one.
-DISPATCH_RUNNERS_PER_CHANNEL = env_int("DISPATCH_RUNNERS_PER_CHANNEL", 2)
-DISPATCH_MAX_IN_FLIGHT = env_int("DISPATCH_MAX_IN_FLIGHT", 256)
-DISPATCH_MAX_RUNTIME_S = env_int("DISPATCH_MAX_RUNTIME_S", 300)
 CELERY_BEAT_SCHEDULE = {
-    "dispatch-ensure": {"task": "inbox.dispatch_ensure", "schedule": 5.0, "options": {"queue": "default"}},
     "ingest-sweep": {"task": "inbox.ingest_sweep", "schedule": 10.0, "options": {"queue": "ingest"}},
     "sending-sweep": {"task": "inbox.sending_sweep", "schedule": 60.0, "options": {"queue": "default"}},
     "campaigns-tick": {"task": "campaigns.tick", "schedule": 15.0, "options": {"queue": "dispatch"}},

@@ -160,11 +160,6 @@ class Message(models.Model):
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     queued_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)  # when a sender took it (queued -> sending)
-    # The dispatcher's queue: a queued outbound message is sent once this is due (NULL: held, e.g. its
-    # campaign is paused); `claimed_by` names the runner that took it, so a dead runner's work is found.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.CharField(max_length=64, blank=True)
-    hold_quiet_hours = models.BooleanField(default=False)  # automated: waits out quiet hours at send time
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -194,10 +189,6 @@ class Message(models.Model):
             # the media guard finds a served file's message by its path
             models.Index(fields=["media"], name="message_media_path", condition=Q(media__gt="")),
             models.Index(fields=["status", "created_at"], name="message_in_flight", condition=Q(status="sending")),
-            models.Index(
-                fields=["channel", "next_attempt_at", "id"], name="message_dispatch_due", condition=Q(status="queued")
-            ),
-            models.Index(fields=["claimed_by"], name="message_claimed_by", condition=Q(status="sending")),
             # Word search over message text (built-in full text search; "simple": pt-BR and English alike).
             GinIndex(SearchVector("body", config="simple"), name="message_body_search"),
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import audit_record
 from accounts.models import AuditAction
-from core import events
+from core import events, ratelimit
 from core.media import extension_for, filename_clean
 from core.tasks import send_on_commit
 from crm.models import ConsentStatus, Contact
@@ -37,7 +38,10 @@ from inbox.models import (
     MessageType,
 )
 from inbox.providers import (
+    ErrorKind,
     InboundMessage,
+    OutboundMessage,
+    ProviderError,
     StatusUpdate,
     provider_class,
     provider_for,
@@ -196,11 +200,9 @@ def message_send(
     idempotency_key: str = "",
     consent_notice: bool = False,
     dispatch: bool = True,
-    hold_quiet_hours: bool = False,
 ) -> Message:
-    """Queue a message for the dispatcher and wake the channel's runner after commit (``dispatch=False``:
-    queued all the same, the caller wakes or runs the sender). The same idempotency key never makes two
-    messages. ``hold_quiet_hours``: an automated send, held at send time while quiet hours last.
+    """Queue a message and dispatch it after commit (``dispatch=False``: the caller sends it, as a campaign
+    batch does with messages_dispatch_now). The same idempotency key never makes two messages.
 
     Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``, ``tenant_suspended``)
     with a message the user can act on."""
@@ -250,8 +252,6 @@ def message_send(
                 is_marketing=is_marketing,
                 status=MessageStatus.QUEUED,
                 queued_at=now,
-                next_attempt_at=now,
-                hold_quiet_hours=hold_quiet_hours,
                 author=author if getattr(author, "is_authenticated", False) else None,
                 idempotency_key=idempotency_key or uuid.uuid4().hex,
             )
@@ -262,9 +262,9 @@ def message_send(
         return _same_conversation(Message.objects.get(idempotency_key=idempotency_key), conversation)
 
     if dispatch:
-        from inbox.dispatcher import kick_on_commit
+        from inbox.tasks import dispatch_message
 
-        kick_on_commit(channel.pk)  # the channel's runner takes it from the queue (no task per message)
+        send_on_commit(dispatch_message, message.pk, queue="dispatch")
     events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
     return message
 
@@ -303,29 +303,145 @@ def _same_conversation(existing: Message, conversation: Conversation) -> Message
     return existing
 
 
-def message_dispatch(*, message_id: int) -> float | None:
-    """Send one queued message from here, through the dispatcher's own claim, send and record (what the
-    runners do for batches). Always None: a retry is the row's next due time, never a countdown task."""
-    from inbox.dispatcher import dispatch_one
+def messages_dispatch_now(*, message_ids: list[int], threads: int = 8) -> None:
+    """Send a batch of queued messages from here, several requests at once, each thread on its own
+    database connection. A message that must wait (rate limit, retryable error) goes to the dispatch
+    queue with its delay, like any other."""
+    from inbox.tasks import dispatch_message
 
-    dispatch_one(message_id=message_id)
+    schema, tenant = _schema(), getattr(connection, "tenant", None)
+
+    def one(message_id: int) -> tuple[int, float | None]:
+        connection.set_tenant(tenant)  # type: ignore[attr-defined]
+        try:
+            return message_id, message_dispatch(message_id=message_id)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(message_ids)))) as pool:
+        for message_id, delay in pool.map(one, message_ids):
+            if delay is not None:
+                dispatch_message.apply_async(
+                    args=(message_id,), countdown=delay, queue="dispatch", headers={"_schema_name": schema}
+                )
+
+
+def _outbound_of(message: Message) -> OutboundMessage:
+    from inbox.selectors import channel_identity_scope
+
+    media_bytes = None
+    if message.media:
+        with message.media.open("rb") as fh:
+            media_bytes = fh.read()
+    contact = message.conversation.contact
+    phone = contact.phone if contact.phone and not contact.phone.startswith("erased:") else ""
+    # To the phone when known (Meta recommends it); else to the BSUID of this channel's portfolio.
+    recipient = "" if phone else contact_bsuid(contact, channel_identity_scope(message.channel))
+    return OutboundMessage(
+        to=phone,
+        recipient=recipient,
+        type=message.type,
+        body=message.body,
+        media_url=message.media_url,
+        media_bytes=media_bytes,
+        media_mime=message.media_mime,
+        media_filename=message.media_filename,
+        template_name=message.template_name,
+        template_language=message.template_language,
+        template_variables=message.template_variables,
+        payload=message.payload,
+        reply_to=message.reply_to_provider_id,
+        tracking=str(message.pk),
+    )
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(300, 2 ** min(attempt, 8)))
+
+
+def message_dispatch(*, message_id: int) -> float | None:
+    """Send one queued message. Returns a delay when it must be tried again, else None.
+
+    The claim (queued -> sending) is a conditional UPDATE, so two workers never send the same message;
+    a send whose outcome is unknown is marked so and never retried blindly. A suspended tenant's message
+    stays queued, untouched, until messages_release runs on reactivation."""
+    if not tenant_is_active():
+        return None
+    claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
+    )
+    if claimed != 1:
+        return None
+    message = Message.objects.select_related("channel", "conversation__contact").get(pk=message_id)
+    channel = message.channel
+    wait = ratelimit.take(f"{_schema()}:channel:{channel.pk}", rate_per_s=channel.rate_limit_per_s)
+    if wait > 0:
+        Message.objects.filter(pk=message_id, status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED, attempts=F("attempts") - 1
+        )
+        return wait
+    try:
+        result = provider_for(channel).send(_outbound_of(message))
+    except ProviderError as exc:
+        return _dispatch_failed(message, exc)
+    now = timezone.now()
+    Message.objects.filter(pk=message_id, status=MessageStatus.SENDING).update(
+        status=MessageStatus.SENT, sent_at=now, provider_message_id=result.provider_message_id
+    )
+    events.announce(
+        events.MESSAGE_STATUS,
+        _schema(),
+        {"id": message_id, "conversation_id": message.conversation_id, "status": "sent"},
+    )
     return None
 
 
 def messages_release() -> int:
-    """After a suspension: every channel with queued outbound messages gets a runner (the messages wait
-    as rows, with their due time). Returns how many channels were woken."""
-    from inbox.dispatcher import kick
+    """After a suspension: dispatch every outbound message still queued (a duplicate dispatch is harmless,
+    the claim is conditional). Returns how many were handed to the dispatch queue."""
+    from inbox.tasks import dispatch_message
 
-    channel_ids = list(
-        Message.objects.filter(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
-        .order_by()
-        .values_list("channel_id", flat=True)
-        .distinct()
+    ids = list(
+        Message.objects.filter(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED).values_list("pk", flat=True)
     )
-    for channel_id in channel_ids:
-        transaction.on_commit(lambda c=channel_id: kick(c))  # type: ignore[misc]
-    return len(channel_ids)
+    for message_id in ids:
+        send_on_commit(dispatch_message, message_id, queue="dispatch")
+    return len(ids)
+
+
+def _dispatch_failed(message: Message, exc: ProviderError) -> float | None:
+    if exc.kind == ErrorKind.RETRYABLE and message.attempts < MAX_SEND_ATTEMPTS:
+        Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED, error_code=exc.code, error_text=exc.message[:500]
+        )
+        return exc.retry_after or _backoff(message.attempts)
+    status = MessageStatus.UNKNOWN if exc.kind == ErrorKind.UNKNOWN else MessageStatus.FAILED
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+        status=status,
+        failed_at=timezone.now() if status == MessageStatus.FAILED else None,
+        error_code=exc.code,
+        error_text=exc.message[:500],
+    )
+    if exc.opted_out:
+        consent_record(
+            contact=message.conversation.contact,
+            medium=MEDIUM_OF_KIND[message.channel.kind],
+            status=ConsentStatus.OPTED_OUT if exc.opted_out == "all" else ConsentStatus.MARKETING_OPTED_OUT,
+            source=f"provider-error:{exc.code}",
+        )
+    logger.warning("message %s %s: %s", message.pk, status, exc)
+    events.announce(
+        events.MESSAGE_STATUS,
+        _schema(),
+        {
+            "id": message.pk,
+            "conversation_id": message.conversation_id,
+            "status": status,
+            "error_code": exc.code,
+            "error_text": exc.message,
+        },
+    )
+    return None
 
 
 def sending_sweep(*, older_than: timedelta | None = None) -> int:
@@ -381,9 +497,6 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
         "error_text": update.error_text,
     }
     events.announce(events.MESSAGE_STATUS, _schema(), payload)
-    from inbox.dispatcher import statuses_changed
-
-    statuses_changed([(found["id"], new, update.error_code)])
     return True
 
 

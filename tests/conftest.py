@@ -144,7 +144,6 @@ def cache_keys_delete() -> None:
     # django-tenants' cache keys are "<schema>:<prefix>:<version>:<key>"
     batch = [key for key in client.scan_iter(match=b"*:" + prefix + b":*", count=500) if key.split(b":")[1] == prefix]
     batch += list(client.scan_iter(match=b"throttle:*", count=500))  # login throttles (accounts), global by design
-    batch += list(client.scan_iter(match=b"rl:*:pair:*", count=500))  # the dispatcher's per-recipient pair rate
     if batch:
         client.delete(*batch)
 

@@ -14,8 +14,6 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from inbox.models import Channel
 
 
@@ -36,9 +34,8 @@ class ProviderError(Exception):
         self.kind = kind
         self.code = str(code)
         self.message = message
-        self.retry_after = retry_after  # what the provider said about this request (Retry-After), if anything
+        self.retry_after = retry_after
         self.opted_out = opted_out
-        self.backoff_base: float | None = None  # the backoff's base for this code, grown per attempt
 
 
 class PayloadError(ValueError):
@@ -227,13 +224,6 @@ class ChannelProvider:
 
     def send(self, message: OutboundMessage) -> SendResult:
         raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"{self.kind} cannot send")
-
-    async def send_async(self, http: aiohttp.ClientSession, message: OutboundMessage) -> SendResult:
-        """The dispatcher's send: many at once over one pooled aiohttp session. Kinds without an async
-        client of their own (a media upload, a QR-linked session) run `send` in a thread."""
-        import asyncio
-
-        return await asyncio.to_thread(self.send, message)
 
     def mark_read(self, provider_message_id: str) -> None:
         """Tell the provider the business read an inbound message (blue ticks); a no-op where unsupported."""

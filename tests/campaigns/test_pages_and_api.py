@@ -12,13 +12,13 @@ from rest_framework.test import APIClient
 from accounts.models import Role, User
 from accounts.services import api_token_create
 from campaigns.models import Cadence, Campaign, CampaignStatus, Enrollment, QuietHours
+from campaigns.services import campaign_run
 from crm.models import Tag
 from crm.services import contact_get_or_create
 from emulators.twilio import TwilioEmulator
 from tenants.models import Tenant
 from tests.conftest import tenant_client
-from tests.dispatching import send_queued
-from tests.support import make_member, wait_until
+from tests.support import make_member, run_until_none, wait_until
 
 
 def test_manager_creates_launches_and_follows_a_campaign(
@@ -53,7 +53,7 @@ def test_manager_creates_launches_and_follows_a_campaign(
     manager.post(f"/campaigns/{campaign.pk}/launch/")
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.RUNNING
-    send_queued(campaign.channel_id)  # the dispatcher's runner, in this transaction
+    run_until_none(lambda: campaign_run(campaign_id=campaign.pk), what="the campaign to finish")
     progress = manager.get(f"/campaigns/{campaign.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert 'data-status="completed"' in progress and "3 of 3 handled" in progress
     listing = manager.get("/campaigns/").content.decode()
