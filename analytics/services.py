@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django_tenants.utils import schema_context
 
 from core import events, realtime
 from core.redis import redis_client
@@ -82,7 +83,8 @@ def _message_status(schema_name: str, payload: dict[str, Any]) -> None:
 
 def _conversation_updated(schema_name: str, payload: dict[str, Any]) -> None:
     if payload.get("status") == "resolved":
-        resolution_record(conversation_id=int(payload["conversation_id"]))
+        with schema_context(schema_name):  # handlers run after the commit, in whatever schema is active
+            resolution_record(conversation_id=int(payload["conversation_id"]))
     # the assignee counts the conversation in the hour it was opened: that hour changes too
     hours_mark(schema_name, [_hour_token("conv", timezone.now())], conversation_ids=[int(payload["conversation_id"])])
 
@@ -98,7 +100,9 @@ def _now_changed(kind: str) -> events.Handler:
 def _call_ended(schema_name: str, payload: dict[str, Any]) -> None:
     from voice.models import Call
 
-    created = Call.objects.filter(pk=int(payload.get("call_id") or 0)).values_list("created_at", flat=True).first()
+    with schema_context(schema_name):  # handlers run after the commit, in whatever schema is active
+        calls = Call.objects.filter(pk=int(payload.get("call_id") or 0))
+        created = calls.values_list("created_at", flat=True).first()
     hours_mark(schema_name, [_hour_token("call", created or timezone.now())])
 
 
