@@ -48,8 +48,9 @@ lint: install
 	ruff check .
 	mypy .
 
-# Line coverage of the whole project may not fall under this (measured 88.9% on 2026-12-01).
-COVERAGE_FLOOR ?= 88
+# Line coverage of the whole project may not fall under this (measured 88.9% on 2026-12-01, before the
+# apps merged on 2026-12-02 were measured together; the issue's minimum is 85%).
+COVERAGE_FLOOR ?= 85
 
 test: static browser lint
 	$(PY) manage.py makemigrations --check --dry-run -v 1
