@@ -32,8 +32,10 @@ migrate: services
 demo: migrate
 	$(PY) manage.py demo_setup
 	$(PY) manage.py demo_channels
+	$(PY) manage.py demo_automations
 	$(PY) manage.py demo_pipeline
 	$(PY) manage.py demo_assistant
+	$(PY) manage.py demo_voice
 	$(PY) manage.py demo_analytics
 
 # Procfile.dev = the production Procfile plus the local provider emulators.
@@ -48,9 +50,9 @@ lint: install
 	ruff check .
 	mypy .
 
-# Line coverage of the whole project may not fall under this (measured 88.9% on 2026-12-01, before the
-# apps merged on 2026-12-02 were measured together; the issue's minimum is 85%).
-COVERAGE_FLOOR ?= 85
+# Line coverage of the whole project may not fall under this (measured 90.6% over all 18 apps on 2026-12-02, on a
+# fresh clone; one point of margin for timing-dependent paths; the issue's minimum is 85%).
+COVERAGE_FLOOR ?= 89
 
 test: static browser lint
 	$(PY) manage.py makemigrations --check --dry-run -v 1
@@ -58,6 +60,7 @@ test: static browser lint
 	$(PY) -m coverage run -m pytest
 	$(PY) -m coverage combine -q
 	$(PY) -m config.coverage_summary --fail-under $(COVERAGE_FLOOR)
+	$(PY) bench/dispatch.py --smoke
 
 # The real start from a fresh clone of HEAD: `make run` in the background, then health, processes alive,
 # a customer message into the inbox and an agent reply read (config/smoke.py). CI runs it after `make test`.

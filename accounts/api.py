@@ -42,12 +42,18 @@ class MemberSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
-    key = serializers.CharField(read_only=True, help_text="Shown only in the response that creates the token.")
-
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "key"]
-        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "key"]
+        fields = ["id", "name", "prefix", "created_at", "last_used_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at"]
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="Shown only in the response that creates the token.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]
+        read_only_fields = [*ApiTokenSerializer.Meta.read_only_fields, "key"]
 
 
 class MeView(APIView):
@@ -117,6 +123,7 @@ class ApiTokenViewSet(
     def get_queryset(self) -> QuerySet[ApiToken]:
         return api_tokens_of(user=self.request.user, tenant=self.request.tenant)  # type: ignore[arg-type, attr-defined]
 
+    @extend_schema(responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -9,7 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import Membership
-from core.realtime import MANAGERS_TOPIC, STAFF_TOPIC, audience_admits, group_name, user_topic
+from core.realtime import CLIENT_EVENTS, MANAGERS_TOPIC, STAFF_TOPIC, audience_admits, group_name, user_topic
 from core.roles import MANAGERS
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -46,14 +46,26 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "ping":
+        if not isinstance(content, dict):
+            return
+        if content.get("event") == "ping":
             await self.send_json({"event": "pong", "payload": {}})
+            return
+        handler = CLIENT_EVENTS.get(str(content.get("event", "")))
+        payload = content.get("payload")
+        if handler is not None and isinstance(payload, dict) and self.groups:
+            await database_sync_to_async(handler)(self.scope["tenant"].schema_name, self.user_id, self.role, payload)
 
     async def live_event(self, message: dict[str, Any]) -> None:
         # An event with an audience (a conversation an agent may not see) reaches only those it names.
         if not audience_admits(message.get("audience"), role=self.role, user_id=self.user_id):
             return
         await self.send_json({"event": message["event"], "payload": message["payload"]})
+
+    async def live_events(self, message: dict[str, Any]) -> None:
+        """Several live events in one layer message (core.realtime bundles a batch): each as live_event."""
+        for event in message.get("events", []):
+            await self.live_event(event)
 
     async def member_control(self, message: dict[str, Any]) -> None:
         """Sent to the member's own group when they are removed (close) or their role changes (refresh)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import openai
@@ -73,12 +74,14 @@ class ChatResult:
 
 
 def _client(row: AISettings) -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key=row.api_key or "none",
-        base_url=row.effective_base_url,
-        timeout=settings.AI_TIMEOUT_S,
-        max_retries=settings.AI_MAX_RETRIES,
-    )
+    return _pooled_client(row.api_key or "none", row.effective_base_url, settings.AI_TIMEOUT_S, settings.AI_MAX_RETRIES)
+
+
+@lru_cache(maxsize=64)
+def _pooled_client(api_key: str, base_url: str, timeout: float, max_retries: int) -> openai.OpenAI:
+    """One client (and its connection pool) per server and key, per process: building one costs a TLS
+    context and a new connection each time. A changed key or URL makes a new entry."""
+    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
 
 
 def _translate(exc: Exception) -> AIError:

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from ai.models import AISettings, Assistant, Tool
+from ai.models import AISettings, Assistant, HttpTool, LeadSettings, Tool
 from inbox.models import Channel
 
 LANGUAGES = [("pt-BR", "Português (Brasil)"), ("en-US", "English (US)"), ("es-ES", "Español")]
@@ -99,8 +99,10 @@ class AssistantForm(forms.ModelForm):  # type: ignore[type-arg]
             "handoff_min_score",
             "handoff_message",
             "allowed_tools",
+            "http_tools",
         ]
         widgets = {
+            "http_tools": forms.CheckboxSelectMultiple,
             "instructions": forms.Textarea(attrs={"rows": 5}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "fallback_message": forms.Textarea(attrs={"rows": 2}),
@@ -162,3 +164,32 @@ class AssistantForm(forms.ModelForm):  # type: ignore[type-arg]
 
 class PlaygroundForm(forms.Form):
     text = forms.CharField(label=_("Message"), max_length=2000, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
+class HttpToolForm(forms.ModelForm):  # type: ignore[type-arg]
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    arguments_schema = forms.JSONField(
+        label=_("JSON schema of the arguments"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text=_('What the model must send, e.g. {"type": "object", "properties": {"order": {"type": "string"}}}.'),
+    )
+
+    class Meta:
+        model = HttpTool
+        fields = ["name", "description", "url", "arguments_schema", "timeout_s", "is_active"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+
+class HttpToolTestForm(forms.Form):
+    arguments = forms.JSONField(
+        label=_("Arguments (JSON)"), initial=dict, required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+
+
+class LeadSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+    threshold = forms.FloatField(label=_("confidence threshold"), min_value=0.0, max_value=1.0)
+
+    class Meta:
+        model = LeadSettings
+        fields = ["enabled", "auto_move", "threshold", "allow_closed"]

@@ -133,7 +133,20 @@ def voice_note_transcribe(*, message: Message, row: Any, language: str = "") -> 
     )
     message.payload = {**(message.payload or {}), "transcript": text}
     message.save(update_fields=["payload"])
+    _transcript_shown(message)
     return text
+
+
+def _transcript_shown(message: Message) -> None:
+    """Staff with the conversation open see the transcript at once: their timeline re-renders the message
+    (a live push only, not a status event: webhooks and analytics have nothing new to hear)."""
+    from core.realtime import STAFF_TOPIC, push
+    from inbox.selectors import conversation_audience
+
+    schema = getattr(connection, "schema_name", "public")
+    payload = {"id": message.pk, "conversation_id": message.conversation_id, "status": message.status, "error": ""}
+    audience = conversation_audience(conversation_id=message.conversation_id)
+    transaction.on_commit(lambda: push(schema, STAFF_TOPIC, events.MESSAGE_STATUS, payload, audience=audience))
 
 
 def _history(conversation: Conversation, pending: list[Message]) -> list[dict[str, str]]:

@@ -102,6 +102,7 @@ class Tool(models.TextChoices):
     CONTACT_FIELD = "contact_field_update", _("Update a contact field")
     LEAD_CARD = "lead_card_move", _("Create or move the lead card")
     CALLBACK = "callback_schedule", _("Schedule a callback")
+    CADENCE = "cadence_enroll", _("Enroll in a cadence")
 
 
 def default_sections() -> list[dict[str, object]]:
@@ -161,6 +162,9 @@ class Assistant(models.Model):
         _("handoff message"), default="Vou te passar para alguém da nossa equipe. Só um instante!"
     )
     allowed_tools = ArrayField(models.CharField(max_length=32, choices=Tool.choices), default=list, blank=True)
+    http_tools = models.ManyToManyField(
+        "ai.HttpTool", blank=True, related_name="assistants", verbose_name=_("custom HTTP tools")
+    )
     knowledge_base_ids = ArrayField(models.PositiveBigIntegerField(), default=list, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -244,3 +248,162 @@ class BotReply(models.Model):
 
     def __str__(self) -> str:
         return f"bot reply {self.message_id}"
+
+
+# --- custom HTTP tools ---------------------------------------------------------------------------------
+
+
+class HttpTool(models.Model):
+    """A tool the tenant defines: the model's arguments (checked against `arguments_schema`) are POSTed to
+    `url` (through the outbound-URL guard), signed Standard Webhooks style with the tool's own secret; the
+    answer goes back to the model. The envelope names the conversation's own contact, never one the model
+    chose."""
+
+    name = models.SlugField(
+        _("name"), max_length=48, unique=True, help_text=_("Lowercase letters, digits, - and _; the model sees it.")
+    )
+    description = models.TextField(_("description"), help_text=_("Tells the model when to use this tool."))
+    url = models.URLField(_("URL"), max_length=500)
+    arguments_schema = models.JSONField(_("JSON schema of the arguments"), default=dict, blank=True)
+    secret = EncryptedTextField(_("signing secret"), blank=True, default="")
+    timeout_s = models.DecimalField(_("timeout (seconds)"), max_digits=4, decimal_places=1, default=Decimal("5.0"))
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("custom HTTP tool")
+        verbose_name_plural = _("custom HTTP tools")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<HttpTool {self.pk} {self.name}>"  # never the secret
+
+    @property
+    def function_name(self) -> str:
+        """The name offered to the model: prefixed, so it never clashes with a built-in tool."""
+        return f"http_{self.name.replace('-', '_')}"
+
+
+# --- AI lead progression ---------------------------------------------------------------------------------
+
+
+class LeadSettings(models.Model):
+    """How the AI moves leads on a board: on or off, whether it moves cards itself above a confidence, and
+    whether it may set won or lost stages. A row without a board is the workspace default."""
+
+    board = models.ForeignKey(
+        "kanban.Board", null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("board")
+    )
+    enabled = models.BooleanField(_("classify conversations"), default=False)
+    auto_move = models.BooleanField(_("move cards automatically"), default=False)
+    threshold = models.FloatField(
+        _("confidence threshold"), default=0.8, help_text=_("From 0 to 1: above it the card moves by itself.")
+    )
+    allow_closed = models.BooleanField(_("the AI may set won or lost stages"), default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("lead progression settings")
+        verbose_name_plural = _("lead progression settings")
+        constraints = [  # one row per board, and one default (board NULL): NULLs are not distinct here
+            models.UniqueConstraint(fields=["board"], name="ai_lead_settings_one_per_board", nulls_distinct=False)
+        ]
+
+    def __str__(self) -> str:
+        return f"lead settings {self.board_id or 'default'}"
+
+
+class ConversationLead(models.Model):
+    """A conversation waiting to be classified: inbound messages push `due_at` forward (the debounce); a
+    beat sweep classifies the rows that are due. `classified_through_id` is the last inbound message seen."""
+
+    conversation = models.OneToOneField("inbox.Conversation", on_delete=models.CASCADE, related_name="+")
+    due_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    classified_through_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], name="ai_lead_due", condition=Q(due_at__isnull=False))]
+
+    def __str__(self) -> str:
+        return f"lead @ {self.conversation_id}"
+
+
+class SuggestionStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for a person")
+    APPLIED = "applied", _("Moved by the AI")
+    ACCEPTED = "accepted", _("Accepted")
+    DISMISSED = "dismissed", _("Dismissed")
+    UNCHANGED = "unchanged", _("Already in that stage")
+    SUPERSEDED = "superseded", _("Replaced by a newer one")
+
+
+class LeadSuggestion(models.Model):
+    """One classification of a conversation (intent, interest, suggested stage, confidence, reason, lead
+    score) and what became of it."""
+
+    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="+")
+    card = models.ForeignKey("kanban.Card", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    board = models.ForeignKey("kanban.Board", on_delete=models.CASCADE, related_name="+")
+    from_stage = models.ForeignKey("kanban.Stage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stage = models.ForeignKey("kanban.Stage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    intent = models.CharField(_("intent"), max_length=120, blank=True)
+    interest = models.CharField(_("interest"), max_length=10, blank=True)
+    confidence = models.FloatField(_("confidence"), default=0.0)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    score = models.PositiveSmallIntegerField(_("lead score"), default=0)
+    status = models.CharField(max_length=10, choices=SuggestionStatus.choices, default=SuggestionStatus.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    message_through_id = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["card", "-created_at"], name="ai_suggestion_card")]
+
+    def __str__(self) -> str:
+        return f"suggestion {self.pk}: {self.stage_id} ({self.status})"
+
+
+class FaqStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for review")
+    APPROVED = "approved", _("Approved")
+    DISMISSED = "dismissed", _("Dismissed")
+
+
+class FaqSuggestion(models.Model):
+    """A question and answer the model drew from a resolved conversation, for a manager to edit and approve
+    into a knowledge base (a Q&A pair there) or dismiss. One per conversation and resolution (the last
+    message it had then), so a task that runs twice suggests nothing twice."""
+
+    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="+")
+    through_message_id = models.BigIntegerField()
+    question = models.TextField(_("question"))
+    answer = models.TextField(_("answer"))
+    status = models.CharField(max_length=10, choices=FaqStatus.choices, default=FaqStatus.PENDING)
+    qa_pair = models.ForeignKey("knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("suggested FAQ pair")
+        verbose_name_plural = _("suggested FAQ pairs")
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "through_message_id"], name="ai_faq_one_per_resolution")
+        ]
+        indexes = [models.Index(fields=["status", "-created_at"], name="ai_faq_status")]
+
+    def __str__(self) -> str:
+        return self.question[:80]

@@ -68,6 +68,7 @@ def assistant_save(
     assistant: Assistant | None = None,
     channels: list[Channel] | None = None,
     stages: list[Any] | None = None,
+    http_tools: list[Any] | None = None,
     **fields: Any,
 ) -> Assistant:
     """Create or update an assistant; `channels` (when given) become the channels it answers on (a channel
@@ -79,6 +80,8 @@ def assistant_save(
     assistant.full_clean()
     with transaction.atomic():
         assistant.save()
+        if http_tools is not None:
+            assistant.http_tools.set(http_tools)
         if channels is not None:
             taken = AssistantBinding.objects.filter(channel__in=channels, stage__isnull=True).exclude(
                 assistant=assistant
@@ -187,7 +190,7 @@ def bot_handoff(*, conversation: Conversation, reason: str, tell_customer: bool 
     """Hand the conversation to a person: the bot stops for good (until someone gives it back), the
     conversation is assigned round-robin when nobody has it, the reason is noted and the customer told.
     False when a person already had it."""
-    from inbox.services import conversation_assign_round_robin, note_add
+    from inbox.services import conversation_assign_round_robin, conversation_event_record, note_add
 
     with transaction.atomic():
         state = bot_state_locked(conversation.pk)
@@ -206,6 +209,7 @@ def bot_handoff(*, conversation: Conversation, reason: str, tell_customer: bool 
             body=_("🤖 Handed over to a person: %(reason)s") % {"reason": reason},
             author=None,
         )
+        conversation_event_record(conversation=conversation, kind="handed_off", detail={"reason": reason[:300]})
         assistant = assistant_for(conversation)
         if tell_customer and assistant is not None and assistant.handoff_message.strip():
             answer = Answer(text=assistant.handoff_message, mode=ReplyMode.HANDOFF, handoff_reason=reason)

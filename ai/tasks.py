@@ -20,3 +20,33 @@ def bot_reply(conversation_id: int, attempt: int = 0) -> None:
             countdown=delay,
             headers={"_schema_name": getattr(connection, "schema_name", "public")},
         )
+
+
+@app.task(name="ai.faq_suggest", bind=True, acks_late=True, max_retries=3)
+def faq_suggest(self, conversation_id: int) -> None:  # type: ignore[no-untyped-def]
+    """A suggested FAQ pair from a conversation just resolved (once per resolution)."""
+    from ai.client import AIError
+    from ai.faq import faq_suggest as suggest
+
+    try:
+        suggest(conversation_id=conversation_id)
+    except AIError as exc:
+        if not exc.retryable:
+            return
+        raise self.retry(exc=exc, countdown=30 * (self.request.retries + 1)) from exc
+
+
+@app.task(name="ai.leads_due_sweep")
+def leads_due_sweep() -> int:
+    """Beat: start a classification run in every tenant with a settled conversation."""
+    from ai.leads import due_sweep
+
+    return due_sweep()
+
+
+@app.task(name="ai.leads_classify_due", acks_late=True)
+def leads_classify_due() -> int:
+    """Classify this tenant's settled conversations (AI lead progression)."""
+    from ai.leads import classify_due
+
+    return classify_due()

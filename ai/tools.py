@@ -11,11 +11,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ai.client import ToolCall, ToolSpec
 from ai.models import Assistant, Tool
-from crm.models import CustomField, Tag
-from crm.services import contact_update
+from crm.models import Contact, CustomField, Tag
+from crm.services import contact_update, contacts_tag, contacts_untag
 from inbox.models import Conversation
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ def _stage_names() -> list[str]:
     return list(Stage.objects.filter(kind=StageKind.OPEN).order_by("board_id", "rank").values_list("name", flat=True))
 
 
-def tool_specs(assistant: Assistant) -> list[ToolSpec]:
-    """The function definitions offered to the model: the allowed tools only."""
+def tool_specs(assistant: Assistant, http_tools: list[Any] | None = None) -> list[ToolSpec]:
+    """The function definitions offered to the model: the allowed tools only (nothing is read for a tool
+    that is not allowed: this runs before every answer)."""
     allowed = set(assistant.allowed_tools)
     specs: list[ToolSpec] = []
     if Tool.HANDOFF in allowed:
@@ -44,7 +46,11 @@ def tool_specs(assistant: Assistant) -> list[ToolSpec]:
                 _obj({"reason": {"type": "string"}}),
             )
         )
-    tags = list(Tag.objects.order_by("name").values_list("name", flat=True)[:100])
+    tags = (
+        list(Tag.objects.order_by("name").values_list("name", flat=True)[:100])
+        if allowed & {Tool.TAG_ADD, Tool.TAG_REMOVE}
+        else []
+    )
     if Tool.TAG_ADD in allowed and tags:
         specs.append(
             ToolSpec(Tool.TAG_ADD, "Add a tag to this customer.", _obj({"tag": {"type": "string", "enum": tags}}))
@@ -55,8 +61,8 @@ def tool_specs(assistant: Assistant) -> list[ToolSpec]:
                 Tool.TAG_REMOVE, "Remove a tag from this customer.", _obj({"tag": {"type": "string", "enum": tags}})
             )
         )
-    fields = list(CustomField.objects.order_by("key").values_list("key", flat=True)[:100])
     if Tool.CONTACT_FIELD in allowed:
+        fields = list(CustomField.objects.order_by("key").values_list("key", flat=True)[:100])
         names = ["name", "email", *fields]
         specs.append(
             ToolSpec(
@@ -65,13 +71,23 @@ def tool_specs(assistant: Assistant) -> list[ToolSpec]:
                 _obj({"field": {"type": "string", "enum": names}, "value": {"type": "string"}}),
             )
         )
-    stages = _stage_names()
+    stages = _stage_names() if Tool.LEAD_CARD in allowed else []
     if Tool.LEAD_CARD in allowed and stages:
         specs.append(
             ToolSpec(
                 Tool.LEAD_CARD,
                 "Create this customer's lead card or move it to a stage of the pipeline. Say why.",
                 _obj({"stage": {"type": "string", "enum": stages}, "reason": {"type": "string"}}),
+            )
+        )
+    cadences = _cadence_names() if Tool.CADENCE in allowed else []
+    if Tool.CADENCE in allowed and cadences:
+        specs.append(
+            ToolSpec(
+                Tool.CADENCE,
+                "Enroll this customer in a follow-up cadence (a sequence of messages) when they asked to be "
+                "followed up or it fits what they want.",
+                _obj({"cadence": {"type": "string", "enum": cadences}}),
             )
         )
     if Tool.CALLBACK in allowed:
@@ -82,7 +98,22 @@ def tool_specs(assistant: Assistant) -> list[ToolSpec]:
                 _obj({"date": {"type": "string"}, "note": {"type": "string"}}),
             )
         )
+    if assistant.pk is not None:
+        from ai.http_tools import http_tool_spec
+
+        found = _http_tools(assistant) if http_tools is None else http_tools
+        specs.extend(http_tool_spec(t) for t in found)
     return specs
+
+
+def _cadence_names() -> list[str]:
+    from campaigns.models import Cadence
+
+    return list(Cadence.objects.filter(is_active=True).order_by("name").values_list("name", flat=True)[:100])
+
+
+def _http_tools(assistant: Assistant) -> list[Any]:
+    return list(assistant.http_tools.filter(is_active=True).order_by("name"))
 
 
 class Toolbox:
@@ -92,8 +123,10 @@ class Toolbox:
     def __init__(self, *, assistant: Assistant, conversation: Conversation | None) -> None:
         self.assistant = assistant
         self.conversation = conversation
-        self.specs = tool_specs(assistant)
+        http_tools = _http_tools(assistant) if assistant.pk is not None else []
+        self.specs = tool_specs(assistant, http_tools)
         self.offered = {s.name for s in self.specs}
+        self.http = {t.function_name: t for t in http_tools}
         self.handoff_reason = ""
         self.calls: list[dict[str, Any]] = []
 
@@ -105,6 +138,8 @@ class Toolbox:
             logger.warning(
                 "assistant %s: refused a call to a tool it was not offered: %s", self.assistant.pk, call.name
             )
+        elif call.name in self.http:
+            result = self._http(call.name, args)
         elif self.conversation is None:
             result = {"ok": True, "dry_run": True}
             if call.name == Tool.HANDOFF:
@@ -120,6 +155,19 @@ class Toolbox:
         self.calls.append(record)
         return result
 
+    def _http(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A custom HTTP tool: outside any transaction (a network call), about the conversation's own contact.
+        In the playground the arguments are checked and nothing is sent."""
+        from ai.http_tools import arguments_problem, http_tool_call, subject_of
+
+        tool = self.http[name]
+        if self.conversation is None:
+            problem = arguments_problem(tool, args)
+            if problem:
+                return {"ok": False, "error": f"the arguments do not match the tool's schema: {problem}"}
+            return {"ok": True, "dry_run": True}
+        return http_tool_call(tool=tool, arguments=args, subject=subject_of(self.conversation, self.assistant.name))
+
     def _apply(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         assert self.conversation is not None
         contact = self.conversation.contact  # the conversation's own contact, whatever the arguments say
@@ -128,7 +176,10 @@ class Toolbox:
             return {"ok": True}
         if name in (Tool.TAG_ADD, Tool.TAG_REMOVE):
             tag = Tag.objects.get(name__iexact=str(args.get("tag") or ""))
-            (contact.tags.add if name == Tool.TAG_ADD else contact.tags.remove)(tag)
+            # through crm's services: a tag newly on the contact is announced (automation rules start from it)
+            (contacts_tag if name == Tool.TAG_ADD else contacts_untag)(
+                contacts=Contact.objects.filter(pk=contact.pk), tag=tag
+            )
             return {"ok": True, "tag": tag.name}
         if name == Tool.CONTACT_FIELD:
             field, value = str(args.get("field") or ""), str(args.get("value") or "")[:500]
@@ -139,6 +190,8 @@ class Toolbox:
             return {"ok": True, "field": field}
         if name == Tool.LEAD_CARD:
             return self._lead_card(contact, str(args.get("stage") or ""), str(args.get("reason") or "")[:250])
+        if name == Tool.CADENCE:
+            return self._cadence(contact, str(args.get("cadence") or ""))
         if name == Tool.CALLBACK:
             return self._callback(contact, str(args.get("date") or ""), str(args.get("note") or "")[:300])
         raise ValueError("unknown tool")
@@ -161,12 +214,58 @@ class Toolbox:
                 actor_kind=ActorKind.AI,
                 source="assistant",
             )
+            self._note(
+                _("🤖 %(assistant)s created the lead card in %(stage)s: %(reason)s")
+                if reason
+                else _("🤖 %(assistant)s created the lead card in %(stage)s"),
+                stage=stage.name,
+                reason=reason,
+            )
             return {"ok": True, "card": card.pk, "stage": stage.name, "created": True}
+        moved = card.stage_id != stage.pk
         card_move(card_id=card.pk, to_stage_id=stage.pk, actor_kind=ActorKind.AI, reason=why)
+        if moved:
+            self._note(
+                _("🤖 %(assistant)s moved the lead card to %(stage)s: %(reason)s")
+                if reason
+                else _("🤖 %(assistant)s moved the lead card to %(stage)s"),
+                stage=stage.name,
+                reason=reason,
+            )
         return {"ok": True, "card": card.pk, "stage": stage.name}
 
-    def _callback(self, contact: Any, when: str, note: str) -> dict[str, Any]:
+    def _note(self, text: str, **values: str) -> None:
+        """What the assistant did, as a private note in the conversation (staff see it; the customer not)."""
         from inbox.services import note_add
+
+        assert self.conversation is not None
+        note_add(conversation=self.conversation, body=text % {"assistant": self.assistant.name, **values}, author=None)
+
+    def _cadence(self, contact: Any, name: str) -> dict[str, Any]:
+        """Through the campaigns service, for this contact only (already in it: left where they are)."""
+        from campaigns.models import Cadence
+        from campaigns.services import cadence_enroll
+        from crm.models import Contact
+        from inbox.services import note_add
+
+        cadence = Cadence.objects.filter(name__iexact=name, is_active=True).order_by("pk").first()
+        if cadence is None:
+            raise ValueError("no active cadence has that name")
+        started = cadence_enroll(cadence=cadence, contacts=Contact.objects.filter(pk=contact.pk))
+        assert self.conversation is not None
+        note_add(
+            conversation=self.conversation,
+            body=(
+                _("🤖 %(assistant)s enrolled the contact in the cadence %(cadence)s")
+                if started
+                else _("🤖 %(assistant)s: the contact is already in the cadence %(cadence)s")
+            )
+            % {"assistant": self.assistant.name, "cadence": cadence.name},
+            author=None,
+        )
+        return {"ok": True, "cadence": cadence.name, "enrolled": bool(started)}
+
+    def _callback(self, contact: Any, when: str, note: str) -> dict[str, Any]:
         from kanban.models import Card
         from kanban.services import card_update
 
@@ -176,11 +275,12 @@ class Toolbox:
             raise ValueError("the date must be YYYY-MM-DD") from exc
         if day < timezone.localdate():
             raise ValueError("that date has passed")
-        assert self.conversation is not None
-        note_add(
-            conversation=self.conversation,
-            body=f"📞 {self.assistant.name}: callback {day.isoformat()}" + (f" — {note}" if note else ""),
-            author=None,
+        self._note(
+            _("📞 %(assistant)s: call back on %(day)s — %(note)s")
+            if note
+            else _("📞 %(assistant)s: call back on %(day)s"),
+            day=day.isoformat(),
+            note=note,
         )
         card = Card.objects.filter(contact=contact).order_by("-updated_at").first()
         if card is not None:

@@ -27,6 +27,8 @@ PARAMETERS = [
     OpenApiParameter("board", int),
 ]
 
+LIST = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
+
 REPORTS: dict[str, Callable[[selectors.Filters], Any]] = {
     "summary": selectors.dashboard_summary,
     "series": selectors.dashboard_series,
@@ -65,7 +67,7 @@ class AnalyticsViewSet(viewsets.ViewSet):
     def series(self, request: Request) -> Response:
         return self._report(request, "series")
 
-    @extend_schema(parameters=PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PARAMETERS, responses={200: LIST})
     @action(detail=False)
     def agents(self, request: Request) -> Response:
         return self._report(request, "agents")
@@ -75,12 +77,12 @@ class AnalyticsViewSet(viewsets.ViewSet):
     def funnel(self, request: Request) -> Response:
         return self._report(request, "funnel")
 
-    @extend_schema(parameters=PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PARAMETERS, responses={200: LIST})
     @action(detail=False)
     def campaigns(self, request: Request) -> Response:
         return self._report(request, "campaigns")
 
-    @extend_schema(parameters=PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PARAMETERS, responses={200: LIST})
     @action(detail=False)
     def calls(self, request: Request) -> Response:
         return self._report(request, "calls")

@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from fractional_indexing import generate_key_between
 
 from analytics.models import Resolution
-from analytics.rollups import rollups_backfill
+from analytics.rollups import contained_sql, rollups_backfill
 
 FIRST_NAMES = [
     "Ana",
@@ -124,6 +124,8 @@ def demo_history_fill(*, agents: list[Any]) -> bool:
                 )
             )
         Conversation.objects.bulk_create(conversations)
+        # About a quarter of the conversations are the assistant's alone (its replies carry no author).
+        by_bot = {c.pk for c in conversations if rng.random() < 0.25}
         for conversation in conversations:
             at = conversation.created_at
             for turn in range(rng.randint(1, 4)):
@@ -134,6 +136,8 @@ def demo_history_fill(*, agents: list[Any]) -> bool:
                 if at > now:
                     break
                 author = conversation.assignee if rng.random() < 0.9 else rng.choice(agents or [None])
+                if conversation.pk in by_bot:
+                    author = None
                 messages.append(_message(conversation, "out", rng.choice(ANSWERS), at, author, rng, now))
                 at += timedelta(hours=rng.randint(1, 30)) if turn else timedelta(minutes=rng.randint(2, 90))
             conversation.last_message_at = min(at, now)
@@ -166,7 +170,20 @@ def demo_history_fill(*, agents: list[Any]) -> bool:
             message.is_marketing = True
             messages.append(message)
         Message.objects.bulk_create(messages, batch_size=1000)
+        from ai.models import BotReply, ReplyMode
+
+        BotReply.objects.bulk_create(
+            BotReply(message=m, mode=ReplyMode.RETRIEVAL, sources=[])
+            for m in messages
+            if m.direction == "out" and m.conversation_id in by_bot and not m.idempotency_key.startswith("campaign:")
+        )
         Resolution.objects.bulk_create(resolved)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE analytics_resolution r SET contained = {contained_sql('r.conversation_id')}"  # noqa: S608
+                " WHERE r.conversation_id = ANY(%s)",
+                [[r.conversation_id for r in resolved]],
+            )
         for contact in contacts[:6]:
             ContactConsent.objects.update_or_create(
                 contact=contact,

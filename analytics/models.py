@@ -45,6 +45,7 @@ class ConversationHour(models.Model):
     agent_id = models.IntegerField(null=True)
     opened = models.PositiveIntegerField(default=0)
     resolved = models.PositiveIntegerField(default=0)
+    contained = models.PositiveIntegerField(default=0)  # of the resolved: by the assistant, no person involved
 
     class Meta:
         indexes = [models.Index(fields=["hour"], name="analytics_convhour_hour")]
@@ -60,6 +61,8 @@ class Resolution(models.Model):
     channel_id = models.IntegerField()
     agent_id = models.IntegerField(null=True)
     resolved_at = models.DateTimeField()
+    # The assistant answered and no person did: no reply written by a member, never handed off.
+    contained = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["resolved_at"], name="analytics_resolution_at")]
@@ -120,6 +123,8 @@ class CallHour(models.Model):
     duration_ms = models.BigIntegerField(default=0)
     positive = models.PositiveIntegerField(default=0)
     negative = models.PositiveIntegerField(default=0)
+    successful = models.PositiveIntegerField(default=0)  # Retell's analysis said the call reached its goal
+    cost_cents = models.DecimalField(max_digits=14, decimal_places=3, default=0)  # Retell's combined cost (USD)
 
     class Meta:
         indexes = [models.Index(fields=["hour"], name="analytics_callhour_hour")]

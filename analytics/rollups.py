@@ -43,12 +43,12 @@ GROUP BY 2, 3, 4, 5
 """
 
 _CONVERSATIONS = """
-INSERT INTO analytics_conversationhour (hour, channel_id, agent_id, opened, resolved)
-SELECT %(start)s, channel_id, agent_id, sum(opened), sum(resolved) FROM (
-    SELECT channel_id, assignee_id AS agent_id, 1 AS opened, 0 AS resolved FROM inbox_conversation
+INSERT INTO analytics_conversationhour (hour, channel_id, agent_id, opened, resolved, contained)
+SELECT %(start)s, channel_id, agent_id, sum(opened), sum(resolved), sum(contained) FROM (
+    SELECT channel_id, assignee_id AS agent_id, 1 AS opened, 0 AS resolved, 0 AS contained FROM inbox_conversation
     WHERE created_at >= %(start)s AND created_at < %(end)s
     UNION ALL
-    SELECT channel_id, agent_id, 0, 1 FROM analytics_resolution
+    SELECT channel_id, agent_id, 0, 1, contained::int FROM analytics_resolution
     WHERE resolved_at >= %(start)s AND resolved_at < %(end)s
 ) AS x
 GROUP BY 2, 3
@@ -91,12 +91,15 @@ FROM ranked WHERE created_at >= %(start)s AND created_at < %(end)s
 
 _CALLS = """
 INSERT INTO analytics_callhour
-    (hour, agent_id, direction, status, outcome, calls, answered, duration_ms, positive, negative)
+    (hour, agent_id, direction, status, outcome, calls, answered, duration_ms, positive, negative, successful,
+     cost_cents)
 SELECT %(start)s, agent_id, direction, status, disconnection_reason, count(*),
        count(*) FILTER (WHERE status = 'ended' AND coalesce(duration_ms, 0) > 0),
        coalesce(sum(duration_ms) FILTER (WHERE status = 'ended'), 0),
        count(*) FILTER (WHERE lower(sentiment) = 'positive'),
-       count(*) FILTER (WHERE lower(sentiment) = 'negative')
+       count(*) FILTER (WHERE lower(sentiment) = 'negative'),
+       count(*) FILTER (WHERE successful),
+       coalesce(sum(cost_cents), 0)
 FROM voice_call WHERE created_at >= %(start)s AND created_at < %(end)s
 GROUP BY 2, 3, 4, 5
 """
@@ -221,6 +224,18 @@ def kind_hours(kind: str, *, since: datetime | None = None) -> list[datetime]:
     return hours
 
 
+def contained_sql(conversation_id: str) -> str:
+    """SQL true when the conversation (an id expression) was resolved by the assistant alone: a bot reply
+    in it, no outbound message written by a member, and never handed off to a person. `conversation_id`
+    is our own column name or placeholder, never input."""
+    return f"""(EXISTS (SELECT 1 FROM ai_botreply b JOIN inbox_message bm ON bm.id = b.message_id
+                    WHERE bm.conversation_id = {conversation_id})
+        AND NOT EXISTS (SELECT 1 FROM inbox_message pm WHERE pm.conversation_id = {conversation_id}
+                        AND pm.direction = 'out' AND pm.author_id IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM ai_conversationbot cb WHERE cb.conversation_id = {conversation_id}
+                        AND cb.handed_off_at IS NOT NULL))"""  # noqa: S608
+
+
 def rollups_backfill(*, since: datetime | None = None) -> dict[str, int]:
     """Rebuild every rollup of the tenant from its raw rows: empty the tables (from `since` on), then
     rebuild hour by hour. Run by the `analytics_backfill` command."""
@@ -228,10 +243,10 @@ def rollups_backfill(*, since: datetime | None = None) -> dict[str, int]:
     # Conversations resolved before this app existed have no Resolution: their last activity stands in.
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO analytics_resolution (conversation_id, channel_id, agent_id, resolved_at)"
-            " SELECT c.id, c.channel_id, c.assignee_id, c.last_message_at FROM inbox_conversation c"
-            " WHERE c.status = 'resolved'"
-            " AND NOT EXISTS (SELECT 1 FROM analytics_resolution r WHERE r.conversation_id = c.id)"
+            f"""INSERT INTO analytics_resolution (conversation_id, channel_id, agent_id, resolved_at, contained)
+                SELECT c.id, c.channel_id, c.assignee_id, c.last_message_at, {contained_sql("c.id")}
+                FROM inbox_conversation c WHERE c.status = 'resolved'
+                AND NOT EXISTS (SELECT 1 FROM analytics_resolution r WHERE r.conversation_id = c.id)"""  # noqa: S608
         )
     for kind in KINDS:
         table, column, _insert = _TABLE_OF[kind]

@@ -201,9 +201,16 @@ def _period_numbers(f: Filters) -> dict[str, float | None]:
         failed=Sum("failed"),
     )
     m = {k: v or 0 for k, v in m.items()}
-    c = _conversations(f).aggregate(opened=Sum("opened"), resolved=Sum("resolved"))
+    c = _conversations(f).aggregate(opened=Sum("opened"), resolved=Sum("resolved"), contained=Sum("contained"))
     responses = _response_stats(f).get(None, ResponseStats()).numbers()
-    calls = _calls(f).aggregate(calls=Sum("calls"), answered=Sum("answered"), duration=Sum("duration_ms"))
+    calls = _calls(f).aggregate(
+        calls=Sum("calls"),
+        answered=Sum("answered"),
+        duration=Sum("duration_ms"),
+        positive=Sum("positive"),
+        successful=Sum("successful"),
+        cost=Sum("cost_cents"),
+    )
     leads = _leads(f).aggregate(won=Sum("won"), value=Sum("won_value"))
     opt_outs = _in_period(OptOutHour.objects.all(), f).aggregate(n=Sum("opted_out"))["n"] or 0
     answered = calls["answered"] or 0
@@ -218,6 +225,8 @@ def _period_numbers(f: Filters) -> dict[str, float | None]:
         "failed_rate": _ratio(m["failed"], m["outbound"]),
         "conversations_opened": c["opened"] or 0,
         "conversations_resolved": c["resolved"] or 0,
+        "conversations_contained": c["contained"] or 0,
+        "containment_rate": _ratio(c["contained"] or 0, c["resolved"] or 0),
         "responses": responses["responses"],
         "first_response_avg_s": responses["first_response_avg_s"],
         "response_avg_s": responses["response_avg_s"],
@@ -230,6 +239,9 @@ def _period_numbers(f: Filters) -> dict[str, float | None]:
         "calls_answered": answered,
         "call_answer_rate": _ratio(answered, calls["calls"] or 0),
         "call_avg_duration_s": round((calls["duration"] or 0) / answered / 1000, 1) if answered else None,
+        "call_positive_rate": _ratio(calls["positive"] or 0, answered),
+        "call_success_rate": _ratio(calls["successful"] or 0, answered),
+        "call_cost_usd": round(float(calls["cost"] or 0) / 100, 2),
     }
 
 
@@ -433,6 +445,8 @@ def dashboard_calls(f: Filters) -> list[dict[str, Any]]:
             duration=Sum("duration_ms"),
             positive=Sum("positive"),
             negative=Sum("negative"),
+            successful=Sum("successful"),
+            cost=Sum("cost_cents"),
         )
         .order_by("-calls", "status", "outcome")
     )
@@ -449,6 +463,8 @@ def dashboard_calls(f: Filters) -> list[dict[str, Any]]:
             "avg_duration_s": round(row["duration"] / row["answered"] / 1000, 1) if row["answered"] else None,
             "positive": row["positive"],
             "negative": row["negative"],
+            "successful": row["successful"],
+            "cost_usd": round(float(row["cost"] or 0) / 100, 2),
         }
         for row in rows
     ]

@@ -20,7 +20,7 @@ from core import events, realtime
 from core.redis import redis_client
 
 from .models import Resolution
-from .rollups import KINDS, hour_floor, hours_rebuild
+from .rollups import KINDS, contained_sql, hour_floor, hours_rebuild
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +75,10 @@ def _message_created(schema_name: str, payload: dict[str, Any]) -> None:
     hours_mark(schema_name, tokens)
 
 
-def _message_status(schema_name: str, payload: dict[str, Any]) -> None:
-    message_id = payload.get("id")
-    if isinstance(message_id, int):
-        hours_mark(schema_name, [], [message_id])
+def _message_statuses(schema_name: str, payloads: list[dict[str, Any]]) -> None:
+    ids = [p["id"] for p in payloads if isinstance(p.get("id"), int)]
+    if ids:
+        hours_mark(schema_name, [], ids)  # one round trip for the batch
 
 
 def _conversation_updated(schema_name: str, payload: dict[str, Any]) -> None:
@@ -108,9 +108,10 @@ def _call_ended(schema_name: str, payload: dict[str, Any]) -> None:
 
 def subscribe() -> None:
     events.subscribe(events.MESSAGE_CREATED, _message_created)
-    events.subscribe(events.MESSAGE_STATUS, _message_status)
+    events.subscribe_many(events.MESSAGE_STATUS, _message_statuses)
     events.subscribe(events.CONVERSATION_UPDATED, _conversation_updated)
     events.subscribe(events.CALL_ENDED, _call_ended)
+    events.subscribe(events.CALL_ANALYZED, _call_ended)  # sentiment, success and cost come with the analysis
     for name in (events.LEAD_STAGE_ENTERED, events.BOARD_CHANGED):
         events.subscribe(name, _now_changed("lead"))
     for name in (events.CONTACT_OPTED_OUT, events.CONTACT_OPTED_IN):
@@ -124,11 +125,15 @@ def resolution_record(*, conversation_id: int, at: datetime | None = None) -> Re
     found = Conversation.objects.filter(pk=conversation_id).values("channel_id", "assignee_id", "status").first()
     if found is None or found["status"] != "resolved":
         return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {contained_sql('%(id)s')}", {"id": conversation_id})
+        contained = bool(cursor.fetchone()[0])
     return Resolution.objects.create(
         conversation_id=conversation_id,
         channel_id=found["channel_id"],
         agent_id=found["assignee_id"],
         resolved_at=at or timezone.now(),
+        contained=contained,
     )
 
 

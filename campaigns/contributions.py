@@ -9,10 +9,17 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
+from campaigns.cadences import cadence_enroll
 from campaigns.models import Cadence, EnrollmentStatus
 from campaigns.selectors import cadences_active, enrollments_of_contact, recipients_of_contact
-from campaigns.services import cadence_enroll
-from core.contributions import CONTACT_BULK, CONTACT_PANEL, CONTACT_TIMELINE, BulkAction, contribute
+from core.contributions import (
+    CONTACT_BULK,
+    CONTACT_PANEL,
+    CONTACT_TIMELINE,
+    QUIET_HOURS_OPENING,
+    BulkAction,
+    contribute,
+)
 from core.roles import Action
 
 
@@ -59,7 +66,9 @@ def timeline(*, contact: Any, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def cadence_panel(*, contact: Any, request: Any = None, **kwargs: Any) -> list[str]:
-    enrollments = list(enrollments_of_contact(contact.pk).filter(status=EnrollmentStatus.ACTIVE))
+    enrollments = list(
+        enrollments_of_contact(contact.pk).filter(status__in=[EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED])
+    )
     cadences = list(cadences_active())
     if not enrollments and not cadences:
         return []
@@ -88,7 +97,15 @@ def _bulk_controls(**kwargs: Any) -> list[BulkAction]:
     ]
 
 
+def quiet_opening(**kwargs: Any) -> list[Any]:
+    """For other apps' automated outreach (AI calls): when quiet hours let it go again."""
+    from campaigns.services import quiet_opening_now
+
+    return [quiet_opening_now()]
+
+
 def connect() -> None:
+    contribute(QUIET_HOURS_OPENING, quiet_opening)
     contribute(CONTACT_TIMELINE, timeline)
     contribute(CONTACT_PANEL, cadence_panel)
     contribute(CONTACT_BULK, _bulk_controls)

@@ -1,43 +1,44 @@
-"""Writes on campaigns and cadences. Every send goes through ``inbox.services.message_send`` with an
+"""Writes on campaigns (cadences: campaigns.cadences). Every send goes through the inbox sending path with an
 idempotency key made of the campaign (or enrollment) and the contact (or step), so a batch or a tick that
 runs twice never sends anything twice."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import re
-import time
 import zoneinfo
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from campaigns import live, rails
+from campaigns.audience import audience_contacts, audience_ready
 from campaigns.models import (
-    Cadence,
-    CadenceStep,
+    RECIPIENT_RANK,
     Campaign,
     CampaignRecipient,
     CampaignStatus,
+    CapOverflow,
     ContentKind,
-    Enrollment,
-    EnrollmentStatus,
+    MediaKind,
     OutreachContent,
     QuietHours,
     RecipientStatus,
 )
-from core import events, realtime
-from core.tasks import send_on_commit
-from crm.models import Contact
-from crm.selectors import contacts_filter
+from campaigns.spintax import SpintaxError, spin_for_contact, spintax_check
+from core import events
+from core.urlguard import UrlRefused, address_allowed, url_check
+from crm.models import ConsentStatus, Contact, ContactConsent
 from crm.services import MEDIUM_OF_KIND
-from inbox.models import Channel, Conversation, Message, MessageType
+from inbox.models import Channel, Conversation, Direction, Message, MessageStatus, MessageType
 from inbox.providers import provider_class
-from inbox.services import conversation_open, message_send, messages_dispatch_now
+from inbox.services import address_check, conversation_open, message_send
 from tenants.selectors import tenant_is_active
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,16 @@ def content_render(text: str, contact: Contact) -> str:
     return PLACEHOLDER.sub(value, text)
 
 
+def content_spun(text: str, contact: Contact) -> str:
+    """The contact's own variation of the spintax ({Olá|Oi}), then its fields filled in: what a
+    campaign's preview shows and what a campaign or a cadence step sends to that contact."""
+    try:
+        spun = spin_for_contact(text, contact_id=contact.pk)
+    except SpintaxError:
+        spun = text  # saved before braces were checked: sent as written, never a failed send
+    return content_render(spun, contact)
+
+
 def template_preview_fill(body: str, variables: list[str]) -> str:
     """The template body with its {{1}}, {{2}}… slots filled in one pass (a variable that contains
     "{{2}}" is shown as typed, never filled again); slots without a variable stay visible."""
@@ -91,9 +102,57 @@ def template_preview_fill(body: str, variables: list[str]) -> str:
     return SLOT.sub(slot, body)
 
 
-def content_validate(*, kind: str, body: str, template_name: str, channel: Channel) -> None:
+def media_url_check(url: str) -> str:
+    """A media link the provider will fetch: https, no credentials, no address of ours (the outbound-URL
+    guard, without resolving: the provider fetches it, not us). Returns the reason it is refused, or ""."""
+    try:
+        parsed = url_check(url, resolve=False)
+    except UrlRefused as exc:
+        return str(exc)
+    if parsed.scheme != "https":
+        return _("The media link must start with https://.")
+    host = parsed.host.strip("[]")
+    if any(ch.isdigit() for ch in host.split(".")[-1]) or ":" in host:
+        if not address_allowed(host, allow_loopback=False):
+            return _("The media link points to a private address.")
+    elif host in ("localhost",) or host.endswith((".localhost", ".internal", ".local")):
+        return _("The media link points to a private address.")
+    return ""
+
+
+def content_validate(
+    *,
+    kind: str,
+    body: str,
+    template_name: str,
+    channel: Channel,
+    media_url: str = "",
+    media_kind: str = "",
+    variables: list[str] | None = None,
+) -> None:
     """Raise a ValidationError (keyed by field) when this content cannot go out on this channel."""
     capabilities = provider_class(channel.kind).capabilities
+    for text in [body, *(variables or [])]:
+        problem = spintax_check(text)
+        if problem:
+            raise ValidationError(
+                {"body": _("The variations {a|b} do not balance: %(problem)s") % {"problem": problem}}
+            )
+    if kind == ContentKind.MEDIA:
+        if media_kind not in MediaKind.values:
+            raise ValidationError({"media_kind": _("Choose the kind of media.")})
+        if not media_url:
+            raise ValidationError({"media_url": _("Give the link of the media file.")})
+        problem = media_url_check(media_url)
+        if problem:
+            raise ValidationError(
+                {"media_url": _("This media link cannot be used: %(problem)s") % {"problem": problem}}
+            )
+        if media_kind == MediaKind.AUDIO and body.strip():
+            raise ValidationError({"body": _("An audio message has no caption. Leave the text empty.")})
+        if len(body) > 1024:
+            raise ValidationError({"body": _("A caption has at most 1,024 characters.")})
+        return
     if kind == ContentKind.TEMPLATE:
         if not capabilities.templates:
             raise ValidationError({"kind": _("This channel does not support templates.")})
@@ -124,12 +183,13 @@ def outreach_send(
     conversation: Conversation | None = None,
     template_body: str | None = None,
     dispatch: bool = True,
+    hold_quiet_hours: bool = False,
 ) -> Message:
     """Send campaign or cadence content to one contact (marketing, so marketing opt-outs hold). A batch
     passes the conversation and the template text it already has."""
     conversation = conversation or conversation_open(contact=contact, channel=channel)
     if content.kind == ContentKind.TEMPLATE:
-        variables = [content_render(str(v), contact) for v in content.template_variables]
+        variables = [content_spun(str(v), contact) for v in content.template_variables]
         preview = template_preview_fill(
             template_body if template_body is not None else template_text(content, channel), variables
         )
@@ -143,23 +203,101 @@ def outreach_send(
             is_marketing=True,
             idempotency_key=idempotency_key,
             dispatch=dispatch,
+            hold_quiet_hours=hold_quiet_hours,
         )
     return message_send(
         conversation=conversation,
-        body=content_render(content.body, contact),
+        body=content_spun(content.body, contact),
         is_marketing=True,
         idempotency_key=idempotency_key,
         dispatch=dispatch,
+        hold_quiet_hours=hold_quiet_hours,
     )
 
 
 def conversations_for(*, channel: Channel, contacts: list[Contact]) -> dict[int, Conversation]:
     """Each contact's conversation on the channel, opening the missing ones: two statements for a batch."""
-    Conversation.objects.bulk_create(
-        [Conversation(contact=contact, channel=channel) for contact in contacts], ignore_conflicts=True
+    by_id = {contact.pk: contact for contact in contacts}
+    now = timezone.now()
+    known = set(
+        Conversation.objects.filter(channel_id=channel.pk, contact_id__in=list(by_id)).values_list(
+            "contact_id", flat=True
+        )
     )
-    found = Conversation.objects.filter(channel=channel, contact__in=contacts).select_related("channel", "contact")
-    return {conversation.contact_id: conversation for conversation in found}
+    _rows_insert(
+        Conversation,
+        [Conversation(contact=c, channel=channel, last_message_at=now) for c in contacts if c.pk not in known],
+        ("contact_id",),
+        ignore_conflicts=True,
+    )
+    # By ids (an `__in` of model instances costs Django more to compile than the query costs to run), the
+    # contacts and the channel the caller holds set on each, not joined again.
+    found = Conversation.objects.filter(channel_id=channel.pk, contact_id__in=list(by_id))
+    result = {}
+    for conversation in found:
+        conversation.channel = channel
+        conversation.contact = by_id[conversation.contact_id]
+        result[conversation.contact_id] = conversation
+    return result
+
+
+def _rows_insert(model: Any, objs: list[Any], varying: tuple[str, ...], *, ignore_conflicts: bool = False) -> None:
+    """bulk_create for a build batch whose rows differ only in `varying` (attnames): the other columns are
+    prepared once (Django prepares each field of each row; for 500 messages that was most of a build's
+    time), the varying ones go as one array each through unnest. Sets the new primary keys on `objs`
+    (those inserted; with ignore_conflicts, a row that existed keeps pk None). Falls back to bulk_create
+    when another column differs between rows."""
+    if not objs:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    first = objs[0]
+    constant = [f for f in fields if f.attname not in varying]
+    for f in constant:
+        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False):
+            continue
+        value = getattr(first, f.attname)
+        if any(getattr(o, f.attname) != value for o in objs):
+            model.objects.bulk_create(objs, batch_size=1000, ignore_conflicts=ignore_conflicts)
+            return
+    by_name = {f.attname: f for f in fields}
+    moving = [by_name[name] for name in varying]
+    params: list[Any] = []
+    select: list[str] = []
+    for f in constant:
+        value = f.get_db_prep_save(f.pre_save(first, True), connection)
+        for o in objs[1:]:  # auto_now_add: the same moment for the batch
+            setattr(o, f.attname, getattr(first, f.attname))
+        select.append(f"%s::{f.db_type(connection)}")
+        params.append(value)
+    arrays: list[str] = []
+    for i, f in enumerate(moving):
+        kind = f.db_type(connection)
+        as_text = kind in ("jsonb", "json")
+        if as_text:
+            encoder = getattr(f, "encoder", None)
+            values = [json.dumps(getattr(o, f.attname), cls=encoder) for o in objs]
+        else:
+            values = [f.get_db_prep_save(getattr(o, f.attname), connection) for o in objs]
+        arrays.append(f"%s::{'text' if as_text else kind}[]")
+        select.append(f"v.c{i}::{kind}" if as_text else f"v.c{i}")
+        params.append(values)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in [*constant, *moving])
+    names = ", ".join(f"c{i}" for i in range(len(moving)))
+    key = moving[-1]  # the last varying column is the batch's unique key (idempotency key, contact)
+    sql = (
+        f"INSERT INTO {model._meta.db_table} ({columns}) "  # noqa: S608 (our names; values are parameters)
+        f"SELECT {', '.join(select)} FROM unnest({', '.join(arrays)}) AS v({names})"
+        + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+        + f" RETURNING {model._meta.pk.column}, {connection.ops.quote_name(key.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = {k: pk for pk, k in cursor.fetchall()}
+    for o in objs:
+        pk = ids.get(getattr(o, key.attname))
+        if pk is not None:
+            o.pk = pk
+            o._state.adding, o._state.db = False, "default"
 
 
 # --- quiet hours ----------------------------------------------------------------------------------
@@ -213,20 +351,44 @@ def campaign_save(*, campaign: Campaign | None = None, **fields: Any) -> Campaig
     for name, value in fields.items():
         setattr(campaign, name, value)
     content_validate(
-        kind=campaign.kind, body=campaign.body, template_name=campaign.template_name, channel=campaign.channel
+        kind=campaign.kind,
+        body=campaign.body,
+        template_name=campaign.template_name,
+        channel=campaign.channel,
+        media_url=campaign.media_url,
+        media_kind=campaign.media_kind,
+        variables=[
+            str(v)
+            for v in [
+                *campaign.template_variables,
+                *campaign.template_header_variables,
+                *campaign.template_button_variables,
+            ]
+        ],
     )
+    if campaign.kind == ContentKind.TEMPLATE and campaign.media_url:
+        problem = media_url_check(campaign.media_url)
+        if problem:
+            raise ValidationError(
+                {"media_url": _("This media link cannot be used: %(problem)s") % {"problem": problem}}
+            )
+    if campaign.failure_threshold > 100:
+        raise ValidationError({"failure_threshold": _("A share of failures is between 0 and 100%.")})
     campaign.save()
     return campaign
 
 
 def campaign_audience(campaign: Campaign) -> QuerySet[Contact]:
-    return contacts_filter(campaign.audience)
+    return audience_contacts(campaign.audience)
 
 
 def campaign_launch(*, campaign: Campaign) -> Campaign:
     """Fix the audience now (each contact once) and start sending, or wait for the scheduled time."""
     now = timezone.now()
     later = campaign.scheduled_at is not None and campaign.scheduled_at > now
+    waiting = audience_ready(campaign.audience)
+    if waiting:
+        raise ValidationError(waiting, code="audience_not_ready")
     with transaction.atomic():
         target = CampaignStatus.SCHEDULED if later else CampaignStatus.RUNNING
         changed = Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.DRAFT).update(
@@ -238,89 +400,198 @@ def campaign_launch(*, campaign: Campaign) -> Campaign:
         with connection.cursor() as cursor:
             # Straight from the audience query into the recipients table: 100,000 contacts in one statement.
             cursor.execute(  # the subquery is Django's own compiled SQL; values are parameters
-                f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, contact_id, status, reason) "  # noqa: S608
-                f"SELECT %s, audience.contact_id, %s, '' FROM ({sql}) AS audience(contact_id) ON CONFLICT DO NOTHING",
+                f"INSERT INTO {CampaignRecipient._meta.db_table} (campaign_id, contact_id, status, reason, round) "  # noqa: S608
+                f"SELECT %s, audience.contact_id, %s, '', 0 FROM ({sql}) AS audience(contact_id) "
+                "ON CONFLICT DO NOTHING",
                 [campaign.pk, RecipientStatus.PENDING, *params],
             )
         total = CampaignRecipient.objects.filter(campaign=campaign).count()
         Campaign.objects.filter(pk=campaign.pk).update(total_recipients=total)
         if not later:
             _run_soon(campaign.pk)
+        live.progress_push([campaign.pk], force=True)
     campaign.refresh_from_db()
     return campaign
 
 
 def _run_soon(campaign_id: int) -> None:
-    from campaigns.tasks import campaign_run as task
+    """After commit, the campaign's channel gets a dispatcher runner (which builds and sends its batches)."""
+    from inbox.dispatcher import kick_on_commit
 
-    send_on_commit(task, campaign_id, queue="dispatch")
+    channel_id = Campaign.objects.filter(pk=campaign_id).values_list("channel_id", flat=True).first()
+    if channel_id is not None:
+        kick_on_commit(channel_id)
 
 
 def campaign_run(*, campaign_id: int) -> float | None:
-    """Send the next batch. Returns the seconds to wait before the next batch, or None when there is no
-    next one (finished, paused, canceled).
-
-    Batches are paced at the channel's rate (one batch a second, as many as the channel's messages per
-    second), so the dispatch queue never holds more than the provider takes. Recipients are claimed with
-    SKIP LOCKED: two runners never take the same contact; the message's idempotency key covers a crash."""
-    campaign = Campaign.objects.select_related("channel").get(pk=campaign_id)
-    if campaign.status != CampaignStatus.RUNNING:
+    """Wake the campaign's channel runner (the dispatcher builds and sends every batch). Always None."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or campaign.status != CampaignStatus.RUNNING or not tenant_is_active():
         return None
+    from inbox.dispatcher import kick
+
+    kick(campaign.channel_id)
+    return None
+
+
+# --- the dispatcher's campaign hooks ----------------------------------------------------------------
+
+
+def campaigns_build(channel_id: int, wanted: int) -> int:
+    """Dispatcher hook: build up to `wanted` messages of the running campaigns on this channel (bulk
+    INSERT; the runner calls it in a thread of its own, so building overlaps the sends). Campaigns with
+    nothing left are completed. Returns the recipients handled."""
     if not tenant_is_active():
-        return None  # suspended: the campaign stays running and goes on from campaigns_resume_running
-    opening = _quiet_wait(campaign.respect_quiet_hours)
-    if opening is not None:
-        return max(1.0, (opening - timezone.now()).total_seconds())
-    started = time.monotonic()
-    batch_size = max(1, min(MAX_BATCH, campaign.channel.rate_limit_per_s))
-    template_body = template_text(campaign, campaign.channel) if campaign.kind == ContentKind.TEMPLATE else None
-    # Live pushes of the whole batch leave together, after the commit.
-    with realtime.batched(), transaction.atomic():
+        return 0
+    built = 0
+    running = Campaign.objects.filter(channel_id=channel_id, status=CampaignStatus.RUNNING).select_related("channel")
+    now = timezone.now()
+    for campaign in running.order_by("started_at", "id"):
+        room = wanted - built
+        handled = 0
+        if campaign.hold_until is not None and campaign.hold_until > now:
+            continue  # waiting for a daily cap to reset
+        if room > 0 and _quiet_wait(campaign.respect_quiet_hours) is None:
+            cap, why = rails.cap_room(campaign, now)
+            if cap is not None and cap < room:
+                room = cap
+            if room <= 0 and cap == 0:
+                handled = _campaign_cap_reached(campaign, why, now)
+            elif room > 0:
+                handled = _campaign_build_batch(campaign, min(room, MAX_BATCH))
+            built += handled
+        if handled == 0:
+            _campaign_complete_if_done(campaign)
+    return built
+
+
+def _campaign_cap_reached(campaign: Campaign, reason: str, now: datetime.datetime) -> int:
+    """A daily cap is spent: the rest waits for tomorrow (held, not built), or is skipped with the
+    reason when the campaign says so. Returns the recipients skipped."""
+    if campaign.cap_overflow == CapOverflow.SKIP:
+        skipped = CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).update(
+            status=RecipientStatus.SKIPPED, reason=_("Daily cap reached."), processed_at=now
+        )
+        live.progress_push([campaign.pk], force=True)
+        return skipped
+    opening = rails.next_day_start(now, rails.tenant_timezone())
+    Campaign.objects.filter(pk=campaign.pk).update(hold_until=opening, hold_reason=reason[:200])
+    live.progress_push([campaign.pk], force=True)
+    return 0
+
+
+def campaign_channels_to_build() -> list[int]:
+    """Channels with a running campaign that still has recipients to build (for the beat's ensure)."""
+    return list(
+        CampaignRecipient.objects.filter(campaign__status=CampaignStatus.RUNNING, status=RecipientStatus.PENDING)
+        .exclude(campaign__hold_until__gt=timezone.now())
+        .order_by()
+        .values_list("campaign__channel_id", flat=True)
+        .distinct()
+    )
+
+
+def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
+    channel = campaign.channel
+    caps = provider_class(channel.kind).capabilities
+    medium = MEDIUM_OF_KIND[channel.kind]
+    template_body = template_text(campaign, channel) if campaign.kind == ContentKind.TEMPLATE else None
+    with transaction.atomic():
         batch = list(
             CampaignRecipient.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(campaign=campaign, status=RecipientStatus.PENDING)
             .select_related("contact")
-            .order_by("id")[:batch_size]
+            .order_by("id")[:limit]
         )
-        conversations = conversations_for(channel=campaign.channel, contacts=[r.contact for r in batch])
+        if not batch:
+            return 0
+        contacts = [r.contact for r in batch]
+        conversations = conversations_for(channel=channel, contacts=contacts)
+        refused = dict(
+            ContactConsent.objects.filter(contact_id__in=[c.pk for c in contacts], medium=medium)
+            .exclude(status=ConsentStatus.OPTED_IN)
+            .values_list("contact_id", "status")
+        )
         now = timezone.now()
-        handled: list[CampaignRecipient] = []
+        window = caps.session_window_hours
+        messages: list[tuple[CampaignRecipient, Message]] = []
         for recipient in batch:
-            try:
-                message = outreach_send(
-                    content=campaign,
-                    channel=campaign.channel,
-                    contact=recipient.contact,
-                    idempotency_key=f"campaign:{campaign.pk}:{recipient.contact_id}",
-                    conversation=conversations[recipient.contact_id],
-                    template_body=template_body,
-                    dispatch=False,
-                )
-            except ValidationError as exc:
-                code = getattr(exc, "code", None)
-                if code == "tenant_suspended":
-                    break  # suspended mid-batch: the rest stay pending for the reactivation
-                recipient.status = RecipientStatus.SKIPPED if code in SKIP_CODES else RecipientStatus.FAILED
-                recipient.reason = " ".join(exc.messages)[:300]
-            else:
-                recipient.status = RecipientStatus.QUEUED
-                recipient.message = message
+            contact, conversation = recipient.contact, conversations[recipient.contact_id]
             recipient.processed_at = now
-            handled.append(recipient)
-        _recipients_record(handled, now)
-    # Committed: send the batch from here, many requests at once (no task per message).
-    messages_dispatch_now(message_ids=[r.message.pk for r in handled if r.message is not None])
-    if len(handled) < len(batch):
-        return None
-    if CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).exists():
-        # More to send (or another runner holds the last rows): the next batch, one second after this one.
-        return max(0.0, 1.0 - (time.monotonic() - started))
-    # Complete only once every recipient was handled (never before: that is how broadcasts send twice).
-    if Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(
-        status=CampaignStatus.COMPLETED, finished_at=timezone.now()
-    ):
-        events.announce(events.CAMPAIGN_FINISHED, _schema(), {"campaign_id": campaign.pk})
-    return None
+            if recipient.contact_id in refused:
+                recipient.status = RecipientStatus.SKIPPED
+                recipient.reason = _("%(contact)s opted out of %(medium)s messages.") % {
+                    "contact": contact.display_name,
+                    "medium": medium.label,
+                }
+                continue
+            try:  # no phone: reachable only by a user id of this channel's portfolio (the BSUID rule)
+                address_check(conversation, caps.user_ids)
+            except ValidationError as exc:
+                recipient.status, recipient.reason = RecipientStatus.SKIPPED, " ".join(exc.messages)[:300]
+                continue
+            if (
+                campaign.kind != ContentKind.TEMPLATE
+                and window is not None
+                and (
+                    conversation.last_inbound_at is None
+                    or now - conversation.last_inbound_at >= datetime.timedelta(hours=window)
+                )
+            ):
+                recipient.status = RecipientStatus.SKIPPED
+                recipient.reason = _(
+                    "The 24-hour window to reply freely is closed. "
+                    "Send an approved template to restart the conversation."
+                )
+                continue
+            messages.append(
+                (recipient, _campaign_message(campaign, conversation, contact, template_body, now, recipient.round))
+            )
+        keys = [m.idempotency_key for _r, m in messages]
+        if campaign.dedupe_hours and messages:
+            # The same content to the same person within the window, from any campaign or cadence on any
+            # channel: skipped and recorded (this campaign's own message of a replay is not a duplicate).
+            recent = rails.recently_sent(
+                contact_ids=[r.contact_id for r, _m in messages],
+                hours=campaign.dedupe_hours,
+                now=now,
+                exclude_keys=keys,
+            )
+            kept = []
+            for recipient, message in messages:
+                fingerprint = rails.content_fingerprint(
+                    type=message.type,
+                    body=message.body,
+                    template_name=message.template_name,
+                    media_url=message.media_url,
+                )
+                if fingerprint in recent.get(recipient.contact_id, set()):
+                    recipient.status = RecipientStatus.SKIPPED
+                    recipient.reason = _("The same message was sent to this contact in the last %(hours)s hours.") % {
+                        "hours": campaign.dedupe_hours
+                    }
+                else:
+                    kept.append((recipient, message))
+            messages = kept
+        # A recipient put back to pending whose message exists (a replay) keeps that message: never two.
+        existing = {
+            m.idempotency_key: m
+            for m in Message.objects.filter(idempotency_key__in=[m.idempotency_key for _r, m in messages])
+        }
+        _rows_insert(
+            Message,
+            [m for _r, m in messages if m.idempotency_key not in existing],
+            ("conversation_id", "body", "template_variables", "idempotency_key"),
+        )
+        for recipient, message in messages:
+            found = existing.get(message.idempotency_key)
+            recipient.message = found or message
+            recipient.status = _FOLLOW.get(found.status, RecipientStatus.SENDING) if found else RecipientStatus.SENDING  # type: ignore[call-overload]
+        _recipients_record(batch, now)
+        if messages:
+            Conversation.objects.filter(pk__in={m.conversation_id for _r, m in messages}).update(last_message_at=now)
+        live.progress_push([campaign.pk])
+    return len(batch)
 
 
 def _recipients_record(batch: list[CampaignRecipient], now: datetime.datetime) -> None:
@@ -340,21 +611,268 @@ def _recipients_record(batch: list[CampaignRecipient], now: datetime.datetime) -
         )
 
 
-def campaign_pause(*, campaign: Campaign) -> bool:
-    return _campaign_move(campaign, [CampaignStatus.RUNNING, CampaignStatus.SCHEDULED], CampaignStatus.PAUSED)
+def campaign_content(campaign: Campaign, contact: Contact, template_body: str | None) -> dict[str, Any]:
+    """What this contact gets: its variation of the spintax, filled with its fields (the preview and the
+    send call this same function, so what the preview shows is what goes out)."""
+
+    def fill(text: str) -> str:
+        return content_spun(str(text), contact)
+
+    if campaign.kind == ContentKind.TEMPLATE:
+        body = [fill(v) for v in campaign.template_variables]
+        variables: dict[str, Any] = {"body": body}
+        if campaign.media_url and campaign.media_kind in (MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.DOCUMENT):
+            variables["header"] = [{"type": campaign.media_kind, "link": campaign.media_url}]
+        elif campaign.template_header_variables:
+            variables["header"] = [fill(v) for v in campaign.template_header_variables]
+        if campaign.template_button_variables:
+            variables["buttons"] = [
+                {"index": index, "sub_type": "url", "text": fill(v)}
+                for index, v in _button_slots(campaign, template_body is not None)
+            ]
+        return {
+            "type": MessageType.TEMPLATE,
+            "template_name": campaign.template_name,
+            "template_language": campaign.template_language,
+            "template_variables": variables,
+            "body": template_preview_fill(template_body or "", body),
+        }
+    if campaign.kind == ContentKind.MEDIA:
+        return {
+            "type": campaign.media_kind,
+            "media_url": campaign.media_url,
+            "body": fill(campaign.body) if campaign.media_kind != MediaKind.AUDIO else "",
+        }
+    return {"type": MessageType.TEXT, "body": fill(campaign.body)}
 
 
-def campaign_resume(*, campaign: Campaign) -> bool:
+def _button_slots(campaign: Campaign, known: bool) -> list[tuple[int, str]]:
+    """The button variables with the index of the template's dynamic URL button each fills (in order
+    of the template's buttons; without the template here, the order given)."""
+    cached = getattr(campaign, "_button_slots", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    values = [str(v) for v in campaign.template_button_variables]
+    indexes: list[int] = []
+    if known:
+        from whatsapp.models import MessageTemplate
+
+        template = MessageTemplate.objects.filter(
+            waba_id=campaign.channel.waba_id, name=campaign.template_name, language=campaign.template_language
+        ).first()
+        buttons = template.component("BUTTONS").get("buttons", []) if template else []
+        indexes = [
+            i
+            for i, button in enumerate(buttons if isinstance(buttons, list) else [])
+            if str(button.get("type", "")).upper() == "URL" and "{{" in str(button.get("url", ""))
+        ]
+    if len(indexes) < len(values):
+        indexes += list(range(len(indexes), len(values)))
+    slots = list(zip(indexes, values, strict=False))
+    campaign._button_slots = slots  # type: ignore[attr-defined]  # once per batch, not per recipient
+    return slots
+
+
+def _campaign_message(
+    campaign: Campaign,
+    conversation: Conversation,
+    contact: Contact,
+    template_body: str | None,
+    now: datetime.datetime,
+    round: int = 0,
+) -> Message:
+    key = f"campaign:{campaign.pk}:{contact.pk}" + (f":r{round}" if round else "")
+    return Message(
+        conversation=conversation,
+        channel_id=campaign.channel_id,
+        direction=Direction.OUTBOUND,
+        is_marketing=True,
+        status=MessageStatus.QUEUED,
+        queued_at=now,
+        next_attempt_at=now,
+        hold_quiet_hours=campaign.respect_quiet_hours,
+        idempotency_key=key,
+        **campaign_content(campaign, contact, template_body),
+    )
+
+
+def _campaign_complete_if_done(campaign: Campaign) -> None:
+    """Complete only once every recipient has an outcome (never before: that is how broadcasts send twice)."""
+    if CampaignRecipient.objects.filter(
+        campaign=campaign, status__in=[RecipientStatus.PENDING, RecipientStatus.SENDING]
+    ).exists():
+        return
+    if Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(
+        status=CampaignStatus.COMPLETED, finished_at=timezone.now()
+    ):
+        events.announce(events.CAMPAIGN_FINISHED, _schema(), {"campaign_id": campaign.pk})
+        live.progress_push([campaign.pk], force=True)
+
+
+_FOLLOW = {
+    MessageStatus.SENT: RecipientStatus.SENT,
+    MessageStatus.DELIVERED: RecipientStatus.DELIVERED,
+    MessageStatus.READ: RecipientStatus.READ,
+    MessageStatus.FAILED: RecipientStatus.FAILED,
+    MessageStatus.UNKNOWN: RecipientStatus.UNKNOWN,
+}
+
+
+def recipients_follow(changes: list[tuple[int, str, str]]) -> int:
+    """Dispatcher and status hook: the recipients of these messages take their new state, forward only
+    (RECIPIENT_RANK; failed after anything short of delivered; an opt-out found at send time is a skip).
+    One statement for the batch."""
+    rows: list[Any] = []
+    for message_id, status, code in changes:
+        target = _FOLLOW.get(status)  # type: ignore[call-overload]
+        if target is None:
+            continue
+        if target == RecipientStatus.FAILED and code == "opted_out":
+            target = RecipientStatus.SKIPPED
+        rows += [message_id, target, RECIPIENT_RANK.get(target, 0)]
+    if not rows:
+        return 0
+    values = ", ".join(["(%s::bigint, %s, %s::int)"] * (len(rows) // 3))
+    rank_sql = "CASE r.status " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in RECIPIENT_RANK.items()) + " ELSE 99 END"
+    table, messages = CampaignRecipient._meta.db_table, Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET status = v.status, processed_at = %s, "  # noqa: S608 (our names; values are parameters)
+            "reason = CASE WHEN v.status IN ('failed', 'skipped') THEN left(m.error_text, 300) ELSE r.reason END "
+            f"FROM (VALUES {values}) AS v(id, status, rank) JOIN {messages} m ON m.id = v.id "
+            "WHERE r.message_id = v.id AND ("
+            "(v.status IN ('failed', 'skipped') AND r.status IN ('sending', 'unknown', 'sent')) OR "
+            "(v.status NOT IN ('failed', 'skipped') AND r.status NOT IN ('failed', 'skipped') "
+            f"AND {rank_sql} < v.rank))",
+            [timezone.now(), *rows],
+        )
+        count = int(cursor.rowcount)
+    if count:
+        sends = {m for m, s, _c in changes if s in (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.UNKNOWN)}
+        found = list(
+            CampaignRecipient.objects.filter(message_id__in=[m for m, _s, _c in changes]).values_list(
+                "message_id", "campaign_id", "status", "reason"
+            )
+        )
+        # the recipient's own state decides (a send refused for an opt-out is a skip, not a failure)
+        rails.outcomes_record([(cid, status, reason) for mid, cid, status, reason in found if mid in sends])
+        live.progress_push({cid for _m, cid, _s, _r in found})
+    return count
+
+
+def recipients_replied(*, contact_id: int) -> int:
+    """The contact wrote back: its campaign recipients that reached it count as replied."""
+    return CampaignRecipient.objects.filter(
+        contact_id=contact_id,
+        status__in=[RecipientStatus.SENT, RecipientStatus.DELIVERED, RecipientStatus.READ],
+        campaign__status__in=[CampaignStatus.RUNNING, CampaignStatus.COMPLETED],
+    ).update(status=RecipientStatus.REPLIED)
+
+
+def quiet_opening_now() -> datetime.datetime | None:
+    """Dispatcher hook: when automated sends held by quiet hours may go again (None: they may go now)."""
+    return _quiet_wait(True)
+
+
+def _campaign_queued(campaign: Campaign) -> QuerySet[Message]:
+    """The campaign's messages built and not yet claimed by a sender."""
+    return Message.objects.filter(
+        pk__in=CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.SENDING).values("message_id"),
+        status=MessageStatus.QUEUED,
+    )
+
+
+def campaign_pause(*, campaign: Campaign, reason: str = "") -> bool:
+    """Stop sending: nothing more is built, and the messages already built (deferred retries included)
+    are held (no due time) until resumed. A request already in flight finishes. `reason` is shown on the
+    page (the automatic pause says why)."""
     with transaction.atomic():
-        moved = _campaign_move(campaign, [CampaignStatus.PAUSED], CampaignStatus.RUNNING)
+        moved = _campaign_move(campaign, [CampaignStatus.RUNNING, CampaignStatus.SCHEDULED], CampaignStatus.PAUSED)
         if moved:
-            Campaign.objects.filter(pk=campaign.pk, started_at=None).update(started_at=timezone.now())
-            _run_soon(campaign.pk)
+            _campaign_queued(campaign).update(next_attempt_at=None)
+            Campaign.objects.filter(pk=campaign.pk).update(pause_reason=reason[:300])
+            campaign.pause_reason = reason[:300]
+            live.progress_push([campaign.pk], force=True)
     return moved
 
 
+def campaign_resume(*, campaign: Campaign) -> bool:
+    """Go on: to running, or back to scheduled when its time is still in the future."""
+    with transaction.atomic():
+        later = campaign.scheduled_at is not None and campaign.scheduled_at > timezone.now()
+        target = CampaignStatus.SCHEDULED if later else CampaignStatus.RUNNING
+        moved = _campaign_move(campaign, [CampaignStatus.PAUSED], target)
+        if moved:
+            Campaign.objects.filter(pk=campaign.pk).update(pause_reason="")
+            campaign.pause_reason = ""
+            rails.outcomes_forget(campaign.pk)
+            rails.alert_clear(campaign.pk)
+        if moved and target == CampaignStatus.RUNNING:
+            Campaign.objects.filter(pk=campaign.pk, started_at=None).update(started_at=timezone.now())
+            _campaign_queued(campaign).filter(next_attempt_at=None).update(next_attempt_at=timezone.now())
+            _run_soon(campaign.pk)
+        if moved:
+            live.progress_push([campaign.pk], force=True)
+    return moved
+
+
+def campaign_duplicate(*, campaign: Campaign, created_by: Any = None) -> Campaign:
+    """A new draft with the same channel, audience, message and rails (nothing of its sending)."""
+    copy = Campaign(
+        name=(_("%(name)s (copy)") % {"name": campaign.name})[:120],
+        duplicated_from=campaign,
+        created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+    )
+    for field in (
+        "channel_id",
+        "audience",
+        "audience_report",
+        "kind",
+        "body",
+        "template_name",
+        "template_language",
+        "template_variables",
+        "template_header_variables",
+        "template_button_variables",
+        "media_kind",
+        "media_url",
+        "respect_quiet_hours",
+        "daily_cap",
+        "cap_overflow",
+        "failure_window",
+        "failure_threshold",
+        "dedupe_hours",
+    ):
+        setattr(copy, field, getattr(campaign, field))
+    copy.save()
+    return copy
+
+
+def campaign_retry_failed(*, campaign: Campaign) -> int:
+    """Send again to the recipients whose send failed (a new message each: the failed one stays in the
+    history). The campaign goes back to sending; a paused or scheduled one waits for its resume.
+    Returns how many recipients will be tried again."""
+    if campaign.status in (CampaignStatus.DRAFT, CampaignStatus.CANCELED):
+        raise ValidationError(_("Only a launched campaign that was not canceled can retry its failed sends."))
+    with transaction.atomic():
+        count = CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.FAILED).update(
+            status=RecipientStatus.PENDING, message=None, reason="", processed_at=None, round=F("round") + 1
+        )
+        if (
+            count
+            and Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.COMPLETED).update(
+                status=CampaignStatus.RUNNING, finished_at=None
+            )
+        ) or (count and campaign.status == CampaignStatus.RUNNING):
+            _run_soon(campaign.pk)
+        live.progress_push([campaign.pk], force=True)
+    campaign.refresh_from_db()
+    return count
+
+
 def campaign_cancel(*, campaign: Campaign) -> bool:
-    """Stop for good: recipients not reached yet are skipped; messages already handed over still go."""
+    """Stop for good: recipients not reached yet are skipped, messages not yet sent are dropped (failed,
+    'canceled'); a request already in flight finishes."""
     with transaction.atomic():
         moved = _campaign_move(
             campaign,
@@ -362,10 +880,16 @@ def campaign_cancel(*, campaign: Campaign) -> bool:
             CampaignStatus.CANCELED,
         )
         if moved:
-            CampaignRecipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).update(
-                status=RecipientStatus.SKIPPED, reason=_("Campaign canceled."), processed_at=timezone.now()
+            now = timezone.now()
+            dropped = list(_campaign_queued(campaign).values_list("pk", flat=True))
+            Message.objects.filter(pk__in=dropped, status=MessageStatus.QUEUED).update(
+                status=MessageStatus.FAILED, failed_at=now, next_attempt_at=None, error_code="canceled"
             )
-            Campaign.objects.filter(pk=campaign.pk).update(finished_at=timezone.now())
+            CampaignRecipient.objects.filter(
+                Q(status=RecipientStatus.PENDING) | Q(message_id__in=dropped), campaign=campaign
+            ).update(status=RecipientStatus.SKIPPED, reason=_("Campaign canceled."), processed_at=now)
+            Campaign.objects.filter(pk=campaign.pk).update(finished_at=now)
+            live.progress_push([campaign.pk], force=True)
     return moved
 
 
@@ -399,159 +923,43 @@ def campaigns_start_due() -> int:
     return started
 
 
-# --- cadences -------------------------------------------------------------------------------------
+REPLY_WINDOW = datetime.timedelta(days=7)
 
 
-@transaction.atomic
-def cadence_save(*, cadence: Cadence | None = None, steps: list[dict[str, Any]], **fields: Any) -> Cadence:
-    """Create or edit a cadence and replace its steps (in order). Active enrollments go on from the step
-    number they reached."""
-    cadence = cadence or Cadence()
-    for name, value in fields.items():
-        setattr(cadence, name, value)
-    if not steps:
-        raise ValidationError({"steps": _("Add at least one step.")})
-    for i, step in enumerate(steps, start=1):
-        try:
-            content_validate(
-                kind=step.get("kind", ContentKind.TEXT),
-                body=step.get("body", ""),
-                template_name=step.get("template_name", ""),
-                channel=cadence.channel,
-            )
-        except ValidationError as exc:
-            problems = " ".join(exc.messages)
-            raise ValidationError({"steps": _("Step %(n)s: %(problem)s") % {"n": i, "problem": problems}}) from exc
-    cadence.save()
-    cadence.steps.all().delete()
-    CadenceStep.objects.bulk_create(
-        CadenceStep(
-            cadence=cadence,
-            position=i,
-            delay_minutes=int(step.get("delay_minutes") or 0),
-            kind=step.get("kind", ContentKind.TEXT),
-            body=step.get("body", ""),
-            template_name=step.get("template_name", ""),
-            template_language=step.get("template_language", ""),
-            template_variables=list(step.get("template_variables") or []),
+def campaign_reply_note(*, contact_id: int, conversation_id: int, message_id: int) -> int | None:
+    """An inbound message answers a campaign when it is the contact's first message in that conversation
+    since a campaign message reached them there (within REPLY_WINDOW): `campaign.replied` is announced.
+    Returns the campaign's id, or None."""
+    since = timezone.now() - REPLY_WINDOW
+    recipient = (
+        CampaignRecipient.objects.filter(
+            contact_id=contact_id,
+            status__in=[RecipientStatus.SENT, RecipientStatus.DELIVERED, RecipientStatus.READ, RecipientStatus.REPLIED],
+            message__conversation_id=conversation_id,
+            message__created_at__gte=since,
         )
-        for i, step in enumerate(steps)
+        .select_related("message")
+        .order_by("-message__created_at")
+        .first()
     )
-    return cadence
-
-
-def cadence_enroll(*, cadence: Cadence, contacts: QuerySet[Contact], enrolled_by: Any = None) -> int:
-    """Start the cadence for these contacts (those already in it are left where they are). One statement,
-    whatever the number of contacts. Returns how many started."""
-    if not cadence.is_active:
-        raise ValidationError(_("This cadence is paused. Turn it on to start it for contacts."))
-    first = cadence.steps.order_by("position").first()
-    if first is None:
-        raise ValidationError(_("This cadence has no steps."))
-    first_run = timezone.now() + datetime.timedelta(minutes=first.delay_minutes)
-    user_id = getattr(enrolled_by, "pk", None) if getattr(enrolled_by, "is_authenticated", False) else None
-    sql, params = contacts.order_by().values("pk").query.sql_with_params()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(  # the subquery is Django's own compiled SQL; values are parameters
-            f"INSERT INTO {Enrollment._meta.db_table} "  # noqa: S608
-            "(cadence_id, contact_id, status, next_position, next_run_at, steps_sent, reason, enrolled_by_id, "
-            "started_at) "
-            f"SELECT %s, chosen.contact_id, %s, 0, %s, 0, '', %s, now() FROM ({sql}) AS chosen(contact_id) "
-            "ON CONFLICT (cadence_id, contact_id) WHERE status = 'active' DO NOTHING",
-            [cadence.pk, EnrollmentStatus.ACTIVE, first_run, user_id, *params],
-        )
-        count = cursor.rowcount
-        if first.delay_minutes == 0:
-            from campaigns.tasks import cadence_tick
-
-            send_on_commit(cadence_tick, queue="dispatch")
-    return count
-
-
-def enrollments_stop(*, enrollments: QuerySet[Enrollment], reason: str) -> int:
-    return enrollments.filter(status=EnrollmentStatus.ACTIVE).update(
-        status=EnrollmentStatus.STOPPED, reason=reason[:300], finished_at=timezone.now(), next_run_at=None
+    if recipient is None or recipient.message is None:
+        return None
+    earlier = Message.objects.filter(
+        conversation_id=conversation_id, direction="in", created_at__gt=recipient.message.created_at
+    ).exclude(pk=message_id)
+    if earlier.exists():
+        return None
+    events.announce(
+        events.CAMPAIGN_REPLIED,
+        _schema(),
+        {
+            "campaign_id": recipient.campaign_id,
+            "contact_id": contact_id,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+        },
     )
-
-
-def enrollments_stop_on_reply(*, contact_id: int) -> int:
-    return enrollments_stop(
-        enrollments=Enrollment.objects.filter(contact_id=contact_id, cadence__stop_on_reply=True),
-        reason=_("The contact replied."),
-    )
-
-
-def enrollments_stop_on_opt_out(*, contact_id: int, medium: str) -> int:
-    kinds = [kind for kind, of in MEDIUM_OF_KIND.items() if of == medium]
-    return enrollments_stop(
-        enrollments=Enrollment.objects.filter(contact_id=contact_id, cadence__channel__kind__in=kinds),
-        reason=_("The contact opted out."),
-    )
-
-
-def cadences_advance(*, limit: int | None = None) -> int:
-    """Beat: send the due step of up to `limit` (MAX_BATCH) due enrollments of active cadences. Returns the
-    steps sent. A suspended tenant sends nothing; its due steps go out once it is reactivated."""
-    if not tenant_is_active():
-        return 0
-    limit = limit or MAX_BATCH
-    now = timezone.now()
-    sent = 0
-    with transaction.atomic():
-        due = list(
-            Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=EnrollmentStatus.ACTIVE, next_run_at__lte=now, cadence__is_active=True)
-            .select_related("cadence__channel", "contact")
-            .order_by("next_run_at")[:limit]
-        )
-        steps: dict[int, list[CadenceStep]] = {}
-        for enrollment in due:
-            cadence = enrollment.cadence
-            if cadence.pk not in steps:
-                steps[cadence.pk] = list(cadence.steps.order_by("position"))
-            sent += _enrollment_step(enrollment, steps[cadence.pk], now)
-    return sent
-
-
-def _enrollment_step(enrollment: Enrollment, steps: list[CadenceStep], now: datetime.datetime) -> int:
-    cadence = enrollment.cadence
-    changes: dict[str, Any]
-    if enrollment.next_position >= len(steps):
-        changes = {"status": EnrollmentStatus.COMPLETED, "finished_at": now, "next_run_at": None}
-        Enrollment.objects.filter(pk=enrollment.pk).update(**changes)
-        return 0
-    opening = _quiet_wait(cadence.respect_quiet_hours)
-    if opening is not None:
-        Enrollment.objects.filter(pk=enrollment.pk).update(next_run_at=opening)
-        return 0
-    step = steps[enrollment.next_position]
-    try:
-        outreach_send(
-            content=step,
-            channel=cadence.channel,
-            contact=enrollment.contact,
-            idempotency_key=f"cadence:{enrollment.pk}:{step.position}",
-        )
-    except ValidationError as exc:
-        if getattr(exc, "code", None) == "tenant_suspended":
-            return 0  # suspended meanwhile: the step stays due
-        opted_out = getattr(exc, "code", None) == "opted_out"
-        changes = {
-            "status": EnrollmentStatus.STOPPED if opted_out else EnrollmentStatus.FAILED,
-            "reason": " ".join(exc.messages)[:300],
-            "finished_at": now,
-            "next_run_at": None,
-        }
-        Enrollment.objects.filter(pk=enrollment.pk).update(**changes)
-        return 0
-    following = enrollment.next_position + 1
-    changes = {"next_position": following, "steps_sent": F("steps_sent") + 1}
-    if following < len(steps):
-        changes["next_run_at"] = now + datetime.timedelta(minutes=steps[following].delay_minutes)
-    else:
-        changes.update(status=EnrollmentStatus.COMPLETED, finished_at=now, next_run_at=None)
-    Enrollment.objects.filter(pk=enrollment.pk).update(**changes)
-    return 1
+    return recipient.campaign_id
 
 
 @transaction.atomic
@@ -561,3 +969,26 @@ def quiet_hours_save(**fields: Any) -> QuietHours:
         setattr(quiet, name, value)
     quiet.save()
     return quiet
+
+
+# Cadences live in campaigns.cadences; these names are kept here for the callers that import them from
+# services (lazily: cadences imports this module).
+_CADENCE_NAMES = frozenset(
+    {
+        "cadence_save",
+        "cadence_enroll",
+        "cadences_advance",
+        "enrollments_stop",
+        "enrollments_stop_on_reply",
+        "enrollments_stop_on_opt_out",
+        "DEDUPE_HOURS_CADENCE",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CADENCE_NAMES:
+        from campaigns import cadences
+
+        return getattr(cadences, name)
+    raise AttributeError(name)

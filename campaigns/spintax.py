@@ -9,6 +9,7 @@ crash sends the same words.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -109,10 +110,18 @@ def _render(nodes: _Sequence, rng: random.Random) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=512)
+def _parsed(text: str) -> _Sequence:
+    """A campaign's texts are spun once per contact: parsed once (a SpintaxError is not cached)."""
+    return _Parser(text).parse()
+
+
 def spin(text: str, *, seed: str | int) -> str:
     """One variant of the text, the same every time for the same seed (use the contact's id).
     Raises SpintaxError when the braces do not balance."""
-    nodes = _Parser(text).parse()
+    nodes = _parsed(text)
+    if not any(isinstance(node, _Group) for node in nodes):  # nothing to choose (most variables)
+        return "".join(nodes)  # type: ignore[arg-type]
     digest = hashlib.sha256(f"{seed}\x00{text}".encode()).digest()
     return _render(nodes, random.Random(digest))  # noqa: S311 - wording variety, not a secret
 

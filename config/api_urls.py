@@ -4,14 +4,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, AuditEntryViewSet, MemberViewSet, MeView
-from ai.api import AssistantViewSet
+from ai.api import AssistantViewSet, CopilotView, FaqSuggestionViewSet, HttpToolViewSet, LeadSuggestionViewSet
+from alerts.api import AlertViewSet
 from analytics.api import AnalyticsViewSet
+from automations.api import RuleRunViewSet, RuleViewSet
 from campaigns.api import CadenceViewSet, CampaignViewSet, EnrollmentViewSet
 from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewSet
 from inbox.api import CannedResponseViewSet, ConversationViewSet
 from kanban.api import BoardViewSet, CardViewSet, StageViewSet
 from knowledge.api import DocumentViewSet, KnowledgeBaseViewSet, QAPairViewSet
-from voice.api import CallViewSet, VoiceAgentViewSet
+from voice.api import CallViewSet, VoiceAgentViewSet, VoiceNumberViewSet
 from webhooks.api import DeliveryViewSet, EndpointViewSet
 
 router = DefaultRouter()
@@ -32,13 +34,20 @@ router.register("cadences", CadenceViewSet, basename="cadence")
 router.register("enrollments", EnrollmentViewSet, basename="enrollment")
 router.register("calls", CallViewSet, basename="call")
 router.register("voice-agents", VoiceAgentViewSet, basename="voice-agent")
+router.register("voice-numbers", VoiceNumberViewSet, basename="voice-number")
 router.register("webhook-endpoints", EndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", DeliveryViewSet, basename="webhook-delivery")
 router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-base")
 router.register("knowledge-documents", DocumentViewSet, basename="knowledge-document")
 router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
 router.register("assistants", AssistantViewSet, basename="assistant")
+router.register("ai-tools", HttpToolViewSet, basename="ai-tool")
+router.register("lead-suggestions", LeadSuggestionViewSet, basename="lead-suggestion")
+router.register("faq-suggestions", FaqSuggestionViewSet, basename="faq-suggestion")
 router.register("analytics", AnalyticsViewSet, basename="analytics")
+router.register("rules", RuleViewSet, basename="rule")
+router.register("rule-runs", RuleRunViewSet, basename="rule-run")
+router.register("alerts", AlertViewSet, basename="alert")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),
@@ -48,5 +57,6 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[AllowAny]),
         name="api-docs",
     ),
+    path("conversations/<int:pk>/copilot/", CopilotView.as_view(), name="api-copilot"),
     path("", include(router.urls)),
 ]

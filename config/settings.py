@@ -72,6 +72,8 @@ TENANT_APPS = [
     "knowledge",
     "ai",
     "analytics",
+    "automations",
+    "alerts",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -112,6 +114,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "core.context_processors.shell",
+                "alerts.context_processors.bell",
             ],
         },
     },
@@ -179,7 +182,17 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
 # A send claimed this long ago and still 'sending' had its worker die mid-call: the sweep marks it unknown.
 SENDING_STUCK_AFTER_S = env_int("SENDING_STUCK_AFTER_S", 300)
+# The dispatcher (inbox/dispatcher.py): runners per channel (lease slots), requests in flight per runner,
+# how long one runner task serves before handing over to a fresh one.
+DISPATCH_RUNNERS_PER_CHANNEL = env_int("DISPATCH_RUNNERS_PER_CHANNEL", 2)
+DISPATCH_MAX_IN_FLIGHT = env_int("DISPATCH_MAX_IN_FLIGHT", 256)
+# A channel without a rate limit is sized for this rate (messages/s, shared by its runners): requests in
+# flight from Little's law at the provider's own latency, not the cap (hundreds of idle connections make a
+# provider slower, not faster).
+DISPATCH_UNLIMITED_TARGET_PER_S = env_int("DISPATCH_UNLIMITED_TARGET_PER_S", 2000)
+DISPATCH_MAX_RUNTIME_S = env_int("DISPATCH_MAX_RUNTIME_S", 300)
 CELERY_BEAT_SCHEDULE = {
+    "dispatch-ensure": {"task": "inbox.dispatch_ensure", "schedule": 5.0, "options": {"queue": "default"}},
     "ingest-sweep": {"task": "inbox.ingest_sweep", "schedule": 10.0, "options": {"queue": "ingest"}},
     "sending-sweep": {"task": "inbox.sending_sweep", "schedule": 60.0, "options": {"queue": "default"}},
     "campaigns-tick": {"task": "campaigns.tick", "schedule": 15.0, "options": {"queue": "dispatch"}},
@@ -190,6 +203,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "intake-events-purge": {"task": "intake.events_purge", "schedule": 3600.0, "options": {"queue": "default"}},
     "webhooks-due-sweep": {"task": "webhooks.due_sweep", "schedule": 5.0, "options": {"queue": "hooks"}},
+    "ai-leads-due-sweep": {"task": "ai.leads_due_sweep", "schedule": 5.0, "options": {"queue": "ai"}},
+    "voice-calls-due": {"task": "voice.calls_due", "schedule": 15.0, "options": {"queue": "voice"}},
     # A safety net under the event-driven rollups: the current and previous hour of every tenant again.
     "analytics-rollups-recent": {
         "task": "analytics.rollups_recent_all",
@@ -323,6 +338,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.problem_responses"],
 }
 
 LANGUAGE_CODE = "pt-br"
@@ -385,12 +401,19 @@ META_ES_COEXISTENCE = env_bool("META_ES_COEXISTENCE", True)  # offer "keep using
 META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
 TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL", "https://api.twilio.com")
 RETELL_API_BASE_URL = env_str("RETELL_API_BASE_URL", "https://api.retellai.com")
+# How long an incoming call waits for Retell to register it before the caller gets the fallback: well
+# under the 15 s Twilio waits for our TwiML. Retries of outbound calls that got no answer or busy.
+VOICE_INBOUND_BUDGET_S = float(env_str("VOICE_INBOUND_BUDGET_S", "5"))
+VOICE_RETRY_DELAY_S = env_int("VOICE_RETRY_DELAY_S", 1800)
+VOICE_MAX_ATTEMPTS = env_int("VOICE_MAX_ATTEMPTS", 3)
 # AI (ai.client): the OpenAI-compatible server a tenant uses unless it sets its own base URL; timeouts and
 # retries of retryable errors (429, 5xx, timeouts) per request; the longest humanised pause before a bot reply.
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1")
 AI_TIMEOUT_S = float(env_int("AI_TIMEOUT_S", 30))
 AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)
 AI_REPLY_DELAY_MAX_S = env_int("AI_REPLY_DELAY_MAX_S", 8)
+# AI lead progression: a conversation is classified once no inbound message came for this long.
+AI_LEAD_SETTLE_S = env_int("AI_LEAD_SETTLE_S", 30)
 # The outbound-URL guard (core.urlguard) refuses loopback unless this is set: tests and the local demo only,
 # where the emulators listen on 127.0.0.1. Sizes: media fetched from providers, files staff upload, imports.
 OUTBOUND_URL_ALLOW_LOOPBACK = env_bool("OUTBOUND_URL_ALLOW_LOOPBACK", False)

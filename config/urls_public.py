@@ -9,7 +9,7 @@ from accounts import public_views
 from core import pwa
 from core.health import health, live
 from sms.webhooks import twilio_inbound, twilio_status
-from voice.webhooks import retell_webhook, twilio_voice
+from voice.webhooks import retell_webhook, twilio_voice, twilio_voice_recorded, twilio_voice_status
 from whatsapp.webhooks import meta_app_webhook, meta_webhook
 
 admin.site.site_header = "Superadmin"
@@ -36,6 +36,8 @@ urlpatterns = [
     path("webhooks/twilio/status/", twilio_status, name="webhook_twilio_status"),
     path("webhooks/retell/<str:route>/", retell_webhook, name="webhook_retell"),
     path("webhooks/twilio/voice/<str:route>/", twilio_voice, name="webhook_twilio_voice"),
+    path("webhooks/twilio/voice/<str:route>/status/", twilio_voice_status, name="webhook_twilio_voice_status"),
+    path("webhooks/twilio/voice/<str:route>/recorded/", twilio_voice_recorded, name="webhook_twilio_voice_recorded"),
     path("manifest.webmanifest", pwa.manifest, name="pwa_manifest"),
     path("sw.js", pwa.service_worker, name="pwa_sw"),
     path("offline/", pwa.offline, name="pwa_offline"),

@@ -9,6 +9,9 @@ from analytics import views as analytics_views
 from core import pwa
 from core.health import health, live
 
+# URLs that name nothing: under /api/ the API's problem+json, elsewhere the usual page.
+handler404 = "core.api.not_found_handler"
+
 urlpatterns = [
     path("", analytics_views.dashboard, name="home"),
     path("login/", views.login_view, name="login"),
@@ -59,4 +62,6 @@ urlpatterns = [
     path("", include("knowledge.urls")),
     path("", include("ai.urls")),
     path("", include("analytics.urls")),
+    path("", include("automations.urls")),
+    path("", include("alerts.urls")),
 ]

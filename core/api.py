@@ -71,3 +71,78 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An error (RFC 9457). `errors` holds the field-by-field messages of a 400.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "example": "about:blank"},
+        "title": {"type": "string", "example": "Invalid input."},
+        "status": {"type": "integer", "example": 400},
+        "detail": {},
+        "errors": {"type": "object", "additionalProperties": True},
+    },
+}
+PROBLEM_STATUSES = {
+    "400": "Invalid input: `errors` says what, field by field.",
+    "401": "No token, or a token that is revoked or belongs to another workspace.",
+    "403": "Your role may not do this.",
+    "404": "Not found in this workspace.",
+    "429": "Too many requests: wait for `Retry-After` seconds.",
+}
+
+
+def problem_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: every operation documents the one error shape, for each
+    status the API answers with it."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for code, response in responses.items():  # an operation's own error statuses (422...) too
+                if str(code)[:1] in ("4", "5") and not response.get("content"):
+                    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            for code, description in PROBLEM_STATUSES.items():
+                responses.setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    },
+                )
+    return result
+
+
+class NextCursorDocumented(PageNumberPagination):
+    """How a list that pages itself by cursor (`?cursor=` the `next_cursor` of the previous page, `?limit=`)
+    is documented: the view builds the page; this class only describes it to the schema."""
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["results", "next_cursor"],
+            "properties": {"results": schema, "next_cursor": {"type": "string", "nullable": True}},
+        }
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "The `next_cursor` of the previous page."},
+            {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"},
+             "description": "Items per page, up to 200 (30 by default)."},
+        ]  # fmt: skip
+
+
+def not_found_handler(request: Any, exception: Exception | None = None) -> Any:
+    """The tenant site's 404 (`handler404`): a URL under the API that names no endpoint answers in the API's
+    error shape; any other gets the usual page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if not request.path.startswith("/api/"):
+        return page_not_found(request, exception)
+    title = str(exceptions.NotFound.default_detail)
+    body = {"type": "about:blank", "title": title, "status": 404, "detail": title}
+    return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)

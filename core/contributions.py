@@ -21,8 +21,20 @@ CONTACT_BULK = "contacts.bulk"  # -> BulkAction: more actions on the contacts ta
 CONTACT_CONVERSATIONS = "contact.conversations"  # (contact, user, role) -> the conversations this member may open
 CONTACT_MERGE_GUARD = "contact.merge_guard"  # (contacts, user, role) -> reasons this member may not merge them
 CONVERSATION_PANEL = "conversation.panel"  # (conversation, request) -> HTML fragments for its side panel
+CONVERSATION_COMPOSER = "conversation.composer"  # (conversation, request) -> HTML fragments under the composer
 MEDIA_GUARD = "media.guard"  # (path, user, role) -> reasons this member may not have this stored file
+CARD_PANEL = "card.panel"  # (card, request) -> HTML fragments for a lead card's page
+BOARD_CARD_BADGES = "board.card_badges"  # (board, cards, request) -> (card id, HTML) pairs shown on the cards
 CHANNEL_CONNECT = "channels.connect"  # (request) -> PageBlock: a way to connect a number, atop the channels page
+RULE_WEBHOOK_ENDPOINTS = "rules.webhook_endpoints"  # () -> (id, label) of endpoints an automation rule may call
+RULE_INBOUND_HOOKS = "rules.inbound_hooks"  # () -> (id, name) of inbound webhooks a rule may start from
+CADENCE_CALL_AGENTS = "cadence.call_agents"  # () -> (id, label) of voice agents a cadence call step may use
+# (contact_id, agent_id, idempotency_key, context) -> [call id]: queue one outbound call per key (a second
+# contribution with the same key returns the first call's id and places nothing)
+CADENCE_CALL_PLACE = "cadence.call_place"
+# () -> [datetime | None]: when automated outreach held by the tenant's quiet hours may go again (None: now)
+QUIET_HOURS_OPENING = "quiet_hours.opening"
+RULE_WEBHOOK_CALL = "rules.webhook_call"  # (endpoint_id, event_type, data) -> [delivery id] queued for that endpoint
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,12 @@ class BulkAction:
 def contribute(slot: str, fn: Callable[..., list[Any]]) -> None:
     if fn not in _slots[slot]:
         _slots[slot].append(fn)
+
+
+def withdraw(slot: str, fn: Callable[..., list[Any]]) -> None:
+    """Undo a contribute (tests that stand in for an app)."""
+    if fn in _slots.get(slot, []):
+        _slots[slot].remove(fn)
 
 
 def collect(slot: str, **kwargs: Any) -> list[Any]:

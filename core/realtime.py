@@ -7,7 +7,7 @@ another: ``t.<schema>.<topic>``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +35,17 @@ def member_sockets_close(schema_name: str, user_id: int) -> None:
 def member_sockets_refresh(schema_name: str, user_id: int) -> None:
     """The member's role changed: their sockets read it again before the next event."""
     _send([(group_name(schema_name, user_topic(user_id)), {"type": "member.control", "op": "refresh"})])
+
+
+# What a browser may send on its live socket besides a ping (e.g. "typing"): a name -> handler registry
+# filled by the apps that own them (inbox), so the socket never imports a domain app. A handler gets the
+# tenant schema, the member's user id and role, and the payload, and pushes whatever follows itself.
+ClientHandler = Callable[[str, int, str | None, dict[str, Any]], None]
+CLIENT_EVENTS: dict[str, ClientHandler] = {}
+
+
+def client_event_register(name: str, handler: ClientHandler) -> None:
+    CLIENT_EVENTS[name] = handler
 
 
 _batch = threading.local()
@@ -87,10 +98,31 @@ def batched() -> Iterator[None]:
             _send(items)
 
 
+LIVE_BUNDLE = 500  # live events to one group per layer message at most (a batch of sends or statuses)
+
+
+def _bundled(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Consecutive live events to the same group go as one `live.events` message (the socket sends each
+    on as before): one group_send, so a few Redis round trips, for a batch instead of per event."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for group, message in items:
+        if message.get("type") == "live.event" and out and out[-1][0] == group:
+            last = out[-1][1]
+            if last.get("type") == "live.event":
+                last = {"type": "live.events", "events": [last]}
+                out[-1] = (group, last)
+            if last.get("type") == "live.events" and len(last["events"]) < LIVE_BUNDLE:
+                last["events"].append(message)
+                continue
+        out.append((group, message))
+    return out
+
+
 def _send(items: list[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    items = _bundled(items)
 
     async def send_all() -> None:
         for group, message in items:

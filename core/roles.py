@@ -75,14 +75,20 @@ class Action(StrEnum):
     CADENCE_ENROLL = "cadence.enroll"  # named contacts
     CADENCE_ENROLL_AUDIENCE = "cadence.enroll_audience"  # everyone matching a filter
     ENROLLMENT_STOP = "enrollment.stop"
+    ENROLLMENT_PAUSE = "enrollment.pause"  # pause or resume one contact's cadence
+    CADENCE_PAUSE = "cadence.pause"  # pause or resume a whole cadence
     # voice
     CALL_VIEW = "call.view"
     CALL_START = "call.start"
     VOICEAGENT_VIEW = "voiceagent.view"
     VOICEAGENT_MANAGE = "voiceagent.manage"
     VOICE_SETTINGS = "voice.settings"
+    VOICENUMBER_VIEW = "voicenumber.view"  # the voice numbers and their preflight
+    VOICENUMBER_MANAGE = "voicenumber.manage"  # buy a number, set its webhooks, import it, test calls
     # integrations
     WEBHOOK_MANAGE = "webhook.manage"  # outgoing endpoints, their secrets and delivery log (customer data)
+    RULE_VIEW = "rule.view"  # automation rules and their run log
+    RULE_MANAGE = "rule.manage"  # create, edit, enable, delete, test-run
     # knowledge
     KNOWLEDGE_VIEW = "knowledge.view"  # knowledge bases, documents, Q&A pairs, search
     KNOWLEDGE_MANAGE = "knowledge.manage"  # create, upload, edit, delete, re-index
@@ -90,8 +96,13 @@ class Action(StrEnum):
     AI_SETTINGS = "ai.settings"  # the model server, models, API key, prices
     ASSISTANT_VIEW = "assistant.view"
     ASSISTANT_MANAGE = "assistant.manage"  # create, edit, delete, bind, playground
+    COPILOT_USE = "copilot.use"  # suggest, summarise, improve, translate in the composer
+    FAQ_REVIEW = "faq.review"  # approve suggested FAQ pairs into a knowledge base, or dismiss them
     # analytics
     ANALYTICS_VIEW = "analytics.view"  # the dashboard's numbers, their API and CSV exports
+    # alerts
+    ALERT_VIEW = "alert.view"  # the bell, the alerts list and its API
+    ALERT_MANAGE = "alert.manage"  # resolve (close by hand) or dismiss (out of the bell) an alert
 
 
 PERMISSIONS: dict[Action, frozenset[str]] = {
@@ -141,18 +152,28 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.CADENCE_ENROLL: EVERYONE,
     Action.CADENCE_ENROLL_AUDIENCE: MANAGERS,
     Action.ENROLLMENT_STOP: EVERYONE,
+    Action.ENROLLMENT_PAUSE: EVERYONE,
+    Action.CADENCE_PAUSE: MANAGERS,
     Action.CALL_VIEW: EVERYONE,
     Action.CALL_START: EVERYONE,
     Action.VOICEAGENT_VIEW: EVERYONE,
     Action.VOICEAGENT_MANAGE: MANAGERS,
     Action.VOICE_SETTINGS: MANAGERS,
+    Action.VOICENUMBER_VIEW: EVERYONE,
+    Action.VOICENUMBER_MANAGE: MANAGERS,
     Action.WEBHOOK_MANAGE: MANAGERS,
+    Action.RULE_VIEW: EVERYONE,
+    Action.RULE_MANAGE: MANAGERS,
     Action.KNOWLEDGE_VIEW: EVERYONE,
     Action.KNOWLEDGE_MANAGE: MANAGERS,
     Action.AI_SETTINGS: MANAGERS,
     Action.ASSISTANT_VIEW: EVERYONE,
     Action.ASSISTANT_MANAGE: MANAGERS,
+    Action.COPILOT_USE: EVERYONE,
+    Action.FAQ_REVIEW: MANAGERS,
     Action.ANALYTICS_VIEW: MANAGERS,
+    Action.ALERT_VIEW: EVERYONE,
+    Action.ALERT_MANAGE: MANAGERS,
 }
 
 

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import events
 from core.contributions import CONTACT_MERGE_GUARD, collect
 from core.roles import Action, permission_check
 from crm.models import (
@@ -405,15 +406,29 @@ def contact_update(*, contact: Contact, **changes: Any) -> Contact:
     contact.full_clean(exclude=["tags"])
     contact.save()
     if "tags" in changes:
-        contact.tags.set(Tag.objects.filter(pk__in=changes["tags"]))
+        before = set(contact.tags.values_list("pk", flat=True))
+        wanted = list(Tag.objects.filter(pk__in=changes["tags"]))
+        contact.tags.set(wanted)
+        for tag in wanted:
+            if tag.pk not in before:
+                _tagged_announce([contact.pk], tag)
     return contact
+
+
+def _tagged_announce(contact_ids: list[int], tag: Any) -> None:
+    """`contact.tagged` for each contact the tag is newly on (automation rules start from it)."""
+    schema = connection.schema_name  # type: ignore[attr-defined]
+    for contact_id in contact_ids:
+        events.announce(events.CONTACT_TAGGED, schema, {"contact_id": contact_id, "tag_id": tag.pk, "tag": tag.name})
 
 
 def contacts_tag(*, contacts: Any, tag: Any) -> int:
     """Tag every contact of a queryset (a selection or all that match a filter); returns how many."""
     through = Contact.tags.through
     ids = list(contacts.values_list("pk", flat=True))
+    already = set(through.objects.filter(tag_id=tag.pk, contact_id__in=ids).values_list("contact_id", flat=True))
     through.objects.bulk_create([through(contact_id=i, tag_id=tag.pk) for i in ids], ignore_conflicts=True)
+    _tagged_announce([i for i in ids if i not in already], tag)
     return len(ids)
 
 
@@ -429,11 +444,8 @@ def contact_erase(*, contact: Contact) -> None:
     """Erase a person's data on request (LGPD): identity, custom fields, message content and media, the
     raw provider events that mention the phone; other apps wipe what they hold on `contact.erased`
     (voice: transcripts and recordings). The row stays, anonymous, so counts and audit trails add up."""
-    from django.db import connection
-
     from accounts.audit import audit_record
     from accounts.models import AuditAction
-    from core import events
     from intake.services import events_erase_mentioning
     from tenants.selectors import tenant_current
 

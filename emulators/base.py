@@ -60,6 +60,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's listen backlog is 5: past a few dozen concurrent connects the kernel resets them,
+    # and the emulator would be the bottleneck instead of standing in for a provider with capacity.
+    request_queue_size = 1024
 
     def __init__(self, handler: type[EmulatorHandler], port: int = 0, host: str = "127.0.0.1") -> None:
         super().__init__((host, port), handler)

@@ -17,6 +17,9 @@ from emulators.twilio import TwilioEmulator
 DEMO_PNID, DEMO_WABA, DEMO_TOKEN = "100000000000101", "200000000000101", "demo-access-token"
 DEMO_SID, DEMO_AUTH = "ACd0d0d0d0d0d0d0d0d0d0d0d0d0d0d001", "demo-auth-token"
 DEMO_WA_NUMBER, DEMO_SMS_NUMBER = "+5511940000001", "+5511940000002"
+# Voice: the demo's number for AI calls, its webhook route (fixed, so this emulator knows the Voice URL)
+# and the Retell key (the Retell emulator accepts any key).
+DEMO_VOICE_NUMBER, DEMO_VOICE_ROUTE, DEMO_RETELL_KEY = "+5511940000003", "demo-voice", "demo-retell-key"
 # Numbers a demo business can pick in the emulated Embedded Signup window (one still on the Business app).
 DEMO_SIGNUP_NUMBERS = [
     SignupNumber("100000000000201", "200000000000201", "+55 11 94000-0201", "Padaria Demo"),
@@ -74,7 +77,13 @@ def emulators_build() -> tuple[MetaEmulator, TwilioEmulator]:
         port=8711,
         delays=(0.6, 1.5),
         inbound_urls={DEMO_SMS_NUMBER: f"{app}/webhooks/twilio/inbound/"},
+        numbers={DEMO_SMS_NUMBER: DEMO_SID, DEMO_VOICE_NUMBER: DEMO_SID},
     )
+    twilio.number_settings[DEMO_VOICE_NUMBER] = {
+        "friendly_name": "Voz Demo",
+        "voice_url": f"{app}/webhooks/twilio/voice/{DEMO_VOICE_ROUTE}/",
+        "status_callback": f"{app}/webhooks/twilio/voice/{DEMO_VOICE_ROUTE}/status/",
+    }
     return meta, twilio
 
 

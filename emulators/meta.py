@@ -839,9 +839,14 @@ def main() -> None:
     parser.add_argument("--webhook", required=True)
     parser.add_argument("--app-secret", required=True)
     parser.add_argument("--delays", default="0.5,1.5,3", help="seconds to sent, delivered, read")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before a send is answered")
+    parser.add_argument("--no-callbacks", action="store_true", help="record sends, post no status webhooks")
     args = parser.parse_args()
     delays = tuple(float(x) for x in args.delays.split(","))
     emulator = MetaEmulator(app_secret=args.app_secret, webhook_url=args.webhook, port=args.port, delays=delays)  # type: ignore[arg-type]
+    emulator.stall_s = args.latency
+    if args.no_callbacks:
+        emulator.callbacks.schedule = lambda *a, **k: None  # type: ignore[method-assign]
     print(f"Meta Graph emulator on {emulator.base_url} -> {args.webhook}")  # noqa: T201
     emulator.serve_forever()
 

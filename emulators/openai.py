@@ -8,8 +8,9 @@ x-ratelimit-* headers, 500/503 server_error).
 Deterministic and scriptable: a test queues replies (text, a JSON object, tool calls, a delay, an error)
 with `reply()`/`fail()`; with nothing queued the default rule answers from the context it was given (the
 first numbered passage "[1] ..." in the system prompt, else an echo of the customer's last message) and
-fills a requested JSON schema. Control endpoints (JSON): POST /_emulator/reply, POST /_emulator/errors,
-POST /_emulator/transcript, GET /_emulator/state.
+fills a requested JSON schema; the copilot's tasks (summary, improved or shortened draft, translation, FAQ
+pair) have their own rule computed from the request (`task_default`). Control endpoints (JSON):
+POST /_emulator/reply, POST /_emulator/errors, POST /_emulator/transcript, GET /_emulator/state.
 """
 
 from __future__ import annotations
@@ -134,6 +135,52 @@ def schema_problem(schema: dict[str, Any], path: str = "") -> str:
     return ""
 
 
+TRANSCRIPT_LINE = re.compile(r"^(Customer|Team|Assistant): (.+)$", re.MULTILINE)
+TARGET_LANGUAGE = re.compile(r"Translate [^\n]*? into ([\w-]+)")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split())) if s.strip()]
+
+
+def task_default(name: str, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The default answer to the copilot's structured tasks (by the schema's name), computed from what
+    was sent, so the demo and tests get the same answer to the same request: a summary names the customer's
+    first question and the team's last answer, an improved draft is tidied, a short one keeps its first
+    sentence, a translation is tagged with its target language, and an FAQ pair is the customer's first
+    question with the team's last answer. None: not one of these tasks (the general rule answers)."""
+    system = "\n".join(_text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
+    last_user = next((_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    lines = TRANSCRIPT_LINE.findall(last_user)
+    if name == "conversation_summary":
+        customer = [t for who, t in lines if who == "Customer"]
+        team = [t for who, t in lines if who != "Customer"]
+        parts = [f"{len(lines)} messages."]
+        if customer:
+            parts.append(f"The customer asked: {next((t for t in customer if '?' in t), customer[0])}")
+        if team:
+            parts.append(f"Last answer: {team[-1]}")
+        return {"summary": " ".join(parts)}
+    if name in ("draft_improved", "draft_shortened"):
+        sentences = _sentences(last_user)
+        if name == "draft_shortened":
+            sentences = sentences[:1]
+        text = " ".join(sentences)
+        text = text[:1].upper() + text[1:]
+        if text and text[-1] not in ".!?":
+            text += "."
+        return {"text": text}
+    if name == "translation":
+        found = TARGET_LANGUAGE.search(system)
+        return {"text": f"[{found.group(1) if found else '?'}] {last_user.strip()}"}
+    if name == "faq_pair":
+        question = next((t for who, t in lines if who == "Customer" and "?" in t), "")
+        question = question or next((t for who, t in lines if who == "Customer"), "")
+        answer = next((t for who, t in reversed(lines) if who == "Team"), "")
+        return {"useful": bool(question and answer), "question": question, "answer": answer}
+    return None
+
+
 class OpenAIHandler(EmulatorHandler):
     server: OpenAIEmulator
 
@@ -252,8 +299,9 @@ class OpenAIHandler(EmulatorHandler):
             if reply is not None and reply.content is not None:
                 content = reply.content
             else:
+                task = task_default(str((response_format.get("json_schema") or {}).get("name") or ""), messages)
                 text = self._default_text(messages, last_user, after_tool)
-                content = fill_schema(schema, text) if schema is not None else text
+                content = task if task is not None else fill_schema(schema, text) if schema is not None else text
             message["content"] = json.dumps(content, ensure_ascii=False) if isinstance(content, dict) else content
         with self.server.lock:
             self.server.requests[-1]["offered_tools"] = sorted(n for n in offered if n)

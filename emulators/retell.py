@@ -1,4 +1,5 @@
-"""A Retell AI emulator: Retell LLMs and agents (create, update, get), phone calls (create-phone-call,
+"""A Retell AI emulator: Retell LLMs and agents (create, update, get, delete, publish, versions), phone
+numbers (import, get; create-phone-call can refuse a number not imported), phone calls (create-phone-call,
 register-phone-call, get-call), JSON errors with Retell's status codes, error injection, and for each
 created call the signed webhooks Retell sends to the agent's webhook_url: call_started, call_ended
 (transcript, duration, disconnection reason, recording) and call_analyzed (call_analysis).
@@ -20,6 +21,7 @@ import re
 import secrets
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from emulators.base import CallbackQueue, EmulatorHandler, EmulatorServer
 
@@ -62,8 +64,16 @@ class RetellHandler(EmulatorHandler):
         return None
 
     def _injected(self) -> bool:
+        route = self.path_only.strip("/").split("/")
+        name = route[1] if route[:1] == ["v2"] and len(route) > 1 else route[0]
         with self.server.lock:
-            status = self.server.fail_next.pop(0) if self.server.fail_next else 0
+            delay = self.server.delay_next.pop(0) if self.server.delay_next else 0.0
+            by_path = self.server.fail_paths.get(name) or []
+            status = by_path.pop(0) if by_path else 0
+            if not status:
+                status = self.server.fail_next.pop(0) if self.server.fail_next else 0
+        if delay:
+            time.sleep(delay)  # a slow Retell: the answer comes (the work is done) after the client may have left
         if not status and self.server.error_rate and random.random() < self.server.error_rate:
             status = self.server.error_status
         if status:
@@ -98,10 +108,25 @@ class RetellHandler(EmulatorHandler):
             return
         if self._key() is None or self._injected():
             return
-        store = {"get-agent": self.server.agents, "get-retell-llm": self.server.llms}
+        key = self.headers.get("Authorization", "")[7:]
+        store = {
+            "get-agent": self.server.agents,
+            "get-retell-llm": self.server.llms,
+            "get-phone-number": self.server.phone_numbers,
+        }
         if len(parts) == 2 and parts[0] in store:
-            found = store[parts[0]].get(parts[1])
-            self.send_json(200, found) if found else self._error(404)
+            found = store[parts[0]].get(unquote(parts[1]))
+            if found and found.get("_key") == key:
+                self.send_json(200, _public(found))
+            else:
+                self._error(404)
+        elif len(parts) == 2 and parts[0] == "get-agent-versions":
+            versions = self.server.agent_versions.get(parts[1])
+            self.send_json(200, versions) if versions else self._error(404)
+        elif parts == ["list-retell-llms"]:
+            self.send_json(200, [_public(llm) for llm in self.server.llms.values() if llm["_key"] == key])
+        elif parts == ["list-agents"]:
+            self.send_json(200, [_public(a) for a in self.server.agents.values() if a["_key"] == key])
         elif len(parts) == 3 and parts[:2] == ["v2", "get-call"]:
             call = self.server.calls.get(parts[2])
             self.send_json(200, call) if call else self._error(404)
@@ -130,6 +155,26 @@ class RetellHandler(EmulatorHandler):
             found["last_modification_timestamp"] = int(time.time() * 1000)
         self.send_json(200, _public(found))
 
+    def do_DELETE(self) -> None:
+        parts = self.path_only.strip("/").split("/")
+        self.body()
+        key = self._key()
+        if key is None or self._injected():
+            return
+        store = {"delete-agent": self.server.agents, "delete-retell-llm": self.server.llms}
+        if len(parts) != 2 or parts[0] not in store:
+            self._error(404)
+            return
+        with self.server.lock:
+            found = store[parts[0]].get(parts[1])
+            if found is None or found["_key"] != key:
+                self._error(404)
+                return
+            del store[parts[0]][parts[1]]
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_POST(self) -> None:
         parts = self.path_only.strip("/").split("/")
         raw = self.body()  # read it all first, so an error answer leaves the keep-alive connection usable
@@ -151,12 +196,76 @@ class RetellHandler(EmulatorHandler):
             self._create_call(key, body, registered=False)
         elif route == "v2/register-phone-call":
             self._create_call(key, body, registered=True)
+        elif len(parts) == 2 and parts[0] == "publish-agent":
+            self._publish(key, parts[1])
+        elif route == "import-phone-number":
+            self._import_number(key, body)
         else:
             self._error(404)
 
+    def _publish(self, key: str, agent_id: str) -> None:
+        with self.server.lock:
+            agent = self.server.agents.get(agent_id)
+            if agent is None or agent["_key"] != key:
+                self._error(404, "agent not found")
+                return
+            published = {**_public(agent), "is_published": True}
+            self.server.agent_versions.setdefault(agent_id, []).append(published)
+            agent["published_version"] = agent["version"]
+            agent["version"] = int(agent["version"]) + 1  # the next draft
+            agent["is_published"] = False
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _import_number(self, key: str, body: dict[str, Any]) -> None:
+        number = str(body.get("phone_number") or "")
+        if not E164.match(number) or not body.get("termination_uri"):
+            self._error(400, "phone_number (E.164) and termination_uri are required")
+            return
+        for field_name in ("inbound_agent_id", "outbound_agent_id"):
+            wanted = body.get(field_name)
+            if wanted and (wanted not in self.server.agents or self.server.agents[wanted]["_key"] != key):
+                self._error(404, f"{field_name} not found")
+                return
+        record = {
+            "phone_number": number,
+            "phone_number_type": "custom",
+            "phone_number_pretty": number,
+            "termination_uri": body["termination_uri"],
+            "inbound_agent_id": body.get("inbound_agent_id"),
+            "outbound_agent_id": body.get("outbound_agent_id"),
+            "inbound_agent_version": None,
+            "outbound_agent_version": None,
+            "nickname": body.get("nickname"),
+            "last_modification_timestamp": int(time.time() * 1000),
+            "_key": key,
+        }
+        with self.server.lock:
+            self.server.phone_numbers[number] = record
+            if body.get("outbound_agent_id"):
+                self.server.number_agents[number] = str(body["outbound_agent_id"])
+        self.send_json(201, _public(record))
+
     def _control(self, parts: list[str], raw: bytes) -> None:
         body = json.loads(raw or b"{}")
-        if parts == ["errors"]:
+        if parts == ["errors"] and body.get("path"):  # fail only this endpoint, e.g. "create-agent"
+            with self.server.lock:
+                self.server.fail_paths.setdefault(str(body["path"]), []).extend(
+                    [int(body["status"])] * int(body.get("count", 1))
+                )
+            self.send_json(200, {"ok": True})
+        elif parts == ["delay"]:  # answer the next `count` requests after `seconds`
+            with self.server.lock:
+                self.server.delay_next.extend([float(body["seconds"])] * int(body.get("count", 1)))
+            self.send_json(200, {"ok": True})
+        elif parts == ["reset"]:
+            with self.server.lock:
+                self.server.fail_next.clear()
+                self.server.fail_paths.clear()
+                self.server.delay_next.clear()
+            self.send_json(200, {"ok": True})
+        elif parts == ["errors"]:
             status = int(body["status"])
             self.server.fail_next.extend([status] * int(body.get("count", 0 if "rate" in body else 1)))
             self.server.error_rate = float(body.get("rate", self.server.error_rate))
@@ -222,6 +331,10 @@ class RetellHandler(EmulatorHandler):
                 if not E164.match(str(body.get(name) or "")):
                     self._error(400, f"{name} must be a valid E.164 number")
                     return
+            known = self.server.phone_numbers.get(str(body["from_number"]))
+            if self.server.strict_numbers and (known is None or known["_key"] != key):
+                self._error(404, "from_number is not a number of this account: import it first")
+                return
             if not agent_id:  # Retell would use the agent bound to the number
                 agent_id = self.server.number_agents.get(str(body["from_number"]))
         agent = self.server.agents.get(str(agent_id or ""))
@@ -241,6 +354,8 @@ class RetellHandler(EmulatorHandler):
             "metadata": body.get("metadata") or {},
             "retell_llm_dynamic_variables": body.get("retell_llm_dynamic_variables") or {},
         }
+        if registered and body.get("agent_version") is not None:
+            call["agent_version"] = body["agent_version"]
         with self.server.lock:
             self.server.calls[call_id] = call
             self.server.call_keys[call_id] = key
@@ -269,7 +384,13 @@ class RetellEmulator(EmulatorServer):
         self.calls: dict[str, dict[str, Any]] = {}
         self.call_keys: dict[str, str] = {}
         self.number_agents: dict[str, str] = {}  # imported numbers bound to an agent
+        self.phone_numbers: dict[str, dict[str, Any]] = {}  # imported numbers (import-phone-number)
+        self.agent_versions: dict[str, list[dict[str, Any]]] = {}  # published versions
+        # True: create-phone-call refuses a from_number not imported into this account, as Retell does
+        self.strict_numbers = False
         self.fail_next: list[int] = []
+        self.fail_paths: dict[str, list[int]] = {}  # endpoint name -> statuses its next requests answer
+        self.delay_next: list[float] = []  # seconds before answering each of the next requests
         self.error_rate, self.error_status = 0.0, 429
         self.outcome: dict[str, Any] = {"disconnection_reason": "user_hangup", "duration_ms": 90000}
         self.send_webhooks = True  # False: calls are created but nobody is called back (tests without a server)

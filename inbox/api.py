@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import crud_actions
 from accounts.selectors import members_of
+from core.api import NextCursorDocumented
 from core.roles import Action, permission_check
 from inbox.models import CannedResponse, Conversation, ConversationStatus, Message
 from inbox.selectors import conversation_messages, conversations_page, conversations_visible_to
@@ -81,6 +82,29 @@ class SendSerializer(serializers.Serializer):  # type: ignore[type-arg]
     is_marketing = serializers.BooleanField(required=False, default=False)
 
 
+class IdempotencyConflict(exceptions.APIException):
+    status_code = 422
+    default_detail = "This Idempotency-Key was already used with another body; use a new key for a new message."
+    default_code = "idempotency_conflict"
+
+
+def _same_send(message: Message, fields: dict[str, Any]) -> bool:
+    """Whether a request asks for what this message already is (the body of an idempotent replay)."""
+    return all(
+        getattr(message, name) == fields[name]
+        for name in (
+            "type",
+            "body",
+            "media_url",
+            "template_name",
+            "template_language",
+            "template_variables",
+            "payload",
+            "is_marketing",
+        )
+    )
+
+
 class CannedResponseSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = CannedResponse
@@ -92,6 +116,7 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     ?q= (name, phone, message words); pages by ?cursor= (the `next_cursor` of the previous page)."""
 
     serializer_class = ConversationSerializer
+    pagination_class = NextCursorDocumented  # the list pages by cursor itself (conversations_page)
     required_actions = {
         "list": Action.CONVERSATION_VIEW,
         "retrieve": Action.CONVERSATION_VIEW,
@@ -104,6 +129,16 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self) -> QuerySet[Conversation]:
         return conversations_visible_to(user=self.request.user, role=self.request.membership.role)  # type: ignore[attr-defined]
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("view", str, enum=["all", "mine", "unassigned"]),
+            OpenApiParameter("status", str),
+            OpenApiParameter("channel", int),
+            OpenApiParameter("tag", str),
+            OpenApiParameter("q", str, description="Name, phone or words of a message"),
+        ],
+        responses=ConversationSerializer,
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         params = request.query_params
         try:
@@ -114,7 +149,33 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             raise ValidationError({"cursor": ["Not a cursor from this API; start again without it."]}) from exc
         return Response({"results": ConversationSerializer(page, many=True).data, "next_cursor": next_cursor or None})
 
-    @extend_schema(request=SendSerializer, responses=MessageSerializer(many=True))
+    @extend_schema(
+        methods=["GET"],
+        parameters=[OpenApiParameter("before", int, description="A message id: the page of older messages")],
+        responses=inline_serializer(
+            "MessagePage", {"results": MessageSerializer(many=True), "has_older": serializers.BooleanField()}
+        ),
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=SendSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Up to 100 characters. The same key and body answer the message the first request "
+                "made (200, `Idempotent-Replayed: true`) and send nothing more; the same key with another body "
+                "is refused (422).",
+            )
+        ],
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(MessageSerializer, description="A replay: the message this key already made."),
+            422: OpenApiResponse(description="This idempotency key was used with another body."),
+        },
+    )
     @action(detail=True, methods=["get", "post"])
     def messages(self, request: Request, pk: str | None = None) -> Response:
         """GET: newest messages first page (?before=<message id> for older). POST: send a message."""
@@ -128,11 +189,28 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         permission_check(request.membership, Action.CONVERSATION_REPLY)  # type: ignore[attr-defined]
         data = SendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        header_key = request.headers.get("Idempotency-Key", "").strip()
+        if header_key:
+            if len(header_key) > 100:
+                raise ValidationError({"Idempotency-Key": ["At most 100 characters."]})
+            fields["idempotency_key"] = header_key
+        prior = (
+            Message.objects.filter(idempotency_key=fields["idempotency_key"]).first()
+            if fields["idempotency_key"]
+            else None
+        )
+        if prior is not None and prior.conversation_id == conversation.pk and not _same_send(prior, fields):
+            raise IdempotencyConflict()
         try:
-            message = message_send(conversation=conversation, author=request.user, **data.validated_data)
+            message = message_send(conversation=conversation, author=request.user, **fields)
         except DjangoValidationError as exc:
             raise ValidationError({"detail": exc.messages, "code": exc.code}) from exc
-        return Response(MessageSerializer(message).data, status=201)
+        replayed = prior is not None  # (two racing first requests both answer 201, with the one message)
+        response = Response(MessageSerializer(message).data, status=200 if replayed else 201)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
     @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
     def assign(self, request: Request, pk: str | None = None) -> Response:

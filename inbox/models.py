@@ -160,6 +160,11 @@ class Message(models.Model):
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     queued_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)  # when a sender took it (queued -> sending)
+    # The dispatcher's queue: a queued outbound message is sent once this is due (NULL: held, e.g. its
+    # campaign is paused); `claimed_by` names the runner that took it, so a dead runner's work is found.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    hold_quiet_hours = models.BooleanField(default=False)  # automated: waits out quiet hours at send time
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -189,6 +194,10 @@ class Message(models.Model):
             # the media guard finds a served file's message by its path
             models.Index(fields=["media"], name="message_media_path", condition=Q(media__gt="")),
             models.Index(fields=["status", "created_at"], name="message_in_flight", condition=Q(status="sending")),
+            models.Index(
+                fields=["channel", "next_attempt_at", "id"], name="message_dispatch_due", condition=Q(status="queued")
+            ),
+            models.Index(fields=["claimed_by"], name="message_claimed_by", condition=Q(status="sending")),
             # Word search over message text (built-in full text search; "simple": pt-BR and English alike).
             GinIndex(SearchVector("body", config="simple"), name="message_body_search"),
         ]
@@ -282,3 +291,35 @@ class AgentState(models.Model):
 
     def __str__(self) -> str:
         return f"agent {self.user_id}"
+
+
+class ConversationEventKind(models.TextChoices):
+    ASSIGNED = "assigned", _("Assigned")
+    UNASSIGNED = "unassigned", _("Unassigned")
+    RESOLVED = "resolved", pgettext_lazy("conversation event", "Resolved")
+    REOPENED = "reopened", _("Reopened")
+    PENDING = "pending", pgettext_lazy("conversation event", "Marked pending")
+    HANDED_OFF = "handed_off", _("Handed off to a person")
+    STAGE_MOVED = "stage_moved", _("Stage moved")
+
+
+class ConversationEvent(models.Model):
+    """Something that happened to a conversation (assigned, resolved, handed off, its lead moved a stage),
+    shown inline in the timeline between the messages. Never sent to the contact."""
+
+    is_event = True  # the timeline template tells these from messages
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=ConversationEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.JSONField(default=dict, blank=True)  # names as they were then: assignee, stage, reason
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="conversation_event_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.conversation_id}"

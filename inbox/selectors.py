@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
 
 from core.realtime import Audience
 from core.roles import PERMISSIONS, Action, role_allows
@@ -14,10 +14,13 @@ from inbox.models import (
     BusinessAppContact,
     Channel,
     Conversation,
+    ConversationEvent,
+    Direction,
     HistoryImport,
     InboxSettings,
     Message,
     MessageOrigin,
+    MessageType,
 )
 
 PAGE = 30
@@ -68,6 +71,21 @@ def conversation_audience(*, conversation_id: int) -> Audience | None:
         return None
     users = frozenset({row["assignee_id"]}) if row is not None else frozenset()
     return Audience(roles=PERMISSIONS[Action.CONVERSATION_VIEW_ALL], user_ids=users)
+
+
+def conversation_audiences(*, conversation_ids: list[int]) -> dict[int, Audience | None]:
+    """conversation_audience for many conversations: one read of the setting, one of the assignees."""
+    if agents_see_all():
+        return dict.fromkeys(conversation_ids)
+    found = dict(Conversation.objects.filter(pk__in=set(conversation_ids)).values_list("pk", "assignee_id"))
+    roles = PERMISSIONS[Action.CONVERSATION_VIEW_ALL]
+    result: dict[int, Audience | None] = {}
+    for pk in conversation_ids:
+        if pk in found and found[pk] is None:
+            result[pk] = None
+        else:
+            result[pk] = Audience(roles=roles, user_ids=frozenset({found[pk]}) if pk in found else frozenset())
+    return result
 
 
 def _word_query(text: str) -> SearchQuery | None:
@@ -176,6 +194,158 @@ def cursor_decode(cursor: str) -> tuple[datetime, int]:
     """Raises ValueError for a cursor we did not make."""
     micros, _, last_id = cursor.partition(".")
     return EPOCH + timedelta(microseconds=int(micros)), int(last_id)
+
+
+def conversation_latest_of(*, contact_id: int) -> int | None:
+    """The id of the contact's most recently active conversation (where its lead's moves are shown)."""
+    return (
+        Conversation.objects.filter(contact_id=contact_id)
+        .order_by("-last_message_at", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def conversation_timeline(
+    *, conversation: Conversation, before: int | None = None, limit: int = 50
+) -> tuple[list[Any], bool]:
+    """conversation_messages as the conversation pane shows them: reactions folded onto the message they
+    react to (`reactions`), the quoted message of a reply attached (`quoted`), and the conversation's
+    events (assigned, resolved, handed off, stage moved) merged in time order within the page's span."""
+    messages, has_older = conversation_messages(conversation=conversation, before=before, limit=limit)
+    by_provider_id = {m.provider_message_id: m for m in messages if m.provider_message_id}
+    shown: list[Any] = []
+    for message in messages:
+        message.reactions = []  # type: ignore[attr-defined]
+        message.quoted = None  # type: ignore[attr-defined]
+    for message in messages:
+        if message.type == MessageType.REACTION:
+            target = by_provider_id.get(str(message.payload.get("message_id", "")))
+            if target is not None:
+                if message.body:
+                    target.reactions.append(message.body)  # type: ignore[attr-defined]
+                continue
+        shown.append(message)
+    wanted = {m.reply_to_provider_id for m in messages if m.reply_to_provider_id} - by_provider_id.keys()
+    quoted = dict(by_provider_id)
+    if wanted:
+        quoted.update(
+            (str(m.provider_message_id), m)
+            for m in Message.objects.filter(conversation=conversation, provider_message_id__in=wanted)
+        )
+    for message in shown:
+        if message.reply_to_provider_id:
+            message.quoted = quoted.get(message.reply_to_provider_id)  # type: ignore[attr-defined]
+    events = ConversationEvent.objects.filter(conversation=conversation).select_related("actor")
+    if has_older and messages:
+        events = events.filter(created_at__gte=messages[0].created_at)
+    if before and messages:
+        events = events.filter(created_at__lt=_after_page(conversation, messages[-1]))
+    elif before:
+        return shown, has_older
+    merged = sorted([*shown, *events[:200]], key=lambda item: item.created_at)
+    return merged, has_older
+
+
+def message_decorated(*, message: Message) -> Message:
+    """One message as the timeline shows it (for a reaction: the message it reacts to), with `reactions`
+    and `quoted` as conversation_timeline sets them."""
+    if message.type == MessageType.REACTION:
+        target = Message.objects.filter(
+            conversation_id=message.conversation_id, provider_message_id=str(message.payload.get("message_id", ""))
+        ).first()
+        if target is not None:
+            message = target
+    message.reactions = (  # type: ignore[attr-defined]
+        [
+            body
+            for body in Message.objects.filter(
+                conversation_id=message.conversation_id,
+                type=MessageType.REACTION,
+                payload__message_id=message.provider_message_id,
+            )
+            .exclude(body="")
+            .values_list("body", flat=True)
+        ]
+        if message.provider_message_id
+        else []
+    )
+    message.quoted = (  # type: ignore[attr-defined]
+        Message.objects.filter(
+            conversation_id=message.conversation_id, provider_message_id=message.reply_to_provider_id
+        ).first()
+        if message.reply_to_provider_id
+        else None
+    )
+    return message
+
+
+def _after_page(conversation: Conversation, last: Message) -> datetime:
+    """Where an older page ends: the time of the message after its last one."""
+    following = (
+        Message.objects.filter(conversation=conversation)
+        .filter(Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gt=last.pk))
+        .order_by("created_at", "id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return following or last.created_at
+
+
+@dataclass
+class RowFacts:
+    """What the inbox list shows of a conversation beyond its own columns."""
+
+    preview: str = ""
+    preview_type: str = ""
+    preview_direction: str = ""
+    handled_by: str = ""  # "bot", "human" or ""
+    waiting_since: datetime | None = None
+
+
+def conversation_rows_facts(conversations: list[Conversation]) -> None:
+    """Decorate one page of the inbox list (`facts`): the last message's preview, whether the assistant or
+    a person handles it, and since when the customer waits for an answer. Three queries per page."""
+    ids = [c.pk for c in conversations]
+    facts = {pk: RowFacts() for pk in ids}
+    if ids:
+        shown = Message.objects.filter(conversation_id__in=ids).exclude(type=MessageType.REACTION)
+        for row in (
+            shown.exclude(direction=Direction.NOTE)
+            .order_by("conversation_id", "-created_at", "-id")
+            .distinct("conversation_id")
+            .values("conversation_id", "body", "type", "direction")
+        ):
+            fact = facts[row["conversation_id"]]
+            fact.preview, fact.preview_type, fact.preview_direction = row["body"][:120], row["type"], row["direction"]
+        for out in (
+            shown.filter(direction=Direction.OUTBOUND)
+            .order_by("conversation_id", "-created_at", "-id")
+            .distinct("conversation_id")
+            .values("conversation_id", "author_id", "payload__sender")
+        ):
+            fact = facts[out["conversation_id"]]
+            fact.handled_by = "bot" if out["payload__sender"] == "bot" else ("human" if out["author_id"] else "")
+        waiting = [pk for pk, fact in facts.items() if fact.preview_direction == Direction.INBOUND]
+        last_out = Subquery(
+            Message.objects.filter(conversation=OuterRef("conversation_id"), direction=Direction.OUTBOUND)
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
+        for wait in (
+            Message.objects.filter(conversation_id__in=waiting, direction=Direction.INBOUND)
+            .annotate(last_out=last_out)
+            .filter(Q(last_out=None) | Q(created_at__gt=F("last_out")))
+            .values("conversation_id")
+            .annotate(since=Min("created_at"))
+            .values("conversation_id", "since")
+        ):
+            facts[wait["conversation_id"]].waiting_since = wait["since"]
+    for conversation in conversations:
+        fact = facts[conversation.pk]
+        if conversation.assignee_id:
+            fact.handled_by = "human"
+        conversation.facts = fact  # type: ignore[attr-defined]
 
 
 def conversation_messages(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import audit_record
 from accounts.models import AuditAction
-from core import events, ratelimit
+from core import events
 from core.media import extension_for, filename_clean
 from core.tasks import send_on_commit
 from crm.models import ConsentStatus, Contact
@@ -38,10 +37,7 @@ from inbox.models import (
     MessageType,
 )
 from inbox.providers import (
-    ErrorKind,
     InboundMessage,
-    OutboundMessage,
-    ProviderError,
     StatusUpdate,
     provider_class,
     provider_for,
@@ -166,7 +162,13 @@ def channel_delete(*, channel: Channel) -> None:
 
 
 def conversation_open(*, contact: Contact, channel: Channel) -> Conversation:
-    conversation, _created = Conversation.objects.get_or_create(contact=contact, channel=channel)
+    conversation, created = Conversation.objects.get_or_create(contact=contact, channel=channel)
+    if created:
+        events.announce(
+            events.CONVERSATION_CREATED,
+            _schema(),
+            {"conversation_id": conversation.pk, "contact_id": contact.pk, "channel_id": channel.pk},
+        )
     return conversation
 
 
@@ -200,9 +202,11 @@ def message_send(
     idempotency_key: str = "",
     consent_notice: bool = False,
     dispatch: bool = True,
+    hold_quiet_hours: bool = False,
 ) -> Message:
-    """Queue a message and dispatch it after commit (``dispatch=False``: the caller sends it, as a campaign
-    batch does with messages_dispatch_now). The same idempotency key never makes two messages.
+    """Queue a message for the dispatcher and wake the channel's runner after commit (``dispatch=False``:
+    queued all the same, the caller wakes or runs the sender). The same idempotency key never makes two
+    messages. ``hold_quiet_hours``: an automated send, held at send time while quiet hours last.
 
     Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``, ``tenant_suspended``)
     with a message the user can act on."""
@@ -223,7 +227,7 @@ def message_send(
             % {"contact": conversation.contact.display_name, "medium": medium.label},
             code="opted_out",
         )
-    _address_check(conversation, caps.user_ids)
+    address_check(conversation, caps.user_ids)
     if type == MessageType.TEMPLATE and not caps.templates:
         raise ValidationError(_("This channel does not support templates."), code="unsupported")
     if type in MEDIA_TYPES and type not in caps.media_kinds:
@@ -252,6 +256,8 @@ def message_send(
                 is_marketing=is_marketing,
                 status=MessageStatus.QUEUED,
                 queued_at=now,
+                next_attempt_at=now,
+                hold_quiet_hours=hold_quiet_hours,
                 author=author if getattr(author, "is_authenticated", False) else None,
                 idempotency_key=idempotency_key or uuid.uuid4().hex,
             )
@@ -262,16 +268,17 @@ def message_send(
         return _same_conversation(Message.objects.get(idempotency_key=idempotency_key), conversation)
 
     if dispatch:
-        from inbox.tasks import dispatch_message
+        from inbox.dispatcher import kick_on_commit
 
-        send_on_commit(dispatch_message, message.pk, queue="dispatch")
+        kick_on_commit(channel.pk)  # the channel's runner takes it from the queue (no task per message)
     events.announce(events.MESSAGE_CREATED, _schema(), message_summary(message))
     return message
 
 
-def _address_check(conversation: Conversation, user_ids: bool) -> None:
+def address_check(conversation: Conversation, user_ids: bool) -> None:
     """A contact without a phone is reachable only where the provider takes a user id (WhatsApp Cloud,
-    by the BSUID of this channel's portfolio): elsewhere (SMS, a QR-linked number) it is skipped, saying why."""
+    by the BSUID of this channel's portfolio): elsewhere (SMS, a QR-linked number) it is refused, saying why
+    (ValidationError, code ``no_address``; a campaign skips that recipient with the same words)."""
     contact = conversation.contact
     if contact.phone and not contact.phone.startswith("erased:"):
         return
@@ -303,145 +310,29 @@ def _same_conversation(existing: Message, conversation: Conversation) -> Message
     return existing
 
 
-def messages_dispatch_now(*, message_ids: list[int], threads: int = 8) -> None:
-    """Send a batch of queued messages from here, several requests at once, each thread on its own
-    database connection. A message that must wait (rate limit, retryable error) goes to the dispatch
-    queue with its delay, like any other."""
-    from inbox.tasks import dispatch_message
-
-    schema, tenant = _schema(), getattr(connection, "tenant", None)
-
-    def one(message_id: int) -> tuple[int, float | None]:
-        connection.set_tenant(tenant)  # type: ignore[attr-defined]
-        try:
-            return message_id, message_dispatch(message_id=message_id)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(message_ids)))) as pool:
-        for message_id, delay in pool.map(one, message_ids):
-            if delay is not None:
-                dispatch_message.apply_async(
-                    args=(message_id,), countdown=delay, queue="dispatch", headers={"_schema_name": schema}
-                )
-
-
-def _outbound_of(message: Message) -> OutboundMessage:
-    from inbox.selectors import channel_identity_scope
-
-    media_bytes = None
-    if message.media:
-        with message.media.open("rb") as fh:
-            media_bytes = fh.read()
-    contact = message.conversation.contact
-    phone = contact.phone if contact.phone and not contact.phone.startswith("erased:") else ""
-    # To the phone when known (Meta recommends it); else to the BSUID of this channel's portfolio.
-    recipient = "" if phone else contact_bsuid(contact, channel_identity_scope(message.channel))
-    return OutboundMessage(
-        to=phone,
-        recipient=recipient,
-        type=message.type,
-        body=message.body,
-        media_url=message.media_url,
-        media_bytes=media_bytes,
-        media_mime=message.media_mime,
-        media_filename=message.media_filename,
-        template_name=message.template_name,
-        template_language=message.template_language,
-        template_variables=message.template_variables,
-        payload=message.payload,
-        reply_to=message.reply_to_provider_id,
-        tracking=str(message.pk),
-    )
-
-
-def _backoff(attempt: int) -> float:
-    return float(min(300, 2 ** min(attempt, 8)))
-
-
 def message_dispatch(*, message_id: int) -> float | None:
-    """Send one queued message. Returns a delay when it must be tried again, else None.
+    """Send one queued message from here, through the dispatcher's own claim, send and record (what the
+    runners do for batches). Always None: a retry is the row's next due time, never a countdown task."""
+    from inbox.dispatcher import dispatch_one
 
-    The claim (queued -> sending) is a conditional UPDATE, so two workers never send the same message;
-    a send whose outcome is unknown is marked so and never retried blindly. A suspended tenant's message
-    stays queued, untouched, until messages_release runs on reactivation."""
-    if not tenant_is_active():
-        return None
-    claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
-        status=MessageStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
-    )
-    if claimed != 1:
-        return None
-    message = Message.objects.select_related("channel", "conversation__contact").get(pk=message_id)
-    channel = message.channel
-    wait = ratelimit.take(f"{_schema()}:channel:{channel.pk}", rate_per_s=channel.rate_limit_per_s)
-    if wait > 0:
-        Message.objects.filter(pk=message_id, status=MessageStatus.SENDING).update(
-            status=MessageStatus.QUEUED, attempts=F("attempts") - 1
-        )
-        return wait
-    try:
-        result = provider_for(channel).send(_outbound_of(message))
-    except ProviderError as exc:
-        return _dispatch_failed(message, exc)
-    now = timezone.now()
-    Message.objects.filter(pk=message_id, status=MessageStatus.SENDING).update(
-        status=MessageStatus.SENT, sent_at=now, provider_message_id=result.provider_message_id
-    )
-    events.announce(
-        events.MESSAGE_STATUS,
-        _schema(),
-        {"id": message_id, "conversation_id": message.conversation_id, "status": "sent"},
-    )
+    dispatch_one(message_id=message_id)
     return None
 
 
 def messages_release() -> int:
-    """After a suspension: dispatch every outbound message still queued (a duplicate dispatch is harmless,
-    the claim is conditional). Returns how many were handed to the dispatch queue."""
-    from inbox.tasks import dispatch_message
+    """After a suspension: every channel with queued outbound messages gets a runner (the messages wait
+    as rows, with their due time). Returns how many channels were woken."""
+    from inbox.dispatcher import kick
 
-    ids = list(
-        Message.objects.filter(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED).values_list("pk", flat=True)
+    channel_ids = list(
+        Message.objects.filter(direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
+        .order_by()
+        .values_list("channel_id", flat=True)
+        .distinct()
     )
-    for message_id in ids:
-        send_on_commit(dispatch_message, message_id, queue="dispatch")
-    return len(ids)
-
-
-def _dispatch_failed(message: Message, exc: ProviderError) -> float | None:
-    if exc.kind == ErrorKind.RETRYABLE and message.attempts < MAX_SEND_ATTEMPTS:
-        Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
-            status=MessageStatus.QUEUED, error_code=exc.code, error_text=exc.message[:500]
-        )
-        return exc.retry_after or _backoff(message.attempts)
-    status = MessageStatus.UNKNOWN if exc.kind == ErrorKind.UNKNOWN else MessageStatus.FAILED
-    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
-        status=status,
-        failed_at=timezone.now() if status == MessageStatus.FAILED else None,
-        error_code=exc.code,
-        error_text=exc.message[:500],
-    )
-    if exc.opted_out:
-        consent_record(
-            contact=message.conversation.contact,
-            medium=MEDIUM_OF_KIND[message.channel.kind],
-            status=ConsentStatus.OPTED_OUT if exc.opted_out == "all" else ConsentStatus.MARKETING_OPTED_OUT,
-            source=f"provider-error:{exc.code}",
-        )
-    logger.warning("message %s %s: %s", message.pk, status, exc)
-    events.announce(
-        events.MESSAGE_STATUS,
-        _schema(),
-        {
-            "id": message.pk,
-            "conversation_id": message.conversation_id,
-            "status": status,
-            "error_code": exc.code,
-            "error_text": exc.message,
-        },
-    )
-    return None
+    for channel_id in channel_ids:
+        transaction.on_commit(lambda c=channel_id: kick(c))  # type: ignore[misc]
+    return len(channel_ids)
 
 
 def sending_sweep(*, older_than: timedelta | None = None) -> int:
@@ -497,7 +388,115 @@ def status_apply(*, channel: Channel, update: StatusUpdate) -> bool | None:
         "error_text": update.error_text,
     }
     events.announce(events.MESSAGE_STATUS, _schema(), payload)
+    from inbox.dispatcher import statuses_changed
+
+    statuses_changed([(found["id"], new, update.error_code)])
     return True
+
+
+def _status_step(current: str, update: StatusUpdate) -> dict[str, Any] | None:
+    """status_apply's rule for one update on a message in `current`: the fields to set, or None (stale)."""
+    new = update.status
+    if new == MessageStatus.FAILED:
+        if current not in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN, MessageStatus.SENT):
+            return None
+        return {
+            "status": new,
+            "failed_at": update.timestamp,
+            "error_code": update.error_code,
+            "error_text": update.error_text[:500],
+        }
+    if new not in RANK or current not in RANK or RANK[current] >= RANK[new]:  # type: ignore[index]
+        return None
+    changes: dict[str, Any] = {"status": new, TIME_FIELD[new]: update.timestamp}  # type: ignore[index]
+    for step in (MessageStatus.SENT, MessageStatus.DELIVERED):  # skipped steps still get their time
+        if RANK[step] < RANK[new]:  # type: ignore[index]
+            changes.setdefault("fill_" + TIME_FIELD[step], update.timestamp)
+    return changes
+
+
+def statuses_apply(*, updates: list[tuple[Channel, StatusUpdate]]) -> list[bool | None]:
+    """status_apply for many updates at once (the ingest drain's batch): one SELECT of the messages, the
+    updates folded per message in order with the same forward-only rule, one UPDATE ... FROM VALUES whose
+    rows change only if the message is still in the status read (a row that moved meanwhile goes through
+    status_apply one by one). Returns status_apply's answer per update (None: no such message yet)."""
+    if not updates:
+        return []
+    pids = list({u.provider_message_id for _c, u in updates})
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for read in Message.objects.filter(provider_message_id__in=pids).values(
+        "id", "channel_id", "provider_message_id", "conversation_id", "conversation__contact_id", "status"
+    ):
+        found[(read["channel_id"], str(read["provider_message_id"]))] = dict(read)
+    results: list[bool | None] = []
+    folded: dict[int, dict[str, Any]] = {}  # message id -> {"row", "status", fields...}
+    for channel, update in updates:
+        row = found.get((channel.pk, update.provider_message_id))
+        if row is None:
+            results.append(None)
+            continue
+        if (update.recipient_user_id or update.recipient_parent_user_id) and update.status in ("sent", "delivered"):
+            _recipient_ids_learn(channel, row["conversation__contact_id"], update)
+        state = folded.setdefault(row["id"], {"row": row, "from": row["status"], "status": row["status"]})
+        changes = _status_step(state["status"], update)
+        if changes is None:
+            results.append(False)
+            continue
+        for key, value in changes.items():
+            if key.startswith("fill_"):
+                state.setdefault(key, value)  # the earliest implied time (status_apply's Coalesce)
+            else:
+                state[key] = value
+        results.append(True)
+    changed = [st for st in folded.values() if st["status"] != st["from"]]
+    if not changed:
+        return results
+    cols = ["sent_at", "delivered_at", "read_at", "failed_at", "fill_sent_at", "fill_delivered_at"]
+    rows = ", ".join(
+        [
+            "(%s::bigint, %s, %s, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::timestamptz,"
+            " %s::timestamptz, %s::timestamptz, %s, %s)"
+        ]
+        * len(changed)
+    )
+    params: list[Any] = []
+    for st in changed:
+        params += [st["row"]["id"], st["from"], st["status"], *[st.get(c) for c in cols]]
+        params += [st.get("error_code"), st.get("error_text")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} AS m SET status = v.status, "  # noqa: S608 (names ours, values params)
+            "sent_at = COALESCE(v.sent_at, m.sent_at, v.fill_sent), "
+            "delivered_at = COALESCE(v.delivered_at, m.delivered_at, v.fill_delivered), "
+            "read_at = COALESCE(v.read_at, m.read_at), failed_at = COALESCE(v.failed_at, m.failed_at), "
+            "error_code = COALESCE(v.code, m.error_code), error_text = COALESCE(v.text, m.error_text) "
+            f"FROM (VALUES {rows}) AS v(id, old, status, sent_at, delivered_at, read_at, failed_at, fill_sent, "
+            "fill_delivered, code, text) WHERE m.id = v.id AND m.status = v.old RETURNING m.id",
+            params,
+        )
+        written = {r[0] for r in cursor.fetchall()}
+    moved = {st["row"]["id"] for st in changed} - written
+    if moved:  # changed under us (a send being recorded): one by one, as status_apply does
+        for i, (channel, update) in enumerate(updates):
+            row = found.get((channel.pk, update.provider_message_id))
+            if row is not None and row["id"] in moved:
+                results[i] = status_apply(channel=channel, update=update)
+    done = [st for st in changed if st["row"]["id"] in written]
+    payloads = [
+        {
+            "id": st["row"]["id"],
+            "conversation_id": st["row"]["conversation_id"],
+            "status": st["status"],
+            "error_code": st.get("error_code") or "",
+            "error_text": st.get("error_text") or "",
+        }
+        for st in done
+    ]
+    events.announce_many(events.MESSAGE_STATUS, _schema(), payloads)
+    from inbox.dispatcher import statuses_changed
+
+    statuses_changed([(st["row"]["id"], st["status"], st.get("error_code") or "") for st in done])
+    return results
 
 
 def _recipient_ids_learn(channel: Channel, contact_id: int, update: StatusUpdate) -> None:
@@ -653,12 +652,48 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
 # --- team work: assignment, status, notes ---------------------------------------------------------
 
 
-def conversation_assign(*, conversation: Conversation, assignee: Any) -> None:
-    """Assign to a member (or None to unassign)."""
-    from inbox.models import AgentState
+# timeline lines whose change also announces conversation.updated (the open pane is re-rendered)
+PANE_REFRESHING_KINDS = frozenset({"assigned", "unassigned", "resolved", "reopened", "pending"})
+
+
+def conversation_event_record(
+    *, conversation: Conversation | int, kind: str, actor: Any = None, detail: dict[str, Any] | None = None
+) -> Any:
+    """Note in the timeline that something happened to the conversation (shown inline, never sent)."""
+    from inbox.models import ConversationEvent
+
+    event = ConversationEvent.objects.create(
+        conversation_id=conversation if isinstance(conversation, int) else conversation.pk,
+        kind=kind,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        detail=detail or {},
+    )
+    # An open timeline shows it at once, whoever or whatever caused it (a move on the board, the AI).
+    # Assignment and status changes announce conversation.updated, which re-renders the open pane with
+    # this line in it: pushing the line too would do that work twice (and race the pane's own swap).
+    if kind not in PANE_REFRESHING_KINDS:
+        events.announce(
+            events.CONVERSATION_EVENT,
+            _schema(),
+            {"conversation_id": event.conversation_id, "id": event.pk, "kind": kind},
+        )
+    return event
+
+
+def conversation_assign(*, conversation: Conversation, assignee: Any, actor: Any = None) -> None:
+    """Assign to a member (or None to unassign); the timeline says who did it."""
+    from inbox.models import AgentState, ConversationEventKind
 
     Conversation.objects.filter(pk=conversation.pk).update(assignee=assignee)
+    previous = conversation.assignee_id
     conversation.assignee = assignee
+    if previous != getattr(assignee, "pk", None):
+        conversation_event_record(
+            conversation=conversation,
+            kind=ConversationEventKind.ASSIGNED if assignee is not None else ConversationEventKind.UNASSIGNED,
+            actor=actor,
+            detail={"assignee": assignee.get_full_name() or assignee.email} if assignee is not None else {},
+        )
     if assignee is not None:
         AgentState.objects.update_or_create(user=assignee, defaults={"last_assigned_at": timezone.now()})
     events.announce(
@@ -685,9 +720,19 @@ def conversation_assign_round_robin(*, conversation: Conversation) -> Any:
     return chosen
 
 
-def conversation_set_status(*, conversation: Conversation, status: str) -> None:
+def conversation_set_status(*, conversation: Conversation, status: str, actor: Any = None) -> None:
+    from inbox.models import ConversationEventKind
+
     Conversation.objects.filter(pk=conversation.pk).update(status=status)
+    previous = conversation.status
     conversation.status = status
+    if previous != status:
+        kinds: dict[str, str] = {
+            ConversationStatus.RESOLVED: ConversationEventKind.RESOLVED,
+            ConversationStatus.PENDING: ConversationEventKind.PENDING,
+        }
+        kind = kinds.get(status, ConversationEventKind.REOPENED)
+        conversation_event_record(conversation=conversation, kind=kind, actor=actor)
     events.announce(events.CONVERSATION_UPDATED, _schema(), {"conversation_id": conversation.pk, "status": status})
 
 

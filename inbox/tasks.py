@@ -23,6 +23,35 @@ def dispatch_message(self, message_id: int) -> None:  # type: ignore[no-untyped-
         raise self.retry(countdown=delay)
 
 
+@app.task(name="inbox.dispatch_run", acks_late=False)
+def dispatch_run(channel_id: int) -> int:
+    """A dispatcher runner for one channel (inbox.dispatcher.Runner): serves until nothing is due, then
+    leaves; hands over to a fresh task when its time is up and work is left. Returns the messages sent."""
+    from inbox.dispatcher import Runner, rekick_after
+
+    runner = Runner(channel_id)
+    stats = runner.run()
+    rekick_after(runner)  # work due, or a kick that came while it was leaving: a fresh runner
+    return stats.sent
+
+
+@app.task(name="inbox.dispatch_ensure")
+def dispatch_ensure() -> int:
+    """Beat: in every active tenant, recover dead runners' work and start runners where work is due."""
+    from inbox.dispatcher import ensure
+
+    total = 0
+    for schema in (
+        get_tenant_model()
+        .objects.exclude(schema_name="public")
+        .filter(is_active=True)
+        .values_list("schema_name", flat=True)
+    ):
+        with schema_context(schema):
+            total += ensure()
+    return total
+
+
 @app.task(name="inbox.messages_release")
 def messages_release() -> int:
     """After a reactivation: the tenant's queued messages go out."""

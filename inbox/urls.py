@@ -9,6 +9,7 @@ urlpatterns = [
     path("conversations/", views.conversation_list, name="conversation_list"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation_detail"),
     path("conversations/<int:pk>/messages/<int:message_id>/", views.message_row, name="message_row"),
+    path("conversations/<int:pk>/events/<int:event_id>/", views.event_row, name="event_row"),
     path("conversations/<int:pk>/older/", views.conversation_older, name="conversation_older"),
     path("conversations/<int:pk>/action/", views.conversation_action, name="conversation_action"),
     path("inbox/replies/", views.canned_list, name="canned_list"),

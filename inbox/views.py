@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -15,7 +17,14 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import action_required
 from accounts.selectors import members_of
-from core.contributions import CHANNEL_CONNECT, CONTACT_PANEL, CONVERSATION_PANEL, PageBlock, collect
+from core.contributions import (
+    CHANNEL_CONNECT,
+    CONTACT_PANEL,
+    CONVERSATION_COMPOSER,
+    CONVERSATION_PANEL,
+    PageBlock,
+    collect,
+)
 from core.roles import Action, permission_check
 from crm.models import Tag
 from crm.services import contact_get_or_create
@@ -33,9 +42,11 @@ from inbox.providers import provider_class
 from inbox.selectors import (
     channels_all,
     coexistence_summaries,
-    conversation_messages,
+    conversation_rows_facts,
+    conversation_timeline,
     conversations_page,
     conversations_visible_to,
+    message_decorated,
 )
 from inbox.services import (
     channel_create,
@@ -154,46 +165,104 @@ def _visible(request: HttpRequest) -> Any:
     return conversations_visible_to(user=request.user, role=request.membership.role)  # type: ignore[attr-defined]
 
 
+def _htmx_partial(request: HttpRequest) -> bool:
+    """An in-page swap (not a full page load, nor htmx restoring a page from history)."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+
+
+EMOJI = [
+    "😀",
+    "😂",
+    "😊",
+    "😍",
+    "🙏",
+    "👍",
+    "👏",
+    "🎉",
+    "❤️",
+    "🔥",
+    "✅",
+    "❌",
+    "👋",
+    "🤝",
+    "😉",
+    "😢",
+    "😅",
+    "🤔",
+    "🙌",
+    "💬",
+    "📦",
+    "🚚",
+    "💰",
+    "⏰",
+    "📍",
+    "📞",
+    "✨",
+    "🎁",
+]
+LIST_FILTERS = ("view", "status", "channel", "tag", "q")
+
+
+def _list_context(request: HttpRequest, current: Conversation | None = None) -> dict[str, object]:
+    """The list pane: one page of conversations (decorated for the rows) and the filters it was asked with.
+    Raises ValueError for a cursor we did not make."""
+    params = request.GET
+    page, next_cursor = conversations_page(_visible(request), params, user=request.user)
+    conversation_rows_facts(page)
+    query = QueryDict(mutable=True)
+    for key in LIST_FILTERS:
+        if params.get(key):
+            query[key] = params[key]
+    return {
+        "conversations": page,
+        "next_cursor": next_cursor,
+        "query": query.urlencode(),
+        "params": params,
+        "channels": channels_all(),
+        "tags": Tag.objects.all(),
+        "current_id": current.pk if current else None,
+    }
+
+
 @action_required(Action.CONVERSATION_VIEW, post=Action.CONVERSATION_REPLY)
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    """The inbox: filters, debounced search, infinite scroll (cursor pages), live refresh."""
+    """The inbox: list, conversation and contact panes side by side (one at a time on a phone). Filters,
+    debounced search, infinite scroll (cursor pages) and live reordering act on the list pane alone."""
     form = NewConversationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         contact = contact_get_or_create(phone=form.cleaned_data["phone"], name=form.cleaned_data["name"])
         conversation = conversation_open(contact=contact, channel=form.cleaned_data["channel"])
         return redirect("conversation_detail", pk=conversation.pk)
-    params = request.GET
     try:
-        page, next_cursor = conversations_page(_visible(request), params, user=request.user)
+        context = _list_context(request)
     except ValueError:
         return HttpResponse(status=400)  # a cursor we did not make
-    query = params.copy()
-    query.pop("cursor", None)
-    context = {
-        "conversations": page,
-        "next_cursor": next_cursor,
-        "query": query.urlencode(),
-        "params": params,
-        "form": form,
-        "channels": channels_all(),
-        "tags": Tag.objects.all(),
-    }
-    if params.get("cursor"):
+    context["form"] = form
+    if request.GET.get("cursor"):
         return render(request, "inbox/_conversation_rows.html", context)
-    return render(request, "inbox/conversations.html", context, status=400 if form.errors else 200)
+    if _htmx_partial(request) and request.headers.get("HX-Target") == "conversation-list":
+        return render(request, "inbox/_conversation_list.html", context)
+    if _htmx_partial(request) and request.headers.get("HX-Target") == "pane":
+        return render(request, "inbox/_pane_empty.html", context)
+    return render(request, "inbox/inbox.html", context, status=400 if form.errors else 200)
 
 
 def _detail_context(request: HttpRequest, conversation: Conversation, form: ReplyForm) -> dict[str, object]:
     caps = provider_class(conversation.channel.kind).capabilities
-    timeline, has_older = conversation_messages(conversation=conversation)
+    timeline, has_older = conversation_timeline(conversation=conversation)
     contact = conversation.contact
+    closes_at = None
+    if caps.session_window_hours is not None and conversation.last_inbound_at is not None:
+        closes_at = conversation.last_inbound_at + timedelta(hours=caps.session_window_hours)
     return {
         "conversation": conversation,
         "timeline": timeline,
         "has_older": has_older,
+        "oldest_id": _oldest_id(timeline),
         "form": form,
         "note_form": NoteForm(),
         "window_open": window_open(conversation),
+        "window_closes_at": closes_at,
         "supports_templates": caps.templates,
         "members": members_of(tenant=request.tenant),  # type: ignore[attr-defined]
         "canned": list(CannedResponse.objects.values("shortcut", "title", "body")),
@@ -202,7 +271,39 @@ def _detail_context(request: HttpRequest, conversation: Conversation, form: Repl
         # the lead card (pipeline), the assistant's state with take over / give back (ai)
         "panels": collect(CONTACT_PANEL, contact=contact, request=request)
         + collect(CONVERSATION_PANEL, conversation=conversation, request=request),
+        # tools under the composer (the AI copilot): they fill the draft, the agent sends
+        "composer_tools": collect(CONVERSATION_COMPOSER, conversation=conversation, request=request),
+        "list_query": _list_query(request),
+        "emoji": EMOJI,
     }
+
+
+def _oldest_id(timeline: list[Any]) -> int | None:
+    return next((item.pk for item in timeline if not getattr(item, "is_event", False)), None)
+
+
+def _list_query(request: HttpRequest) -> str:
+    query = QueryDict(mutable=True)
+    for key in LIST_FILTERS:
+        if request.GET.get(key):
+            query[key] = request.GET[key]
+    return query.urlencode()
+
+
+def _conversation_page(
+    request: HttpRequest, conversation: Conversation, form: ReplyForm, status: int = 200
+) -> HttpResponse:
+    """The conversation and contact panes: alone for an in-page swap, else inside the whole inbox (a deep
+    link, a reload, a form posted without JavaScript)."""
+    context = _detail_context(request, conversation, form)
+    if _htmx_partial(request):
+        # an error is shown in the swapped pane (htmx does not swap 4xx answers)
+        return render(request, "inbox/_pane.html", context)
+    try:
+        context.update(_list_context(request, current=conversation))
+    except ValueError:
+        return HttpResponse(status=400)
+    return render(request, "inbox/inbox.html", context, status=status)
 
 
 @action_required(Action.CONVERSATION_VIEW, post=Action.CONVERSATION_REPLY)
@@ -224,15 +325,14 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
+            if _htmx_partial(request):
+                conversation.refresh_from_db()
+                return _conversation_page(request, conversation, ReplyForm())
             return redirect("conversation_detail", pk=pk)
     elif request.method == "GET" and conversation.unread_count:
         conversation_mark_read(conversation=conversation)
-    return render(
-        request,
-        "inbox/conversation.html",
-        _detail_context(request, conversation, form),
-        status=400 if form.errors else 200,
-    )
+        conversation.unread_count = 0
+    return _conversation_page(request, conversation, form, status=400 if form.errors else 200)
 
 
 @action_required(Action.CONVERSATION_VIEW)
@@ -240,12 +340,11 @@ def conversation_older(request: HttpRequest, pk: int) -> HttpResponse:
     """Older messages, prepended when the agent scrolls up."""
     conversation = get_object_or_404(_visible(request), pk=pk)
     before = request.GET.get("before", "")
-    timeline, has_older = conversation_messages(
+    timeline, has_older = conversation_timeline(
         conversation=conversation, before=int(before) if before.isdigit() else None
     )
-    return render(
-        request, "inbox/_older.html", {"conversation": conversation, "timeline": timeline, "has_older": has_older}
-    )
+    context = {"conversation": conversation, "timeline": timeline, "has_older": has_older}
+    return render(request, "inbox/_older.html", {**context, "oldest_id": _oldest_id(timeline)})
 
 
 @require_POST
@@ -255,30 +354,50 @@ def conversation_action(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = get_object_or_404(_visible(request), pk=pk)
     action = request.POST.get("action")
     permission_check(request.membership, Action.CONVERSATION_REPLY if action == "note" else Action.CONVERSATION_ASSIGN)  # type: ignore[attr-defined]
+    notice = ""
     if action == "assign":
         member = members_of(tenant=request.tenant).filter(user_id=request.POST.get("assignee") or 0).first()  # type: ignore[attr-defined]
-        conversation_assign(conversation=conversation, assignee=member.user if member else None)
+        conversation_assign(conversation=conversation, assignee=member.user if member else None, actor=request.user)
+    elif action == "assign_me":
+        conversation_assign(conversation=conversation, assignee=request.user, actor=request.user)
     elif action == "round_robin":
         chosen = conversation_assign_round_robin(conversation=conversation)
-        messages.info(
-            request,
-            _("Assigned to %(name)s.") % {"name": chosen.get_full_name()} if chosen else _("Nobody is available."),
-        )
+        notice = _("Assigned to %(name)s.") % {"name": chosen.get_full_name()} if chosen else _("Nobody is available.")
     elif action in (ConversationStatus.RESOLVED, ConversationStatus.OPEN, ConversationStatus.PENDING):
-        conversation_set_status(conversation=conversation, status=action)
+        conversation_set_status(conversation=conversation, status=action, actor=request.user)
     elif action == "note":
         note = NoteForm(request.POST)
         if note.is_valid():
             note_add(conversation=conversation, body=note.cleaned_data["note"], author=request.user)
+    if _htmx_partial(request):
+        conversation.refresh_from_db()
+        response = _conversation_page(request, conversation, ReplyForm())
+        if notice:
+            response["HX-Trigger"] = json.dumps({"inbox:toast": notice})
+        return response
+    if notice:
+        messages.info(request, notice)
     return redirect("conversation_detail", pk=pk)
 
 
 @action_required(Action.CONVERSATION_VIEW)
 def message_row(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
-    """One message, rendered: what the live timeline swaps in when an event names it."""
+    """One message, rendered: what the live timeline swaps in when an event names it (for a reaction, the
+    message it reacts to, with its reactions)."""
     conversation = get_object_or_404(_visible(request), pk=pk)
     message = get_object_or_404(Message, pk=message_id, conversation=conversation)
-    return render(request, "inbox/_message.html", {"message": message})
+    return render(request, "inbox/_message.html", {"message": message_decorated(message=message)})
+
+
+@action_required(Action.CONVERSATION_VIEW)
+def event_row(request: HttpRequest, pk: int, event_id: int) -> HttpResponse:
+    """One line of the timeline about the conversation (assigned, resolved, lead moved...), rendered: what
+    the live timeline appends when an event names it."""
+    from inbox.models import ConversationEvent
+
+    conversation = get_object_or_404(_visible(request), pk=pk)
+    event = get_object_or_404(ConversationEvent.objects.select_related("actor"), pk=event_id, conversation=conversation)
+    return render(request, "inbox/_event.html", {"event": event})
 
 
 @action_required(Action.SAVEDREPLY_VIEW, post=Action.SAVEDREPLY_MANAGE)

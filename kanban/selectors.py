@@ -43,3 +43,18 @@ def board_columns(*, board: Board, owner: str = "", tag: str = "", q: str = "") 
 
 def card_history(*, card: Card) -> QuerySet[CardMove]:
     return CardMove.objects.filter(card=card).select_related("from_stage", "to_stage", "actor")
+
+
+def contacts_in_stage(*, stage_id: int, contact_ids: list[int]) -> set[int]:
+    """Which of these contacts have a lead card in that stage (a cadence step's condition)."""
+    return set(Card.objects.filter(stage_id=stage_id, contact_id__in=contact_ids).values_list("contact_id", flat=True))
+
+
+def stage_kind(stage_id: int) -> str:
+    """open, won or lost ("" for a stage that is gone)."""
+    return str(Stage.objects.filter(pk=stage_id).values_list("kind", flat=True).first() or "")
+
+
+def stages_for_choice() -> QuerySet[Stage]:
+    """Every stage with its board, for a form's choice (board > stage)."""
+    return Stage.objects.select_related("board").order_by("board__name", "rank")

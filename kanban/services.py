@@ -208,9 +208,25 @@ def card_move(
                 reason=reason[:300],
             )
             _announce_entered(card, from_stage, to_stage, actor_kind, reason)
+            _stage_moved_in_timeline(card, from_stage, to_stage, actor)
         else:
             _changed(card.board_id, card_id=card.pk)
     return card
+
+
+def _stage_moved_in_timeline(card: Card, from_stage: Stage, to_stage: Stage, actor: Any) -> None:
+    """The lead's move shows inline in the contact's latest conversation."""
+    from inbox.selectors import conversation_latest_of
+    from inbox.services import conversation_event_record
+
+    conversation_id = conversation_latest_of(contact_id=card.contact_id) if card.contact_id else None
+    if conversation_id is not None:
+        conversation_event_record(
+            conversation=conversation_id,
+            kind="stage_moved",
+            actor=actor,
+            detail={"from": from_stage.name, "to": to_stage.name},
+        )
 
 
 def _announce_entered(card: Card, from_stage: Stage | None, to_stage: Stage, actor_kind: str, reason: str) -> None:

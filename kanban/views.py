@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import action_required
 from accounts.models import User
+from core.contributions import BOARD_CARD_BADGES, CARD_PANEL, collect
 from core.roles import Action
 from crm.models import Tag
 from crm.services import contact_get_or_create
@@ -60,6 +61,12 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
     columns = board_columns(
         board=board, owner=params.get("owner", ""), tag=params.get("tag", ""), q=params.get("q", "")
     )
+    cards = [card for column in columns for card in column["cards"]]
+    badges: dict[int, list[str]] = {}
+    for card_id, html in collect(BOARD_CARD_BADGES, board=board, cards=cards, request=request):
+        badges.setdefault(card_id, []).append(html)
+    for card in cards:
+        card.badges = badges.get(card.pk, [])  # type: ignore[attr-defined]
     context = {
         "board": board,
         "columns": columns,
@@ -149,6 +156,7 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "card": card,
         "form": form,
         "history": card_history(card=card),
+        "panels": collect(CARD_PANEL, card=card, request=request),
         "conversations": conversations,
         "stages": Stage.objects.filter(board=card.board),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,10 @@ CANDIDATES = 40  # how deep each list goes before fusion
 # Full-text ranks at most this many matching chunks (an OR of common words can match a whole large base;
 # ranking them all would cost seconds): latency stays bounded, the vector list covers the rest.
 FTS_MAX_CANDIDATES = 2000
+# Embedding the query (CPU in the local model, which releases the GIL, or a request to the tenant's
+# server) runs on this pool while the full-text query runs in PostgreSQL: a retrieval costs the longer of
+# the two, not their sum.
+_EMBED_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="knowledge-embed")
 
 
 @dataclass(frozen=True)
@@ -407,21 +412,18 @@ def retrieve_lists(
         return [], []
     expanded = query_expand(query)
     embedder = embedder or embedder_current()
-    vector = embedder.embed_query(expanded)
-    params = {
-        "vec": _vector_literal(vector),
-        "dim": len(vector),
-        "model": embedder.name,
-        "kbs": ids,
-        "cap": FTS_MAX_CANDIDATES,
-        "n": depth,
-        "text": _tsquery_text(expanded),
-    }
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, depth * 2)])
-        vec = [cid for cid, _r in _ranked(_vector_sql(len(vector)), params)]
-        fts = [cid for cid, _r in _ranked(_FTS_SQL, params)]
+    embedding = _EMBED_POOL.submit(embedder.embed_query, expanded)
+    params: dict[str, Any] = {"kbs": ids, "cap": FTS_MAX_CANDIDATES, "n": depth, "text": _tsquery_text(expanded)}
+    try:
+        with transaction.atomic():
+            fts = [cid for cid, _r in _ranked(_FTS_SQL, params)]
+            vector = embedding.result()
+            params.update(vec=_vector_literal(vector), dim=len(vector), model=embedder.name)
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, depth * 2)])
+            vec = [cid for cid, _r in _ranked(_vector_sql(len(vector)), params)]
+    finally:
+        embedding.cancel()
     return vec, fts
 
 

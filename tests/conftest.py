@@ -50,7 +50,27 @@ def django_db_setup(
         config = setup_databases(verbosity=0, interactive=False, keepdb=django_db_keepdb, aliases={"default"})
     yield
     with django_db_blocker.unblock():
+        _end_leftover_sessions()
         teardown_databases(config, verbosity=0, keepdb=django_db_keepdb)
+
+
+def _end_leftover_sessions() -> None:
+    """A thread or child process a test started may still hold a connection to the test database when
+    the session ends (a QR session's reader, an in-process server), and DROP DATABASE refuses while
+    it does. End those sessions, naming each, then drop."""
+    from django.db import connections
+
+    name = connection.settings_dict["NAME"]
+    connections.close_all()
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, state, left(query, 120) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+        for pid, application, state, query in cursor.fetchall():
+            print(f"ending leftover session {pid} on {name}: {application!r} {state} {query!r}", file=sys.stderr)
+            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +164,7 @@ def cache_keys_delete() -> None:
     # django-tenants' cache keys are "<schema>:<prefix>:<version>:<key>"
     batch = [key for key in client.scan_iter(match=b"*:" + prefix + b":*", count=500) if key.split(b":")[1] == prefix]
     batch += list(client.scan_iter(match=b"throttle:*", count=500))  # login throttles (accounts), global by design
+    batch += list(client.scan_iter(match=b"rl:*:pair:*", count=500))  # the dispatcher's per-recipient pair rate
     if batch:
         client.delete(*batch)
 
@@ -298,7 +319,9 @@ class Worker:
         WORKERS.append(self)
 
         ARTIFACTS.mkdir(exist_ok=True)
-        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES), "-c", "2"]
+        # Every queue in one process, with the children production spreads over two workers (the Procfile's
+        # `worker`, and `dispatcher` whose runners linger on the dispatch queue).
+        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES), "-c", "4"]
         args += ["-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"]
         log = (ARTIFACTS / "celery-worker.log").open("ab")
         self.proc = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,49 @@ def test_small_screen_has_a_menu_toggle(
     context.close()
 
 
+# The contrast of a text colour against its background (WCAG 2), computed in the page from the styles in use.
+CONTRAST_JS = """([text, back]) => {
+  const rgb = (css) => css.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = (c) => { const [r, g, b] = c.map(lin); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const [a, b] = [lum(rgb(text)), lum(rgb(back))];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_theme_follows_the_system_setting_with_readable_contrast(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any, scheme: str
+) -> None:
+    alpha, _ = tenants
+    email = f"theme-{scheme}-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email)
+    port = app_server.rsplit(":", 1)[1]
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)  # type: ignore[arg-type]
+    page = context.new_page()
+    _login(page, f"http://alpha.localhost:{port}", email)
+    expect(page.get_by_test_id("user-email")).to_have_text(email)
+
+    def style(selector: str, prop: str) -> str:
+        return str(page.eval_on_selector(selector, f"e => getComputedStyle(e).{prop}"))
+
+    background = style("body", "backgroundColor")
+    assert background == ("rgb(246, 247, 249)" if scheme == "light" else "rgb(15, 20, 25)")
+    surface = style(".topbar", "backgroundColor")
+    for selector, back in (("body", background), (".topbar", surface)):
+        ratio = page.evaluate(CONTRAST_JS, [style(selector, "color"), back])
+        assert ratio >= 7, (scheme, selector, ratio)  # body text: WCAG AAA
+    for prop_of, back in ((".content a", background), (".content .muted", background)):
+        if page.locator(prop_of).count():
+            ratio = page.evaluate(CONTRAST_JS, [style(prop_of, "color"), back])
+            assert ratio >= 4.5, (scheme, prop_of, ratio)  # links and secondary text: WCAG AA
+    page.goto(f"http://alpha.localhost:{port}/contacts/")
+    ratio = page.evaluate(CONTRAST_JS, [style("input", "color"), style("input", "backgroundColor")])
+    assert ratio >= 7, (scheme, "input", ratio)
+    page.screenshot(path=str(SHOTS / f"theme-{scheme}.png"), full_page=True)
+    context.close()
+
+
 def test_a_message_sent_from_the_shell_turns_read_without_a_reload(
     app_server: str,
     tenants: tuple[Tenant, Tenant],
@@ -190,6 +234,32 @@ def test_agent_inbox_live_inbound_reply_and_read_ticks(
     page.click("[data-testid=send]")
     expect(page.locator("[data-testid=ticks]").last).to_have_class("ticks read", timeout=20_000)
     page.screenshot(path=str(SHOTS / "inbox-conversation.png"))
+
+    # Someone moves the customer's lead on the board: the open conversation shows it inline, live.
+    from django.db import connection
+
+    from crm.models import Contact
+    from kanban.services import board_create, card_create, card_move
+
+    stage_names: list[str] = []
+
+    def move() -> None:  # in a thread of its own: Playwright's event loop runs on this one
+        connection.set_tenant(alpha)
+        try:
+            board = board_create(name=f"Live {phone[-4:]}")
+            first, second = list(board.stages.order_by("rank"))[:2]
+            card = card_create(board=board, stage=first, title=name, contact=Contact.objects.get(phone=f"+{phone}"))
+            card_move(card_id=card.pk, to_stage_id=second.pk)
+            stage_names.append(second.name)
+        finally:
+            connection.close()
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    mover.join(timeout=30)
+    assert stage_names, "the card did not move"
+    moved = page.locator('#timeline [data-event="stage_moved"]')
+    expect(moved).to_contain_text(stage_names[0], timeout=20_000)  # appended without a reload
 
 
 def test_drag_a_card_to_another_stage_and_a_second_viewer_sees_it_live(
@@ -361,12 +431,33 @@ def test_manager_builds_a_cadence_with_the_step_editor_and_drafts_a_campaign(
     page.click("[data-testid=add-step]")  # Alpine adds a second step row (1 day by default)
     expect(page.get_by_test_id("cadence-step")).to_have_count(2)
     page.locator("textarea[name=step_body]").nth(1).fill("Posso ajudar em algo?")
+    # The second step on WhatsApp, two business days later at 10:00, only if there is no reply yet.
+    second = page.get_by_test_id("cadence-step").nth(1)
+    second.get_by_test_id("step-channel").select_option(str(channels["whatsapp"]))
+    second.get_by_test_id("step-timing").select_option("business_day")
+    second.get_by_test_id("step-bdays").fill("2")
+    second.get_by_test_id("step-at").fill("10:00")
+    second.locator("summary").click()
+    second.locator("select[name=step_if_no_reply]").select_option("1")
+    # A third step, moved up above the second, then removed: two steps are saved, in order.
+    page.click("[data-testid=add-step]")
+    page.locator("textarea[name=step_body]").nth(2).fill("Rascunho")
+    page.get_by_test_id("cadence-step").nth(2).get_by_test_id("step-up").click()
+    expect(page.locator("textarea[name=step_body]").nth(1)).to_have_value("Rascunho")
+    page.get_by_test_id("cadence-step").nth(1).get_by_role("button", name="Remove").click()
+    expect(page.get_by_test_id("cadence-step")).to_have_count(2)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "cadence-editor.png"), full_page=True)
     page.click("main form button[type=submit]")
     expect(page.locator("h1")).to_contain_text(name)
-    expect(page.locator("ol.timeline li")).to_have_count(2)
+    expect(page.get_by_test_id("step-row")).to_have_count(2)
+    expect(page.get_by_test_id("step-row").nth(1)).to_contain_text("10:00")  # 2 business days later at 10:00
+    expect(page.get_by_test_id("step-row").nth(1)).to_contain_text("WhatsApp")
     page.screenshot(path=str(SHOTS / "cadence.png"), full_page=True)
+    page.click("[data-testid=cadence-pause]")
+    expect(page.get_by_test_id("cadence-paused")).to_be_visible()
+    page.click("[data-testid=cadence-resume]")
+    expect(page.get_by_test_id("cadence-pause")).to_be_visible()
 
     page.goto(f"{base}/campaigns/new/")
     page.fill("input[name=name]", f"Promo {uuid.uuid4().hex[:4]}")
@@ -414,13 +505,13 @@ def test_connect_whatsapp_through_the_emulated_embedded_signup_popup(
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / "embedded-signup-channels.png"), full_page=True)
 
-        with page.expect_popup() as opened:  # closing Meta's window without finishing
+        with context.expect_page() as opened:  # closing Meta's window without finishing
             start.click()
         popup = opened.value
         popup.get_by_test_id("es-cancel").click()
         expect(page.locator("#wa-signup-status")).to_contain_text("You closed Meta", timeout=10_000)
 
-        with page.expect_popup() as opened:
+        with context.expect_page() as opened:
             start.click()
         popup = opened.value
         expect(popup.locator("h1")).to_have_text("Connect your WhatsApp")
@@ -449,3 +540,58 @@ def test_connect_whatsapp_through_the_emulated_embedded_signup_popup(
             channel_delete(channel=channel)
         connection.set_schema_to_public()
         meta_emulator.numbers.pop(number.phone_number_id, None)
+
+
+def test_the_bell_counts_alerts_live_and_the_list_resolves_them(
+    app_server: str, tenants: tuple[Tenant, Tenant], browser: Browser, committed: Any
+) -> None:
+    from django.db import connection
+
+    from accounts.models import Role
+    from alerts.models import Alert
+    from core import events
+
+    alpha, _ = tenants
+    email = f"alerts-{uuid.uuid4().hex[:6]}@alpha.test"
+    make_member(alpha, email, Role.OWNER)
+    tag = uuid.uuid4().hex[:6]
+    port = app_server.rsplit(":", 1)[1]
+    base = f"http://alpha.localhost:{port}"
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    _login(page, base, email)
+    page.goto(f"{base}/alerts/")
+    expect(page.locator("#live-dot")).to_have_class("live-dot on", timeout=10_000)
+    connection.set_tenant(alpha)
+    before = Alert.objects.filter(resolved_at=None, dismissed_at=None).count()
+    connection.set_schema_to_public()
+
+    # A cause announced anywhere (here: a QR number logged out) reaches the open page at once. Announced
+    # from a thread of its own: Playwright's event loop runs on this one.
+    def announce() -> None:
+        payload = {"kind": "channel.needs_rescan", "key": f"b-{tag}", "detail": {"name": f"Loja {tag}", "detail": "x"}}
+        events.announce(events.ALERT_RAISED, alpha.schema_name, payload)
+        connections.close_all()
+
+    import threading
+
+    announcer = threading.Thread(target=announce)
+    announcer.start()
+    announcer.join()
+    expect(page.locator(".toast")).to_contain_text(f"Loja {tag}", timeout=10_000)
+    expect(page.get_by_test_id("alert-count")).to_have_text(str(before + 1))
+
+    page.reload()
+    row = page.get_by_test_id("alert-row").filter(has_text=f"Loja {tag}")
+    expect(row).to_contain_text("QR code")  # what happened and the fix, in pt-BR
+    page.screenshot(path=str(SHOTS / "alerts.png"), full_page=True)
+    row.get_by_test_id("alert-resolve").click()
+    expect(page.get_by_test_id("alert-row").filter(has_text=f"Loja {tag}")).to_have_count(0)
+    expect(page.get_by_test_id("alert-count")).to_have_text(str(before))
+    page.select_option("select[name=state]", "resolved")  # the filter submits itself
+    expect(page.get_by_test_id("alert-row").filter(has_text=f"Loja {tag}")).to_contain_text("Marcado como resolvido")
+    assert errors == []
+    context.close()

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +18,17 @@ from accounts.permissions import crud_actions
 from core.roles import Action
 from crm.selectors import contacts_filter
 from crm.services import phone_normalize
-from voice.models import Call, VoiceAgent
+from voice.models import Call, VoiceAgent, VoiceNumber
+from voice.numbers import voice_number_preflight
+from voice.outbound import call_queue
 from voice.selectors import calls_filter, voice_agents_active
-from voice.services import call_start, voice_agent_create, voice_agent_delete, voice_agent_update
+from voice.services import (
+    voice_agent_create,
+    voice_agent_delete,
+    voice_agent_drift,
+    voice_agent_sync,
+    voice_agent_update,
+)
 
 
 class CallSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -45,6 +54,10 @@ class CallSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "sentiment",
             "successful",
             "cost_cents",
+            "fallback_cause",
+            "twilio_status",
+            "attempt",
+            "due_at",
             "created_at",
         ]
         read_only_fields = fields
@@ -60,7 +73,9 @@ class CallStartSerializer(serializers.Serializer):  # type: ignore[type-arg]
         parameters=[
             OpenApiParameter("contact", int, description="Only this contact's calls."),
             OpenApiParameter("direction", str, enum=["in", "out"]),
-            OpenApiParameter("status", str, enum=["registered", "ongoing", "ended", "error", "not_connected"]),
+            OpenApiParameter(
+                "status", str, enum=["queued", "registered", "ongoing", "ended", "error", "not_connected"]
+            ),
         ]
     )
 )
@@ -89,7 +104,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         agent = voice_agents_active().filter(pk=data.validated_data["agent_id"]).first()
         if agent is None:
             raise ValidationError({"agent_id": [_("No such active voice agent.")]})
-        call = call_start(contact=contact, agent=agent, actor=request.user)
+        call = call_queue(contact=contact, agent=agent, actor=request.user)  # placed by the `voice` queue
         return Response(CallSerializer(call).data, status=status.HTTP_201_CREATED)
 
 
@@ -104,12 +119,32 @@ class VoiceAgentSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
             "voice_id",
             "language",
             "from_number",
+            "direction",
+            "llm_model",
+            "voicemail_action",
+            "voicemail_message",
             "is_active",
+            "status",
+            "status_reason",
+            "published_version",
+            "synced_at",
+            "numbers",
             "retell_agent_id",
             "retell_llm_id",
             "created_at",
         ]
-        read_only_fields = ["retell_agent_id", "retell_llm_id", "created_at"]
+        read_only_fields = [
+            "status",
+            "status_reason",
+            "published_version",
+            "synced_at",
+            "numbers",
+            "retell_agent_id",
+            "retell_llm_id",
+            "created_at",
+        ]
+
+    numbers = serializers.SlugRelatedField(many=True, read_only=True, slug_field="e164")  # type: ignore[var-annotated]
 
     def validate_from_number(self, value: str) -> str:
         try:
@@ -118,13 +153,37 @@ class VoiceAgentSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
             raise ValidationError(_("Enter a valid phone number, e.g. +5511999990000.")) from exc
 
 
+class DriftSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    field = serializers.CharField()
+    ours = serializers.JSONField(allow_null=True)
+    remote = serializers.JSONField(allow_null=True)
+
+
 class VoiceAgentViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     """Voice agents. Every create and update is synced to Retell (LLM + agent); writes need a manager."""
 
     serializer_class = VoiceAgentSerializer
     queryset = VoiceAgent.objects.all()
 
-    required_actions = crud_actions(read=Action.VOICEAGENT_VIEW, write=Action.VOICEAGENT_MANAGE)
+    required_actions = {
+        **crud_actions(read=Action.VOICEAGENT_VIEW, write=Action.VOICEAGENT_MANAGE),
+        "sync": Action.VOICEAGENT_MANAGE,
+        "drift": Action.VOICEAGENT_MANAGE,
+    }
+
+    @extend_schema(request=None, responses={200: VoiceAgentSerializer})
+    @action(detail=True, methods=["post"])
+    def sync(self, request: Request, pk: str | None = None) -> Response:
+        """Create or update the agent's LLM and agent on Retell and publish it; 400 with the reason on refusal."""
+        agent = voice_agent_sync(agent=self.get_object())
+        return Response(VoiceAgentSerializer(agent).data)
+
+    @extend_schema(responses={200: DriftSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def drift(self, request: Request, pk: str | None = None) -> Response:
+        """Where the agent on Retell differs from ours (empty: in step)."""
+        found = voice_agent_drift(agent=self.get_object())
+        return Response(DriftSerializer([d.__dict__ for d in found], many=True).data)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = voice_agent_create(**serializer.validated_data)
@@ -134,3 +193,47 @@ class VoiceAgentViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
     def perform_destroy(self, instance: VoiceAgent) -> None:
         voice_agent_delete(agent=instance)
+
+
+class VoiceNumberSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = VoiceNumber
+        fields = [
+            "id",
+            "e164",
+            "friendly_name",
+            "agent",
+            "twilio_sid",
+            "voice_url",
+            "status_callback_url",
+            "retell_imported_at",
+            "caller_id_verified_at",
+            "last_test_call_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CheckSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    key = serializers.CharField()
+    ok = serializers.BooleanField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    fix = serializers.CharField()
+
+
+class VoiceNumberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """The tenant's voice numbers; GET {id}/preflight/ answers "can this number take calls?", check by check."""
+
+    serializer_class = VoiceNumberSerializer
+    queryset = VoiceNumber.objects.all()
+    required_actions = {
+        "list": Action.VOICENUMBER_VIEW,
+        "retrieve": Action.VOICENUMBER_VIEW,
+        "preflight": Action.VOICENUMBER_VIEW,
+    }
+
+    @extend_schema(responses={200: CheckSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def preflight(self, request: Request, pk: str | None = None) -> Response:
+        checks = voice_number_preflight(number=self.get_object())
+        return Response(CheckSerializer([c.__dict__ for c in checks], many=True).data)

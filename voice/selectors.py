@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from voice.models import Call, CallDirection, CallStatus, VoiceAgent, VoiceSettings
+from voice.models import AgentDirection, AgentStatus, Call, CallDirection, CallStatus, VoiceAgent, VoiceSettings
 
 
 def voice_settings_current() -> VoiceSettings | None:
@@ -19,13 +19,12 @@ def voice_api_key() -> str:
 
 
 def voice_agents_active() -> QuerySet[VoiceAgent]:
-    return VoiceAgent.objects.filter(is_active=True).exclude(retell_agent_id="")
+    """Agents that can place calls now: active and published on Retell."""
+    return VoiceAgent.objects.filter(is_active=True, status=AgentStatus.PUBLISHED).exclude(retell_agent_id="")
 
 
-def voice_agent_for_number(*, number: str) -> VoiceAgent | None:
-    """The agent answering calls to this number: the one calling from it, else the first active agent."""
-    agents = voice_agents_active()
-    return agents.filter(from_number=number).first() or agents.first()
+def voice_agents_outbound() -> QuerySet[VoiceAgent]:
+    return voice_agents_active().exclude(direction=AgentDirection.INBOUND)
 
 
 def calls_filter(*, direction: str = "", status: str = "", contact_id: Any = None) -> QuerySet[Call]:
@@ -43,14 +42,20 @@ def calls_of_contact(*, contact: Any, limit: int = 100) -> list[Call]:
     return list(Call.objects.filter(contact=contact).select_related("agent")[:limit])
 
 
-def twilio_auth_token(*, account_sid: str) -> str:
-    """The auth token of this tenant's Twilio account (from its SMS channel), to check X-Twilio-Signature."""
-    from inbox.models import Channel, ChannelKind
+def calls_last_of_contacts(*, contact_ids: list[int]) -> list[Call]:
+    """The latest call of each of these contacts (one query)."""
+    if not contact_ids:
+        return []
+    latest = Call.objects.filter(contact_id__in=contact_ids).order_by("contact_id", "-created_at", "-id")
+    return list(latest.distinct("contact_id"))
 
-    if not account_sid:
+
+def twilio_auth_token(*, account_sid: str) -> str:
+    """The signing token of the tenant's Twilio voice account (the voice settings' own, never an SMS
+    channel's), to check X-Twilio-Signature; "" when the request names another account."""
+    found = voice_settings_current()
+    if found is None or not found.twilio_auth_token or not account_sid:
         return ""
-    for channel in Channel.objects.filter(kind=ChannelKind.SMS_TWILIO):
-        credentials = channel.credentials or {}
-        if credentials.get("account_sid") == account_sid and credentials.get("auth_token"):
-            return str(credentials["auth_token"])
-    return ""
+    if found.twilio_account_sid and found.twilio_account_sid != account_sid:
+        return ""
+    return found.twilio_auth_token

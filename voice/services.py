@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,14 +23,41 @@ from crm import models as crm_models
 from crm.models import Contact
 from crm.services import consent_allows, contact_get_or_create
 from tenants.selectors import tenant_current, tenant_is_active
-from voice.models import FINAL_STATUSES, STATUS_RANK, Call, CallDirection, CallStatus, VoiceAgent, VoiceSettings
-from voice.retell import AgentSpec, LlmSpec, RetellClient, RetellError
-from voice.selectors import voice_agent_for_number, voice_settings_current
+from voice.models import (
+    FINAL_STATUSES,
+    STATUS_RANK,
+    AgentStatus,
+    Call,
+    CallDirection,
+    CallStatus,
+    FallbackAction,
+    FallbackCause,
+    VoiceAgent,
+    VoicemailAction,
+    VoiceNumber,
+    VoiceSettings,
+)
+from voice.retell import AgentSpec, LlmSpec, RetellClient, RetellError, agent_body, llm_body
+from voice.selectors import voice_settings_current
 
 logger = logging.getLogger(__name__)
 
 ROUTE_KIND = "voice_retell"  # intake routing table: our webhook route -> the tenant
-AGENT_FIELDS = ("name", "prompt", "begin_message", "voice_id", "language", "from_number", "is_active")
+AGENT_FIELDS = (
+    "name",
+    "prompt",
+    "begin_message",
+    "voice_id",
+    "language",
+    "from_number",
+    "is_active",
+    "direction",
+    "llm_model",
+    "voicemail_action",
+    "voicemail_message",
+)
+# Fields we send but Retell may fill in or reshape on its side: not drift.
+DRIFT_IGNORED = frozenset({"general_tools", "start_speaker", "post_call_analysis_data", "enable_voicemail_detection"})
 APPLIED_EVENTS = {"call_started": CallStatus.ONGOING, "call_ended": CallStatus.ENDED, "call_analyzed": CallStatus.ENDED}
 
 
@@ -86,11 +115,44 @@ def voice_api_key_set(*, api_key: str) -> VoiceSettings:
     return row
 
 
+def voice_twilio_set(
+    *, account_sid: str, auth_token: str = "", sip_termination_uri: str | None = None
+) -> VoiceSettings:
+    """The Twilio account of the voice numbers: its SID and auth token (encrypted; the token signs
+    Twilio's voice webhooks and is never shown back). An empty token keeps the stored one."""
+    row = voice_settings_ensure()
+    row.twilio_account_sid = account_sid.strip()
+    if auth_token.strip():
+        row.twilio_auth_token = auth_token.strip()
+    if sip_termination_uri is not None:
+        row.sip_termination_uri = sip_termination_uri.strip()
+    row.save(update_fields=["twilio_account_sid", "twilio_auth_token", "sip_termination_uri", "updated_at"])
+    audit_record(action=AuditAction.CHANNEL_CREDENTIALS, target=row, target_label="Twilio voice credentials")
+    return row
+
+
+FALLBACK_FIELDS = ("fallback_message", "fallback_voice", "fallback_action", "fallback_number", "voicemail_prompt")
+
+
+def voice_fallback_set(**fields: Any) -> VoiceSettings:
+    """What a caller hears when no agent can take an incoming call, and what happens next."""
+    row = voice_settings_ensure()
+    for name in FALLBACK_FIELDS:
+        if name in fields:
+            setattr(row, name, fields[name])
+    if row.fallback_action == FallbackAction.FORWARD and not row.fallback_number:
+        raise ValidationError({"fallback_number": _("Enter the number to forward calls to.")}, code="no_number")
+    row.full_clean(exclude=["api_key", "twilio_auth_token"])
+    row.save()
+    return row
+
+
 def voice_webhook_urls(*, row: VoiceSettings) -> dict[str, str]:
     base = settings.PUBLIC_WEBHOOK_BASE_URL
     return {
         "retell": f"{base}/webhooks/retell/{row.webhook_route}/",
         "twilio": f"{base}/webhooks/twilio/voice/{row.webhook_route}/",
+        "twilio_status": f"{base}/webhooks/twilio/voice/{row.webhook_route}/status/",
     }
 
 
@@ -112,55 +174,145 @@ def _retell_failed(exc: RetellError) -> ValidationError:
 # --- agents -------------------------------------------------------------------------------------
 
 
-def voice_agent_sync(*, agent: VoiceAgent) -> VoiceAgent:
-    """Create (first time) or update the agent's Retell LLM and agent, pointing its webhook at this tenant.
-    Fills in the Retell ids; the caller saves."""
-    client, row = _client()
-    llm_spec = LlmSpec(general_prompt=agent.prompt, begin_message=agent.begin_message or None)
-    try:
-        if agent.retell_llm_id:
+def _agent_specs(agent: VoiceAgent, row: VoiceSettings) -> tuple[LlmSpec, AgentSpec]:
+    llm = LlmSpec(general_prompt=agent.prompt, begin_message=agent.begin_message or None, model=agent.llm_model)
+    remote_agent = AgentSpec(
+        llm_id=agent.retell_llm_id,
+        voice_id=agent.voice_id,
+        agent_name=agent.name,
+        language=agent.language,
+        webhook_url=voice_webhook_urls(row=row)["retell"],
+        voicemail_message=agent.voicemail_message if agent.voicemail_action == VoicemailAction.LEAVE_MESSAGE else "",
+    )
+    return llm, remote_agent
+
+
+def _agent_push(agent: VoiceAgent, client: RetellClient, row: VoiceSettings, publish: bool) -> int:
+    """Create or update the remote LLM, then the agent, then publish. Returns the agent's version.
+    A remote LLM made here is deleted again when the agent step fails (no orphaned LLMs); if even that
+    delete fails its id is kept on our row, so the next sync updates it instead of making another."""
+    llm_spec, _spec = _agent_specs(agent, row)
+    created_llm = False
+    if agent.retell_llm_id:
+        try:
             client.update_retell_llm(agent.retell_llm_id, llm_spec)
-        else:
-            agent.retell_llm_id = client.create_retell_llm(llm_spec).llm_id
-        agent_spec = AgentSpec(
-            llm_id=agent.retell_llm_id,
-            voice_id=agent.voice_id,
-            agent_name=agent.name,
-            language=agent.language,
-            webhook_url=voice_webhook_urls(row=row)["retell"],
-        )
+        except RetellError as exc:
+            if exc.status != 404:
+                raise
+            agent.retell_llm_id = ""  # deleted on Retell's side: make it again
+    if not agent.retell_llm_id:
+        agent.retell_llm_id = client.create_retell_llm(llm_spec).llm_id
+        created_llm = True
+    _llm, agent_spec = _agent_specs(agent, row)
+    try:
+        remote = None
         if agent.retell_agent_id:
-            client.update_agent(agent.retell_agent_id, agent_spec)
-        else:
-            agent.retell_agent_id = client.create_agent(agent_spec).agent_id
-    except RetellError as exc:
-        logger.warning("retell agent sync failed for agent %s: %s (%s)", agent.pk, exc.status, exc.kind)
-        raise _retell_failed(exc) from exc
+            try:
+                remote = client.update_agent(agent.retell_agent_id, agent_spec)
+            except RetellError as exc:
+                if exc.status != 404:
+                    raise
+                agent.retell_agent_id = ""
+        if remote is None:
+            remote = client.create_agent(agent_spec)
+            agent.retell_agent_id = remote.agent_id
+    except RetellError:
+        if created_llm:
+            try:
+                client.delete_retell_llm(agent.retell_llm_id)
+                agent.retell_llm_id = ""
+            except RetellError:
+                logger.warning("could not delete the new Retell LLM of agent %s; kept for the next sync", agent.pk)
+        raise
+    if publish:
+        client.publish_agent(agent.retell_agent_id)
+    return remote.version
+
+
+def voice_agent_sync(*, agent: VoiceAgent, publish: bool = True) -> VoiceAgent:
+    """Create or update the agent's Retell LLM and agent (webhook pointed at this tenant) and publish it.
+    Saves the ids and the outcome on the agent: published (or synced), or error with the reason; on
+    error it also raises ValidationError with that reason."""
+    try:
+        client, row = _client()
+        try:
+            version = _agent_push(agent, client, row, publish)
+        except RetellError as exc:
+            logger.warning("retell agent sync failed for agent %s: %s (%s)", agent.pk, exc.status, exc.kind)
+            raise _retell_failed(exc) from exc
+    except ValidationError as exc:
+        agent.status, agent.status_reason = AgentStatus.ERROR, " ".join(exc.messages)[:300]
+        agent.save(update_fields=["status", "status_reason", "retell_llm_id", "retell_agent_id", "updated_at"])
+        raise
+    agent.status = AgentStatus.PUBLISHED if publish else AgentStatus.SYNCED
+    agent.status_reason = ""
+    agent.published_version = version if publish else agent.published_version
+    agent.synced_at = timezone.now()
+    agent.save()
     return agent
 
 
 def voice_agent_create(**fields: Any) -> VoiceAgent:
-    """A new agent, synced to Retell before it is saved (nothing is saved if Retell refuses)."""
+    """A new agent, saved as a draft, then synced and published to Retell. When Retell refuses, the
+    agent stays with status "error" and the reason (see `status_reason`); a sync later retries."""
     agent = VoiceAgent(**{k: v for k, v in fields.items() if k in AGENT_FIELDS})
     agent.full_clean(exclude=["retell_agent_id", "retell_llm_id"])
-    voice_agent_sync(agent=agent)
     agent.save()
+    with contextlib.suppress(ValidationError):
+        voice_agent_sync(agent=agent)
     return agent
 
 
 def voice_agent_update(*, agent: VoiceAgent, **fields: Any) -> VoiceAgent:
+    """Change the agent here, then sync and publish it (an error is kept on the agent, as on create)."""
     for key, value in fields.items():
         if key in AGENT_FIELDS:
             setattr(agent, key, value)
     agent.full_clean(exclude=["retell_agent_id", "retell_llm_id"])
-    voice_agent_sync(agent=agent)
+    agent.status = AgentStatus.DRAFT
     agent.save()
+    with contextlib.suppress(ValidationError):
+        voice_agent_sync(agent=agent)
     return agent
 
 
 def voice_agent_delete(*, agent: VoiceAgent) -> None:
     """Removed here; its calls stay (without an agent). The Retell agent is left for the account owner."""
     agent.delete()
+
+
+@dataclass(frozen=True)
+class Drift:
+    field: str
+    ours: Any
+    remote: Any
+
+
+def voice_agent_drift(*, agent: VoiceAgent) -> list[Drift]:
+    """Where the agent on Retell differs from ours (someone edited it in Retell's dashboard, or a sync
+    failed half-way). Empty: in step. Raises ValidationError when Retell cannot be asked."""
+    if not agent.is_synced:
+        return []
+    client, row = _client()
+    llm_spec, agent_spec = _agent_specs(agent, row)
+    try:
+        remote_llm = client.get_retell_llm(agent.retell_llm_id).raw
+        remote_agent = client.get_agent(agent.retell_agent_id).raw
+    except RetellError as exc:
+        if exc.status == 404:
+            return [Drift(field="agent", ours=agent.retell_agent_id, remote=None)]
+        raise _retell_failed(exc) from exc
+    found = []
+    for body, remote in ((llm_body(llm_spec), remote_llm), (agent_body(agent_spec), remote_agent)):
+        for name, ours in body.items():
+            if name in DRIFT_IGNORED:
+                continue
+            theirs = remote.get(name)
+            if name == "response_engine":
+                ours, theirs = ours.get("llm_id"), _dict(theirs).get("llm_id")
+            if (ours or None) != (theirs or None):
+                found.append(Drift(field=name, ours=ours, remote=theirs))
+    return found
 
 
 # --- calls --------------------------------------------------------------------------------------
@@ -171,64 +323,81 @@ def _voice_consent_allows(contact: Contact) -> bool:
     return consent_allows(contact=contact, medium=crm_models.Medium.VOICE, marketing=True)
 
 
-def call_start(*, contact: Contact, agent: VoiceAgent | None, actor: Any = None) -> Call:
-    """Have an AI agent call a contact now (Retell dials out). The call row is committed before Retell is
-    asked, so the call's webhooks always find it (through the metadata), even if they beat the answer."""
-    if not tenant_is_active():
-        raise ValidationError(
-            _("This workspace is suspended: no calls are made until it is reactivated."), code="tenant_suspended"
-        )
-    if agent is None or not agent.is_active:
-        raise ValidationError(_("Choose an active voice agent."), code="no_agent")
-    if not agent.is_synced:
-        raise ValidationError(_("This agent is not synced with Retell yet: save it again."), code="not_synced")
-    if not agent.from_number:
-        raise ValidationError(_("This agent has no phone number to call from."), code="no_number")
-    if contact.erased_at is not None or not contact.phone:
-        raise ValidationError(_("This contact has no phone number to call."), code="no_contact_number")
-    if not _voice_consent_allows(contact):
-        raise ValidationError(_("This contact opted out of calls."), code="opted_out")
-    client, _row = _client()
-    call = Call.objects.create(
-        agent=agent,
-        contact=contact,
-        initiated_by=actor if getattr(actor, "is_authenticated", False) else None,
-        direction=CallDirection.OUTBOUND,
-        from_number=agent.from_number,
-        to_number=contact.phone,
-        status=CallStatus.REGISTERED,
+@dataclass(frozen=True)
+class InboundAnswer:
+    """What to tell Twilio about a ringing call: bridge it to Retell (sip_uri) or play the fallback."""
+
+    call: Call
+    sip_uri: str = ""
+    fallback: FallbackAction | None = None
+    settings: VoiceSettings | None = None
+
+
+ALERT_KIND_INBOUND = "voice.inbound_fallback"
+
+
+def voice_inbound_agent(*, number: str) -> tuple[VoiceAgent | None, str]:
+    """The published agent that answers calls to this number, or None and the cause (a FallbackCause).
+    The number's own assignment (VoiceNumber) wins; else an inbound-capable agent calling from it."""
+    assigned = VoiceNumber.objects.filter(e164=number).select_related("agent").first()
+    if assigned is not None and assigned.agent is not None:
+        candidates = [assigned.agent]
+    else:
+        candidates = list(VoiceAgent.objects.filter(from_number=number, is_active=True).exclude(direction="outbound"))
+    for agent in candidates:
+        if agent.is_active and agent.answers_inbound and agent.is_published:
+            return agent, ""
+    return None, FallbackCause.NOT_PUBLISHED if candidates else FallbackCause.NO_AGENT
+
+
+def _inbound_fallback(call: Call, row: VoiceSettings, cause: str, reason: str = "") -> InboundAnswer:
+    action = FallbackAction(row.fallback_action)
+    if action == FallbackAction.FORWARD and not row.fallback_number:
+        action = FallbackAction.VOICEMAIL  # nobody to forward to: never leave the caller with nothing
+    Call.objects.filter(pk=call.pk).update(
+        status=CallStatus.NOT_CONNECTED,
+        fallback_cause=cause,
+        fallback_action=action,
+        disconnection_reason=f"fallback_{cause}"[:60],
+        error_reason=reason[:300],
+        updated_at=timezone.now(),
     )
-    try:
-        answer = client.create_phone_call(
-            from_number=agent.from_number,
-            to_number=contact.phone,
-            agent_id=agent.retell_agent_id,
-            metadata={"call_id": call.pk, "contact_id": contact.pk},
-        )
-    except RetellError as exc:
-        logger.warning("retell create-phone-call failed for call %s: %s (%s)", call.pk, exc.status, exc.kind)
-        # An unknown outcome stays "registered": its webhooks, if the call exists, will still find it.
-        if exc.kind != "unknown":
-            Call.objects.filter(pk=call.pk).update(
-                status=CallStatus.ERROR, disconnection_reason="error_retell", updated_at=timezone.now()
-            )
-        raise _retell_failed(exc) from exc
-    Call.objects.filter(pk=call.pk, retell_call_id=None).update(retell_call_id=answer.call_id)
     call.refresh_from_db()
-    return call
+    logger.warning("inbound call %s to %s got the fallback (%s): %s", call.pk, call.to_number, cause, action)
+    events.announce(
+        events.ALERT_RAISED,
+        connection.schema_name,  # type: ignore[attr-defined]
+        {
+            "kind": ALERT_KIND_INBOUND,
+            "key": call.to_number,
+            "detail": {"cause": cause, "call_id": call.pk, "number": call.to_number},
+        },
+    )
+    return InboundAnswer(call=call, fallback=action, settings=row)
 
 
-def call_inbound_register(*, from_number: str, to_number: str, twilio_call_sid: str) -> Call:
-    """A call ringing on our Twilio number: register it with Retell so Twilio can bridge it over SIP.
-    A retried Twilio webhook gets the same call back."""
-    existing = Call.objects.filter(twilio_call_sid=twilio_call_sid or None).exclude(retell_call_id=None).first()
-    if twilio_call_sid and existing is not None:
-        return existing
-    agent = voice_agent_for_number(number=to_number)
-    if agent is None or not tenant_is_active():  # a suspended tenant's agents answer no calls
-        raise ValidationError(_("No active voice agent answers this number."), code="no_agent")
-    client, _row = _client()
+def _inbound_answer_of(call: Call, row: VoiceSettings) -> InboundAnswer:
+    if call.retell_call_id:
+        return InboundAnswer(call=call, sip_uri=sip_uri(call.retell_call_id), settings=row)
+    return InboundAnswer(call=call, fallback=FallbackAction(call.fallback_action or row.fallback_action), settings=row)
+
+
+def sip_uri(retell_call_id: str) -> str:
+    return f"sip:{retell_call_id}@sip.retellai.com;transport=tcp"
+
+
+def call_inbound_answer(*, from_number: str, to_number: str, twilio_call_sid: str) -> InboundAnswer:
+    """A call ringing on one of our Twilio numbers: register it with the number's published inbound agent
+    and bridge it over SIP; or, with no such agent, a Retell error or an answer slower than the budget
+    (VOICE_INBOUND_BUDGET_S, well under Twilio's 15 s), the tenant's fallback (a message, then a person
+    or a voicemail), the cause kept on the call and an alert raised. Never silence, never a reject.
+    A retried Twilio webhook gets the same answer back."""
+    row = voice_settings_ensure()
+    existing = Call.objects.filter(twilio_call_sid=twilio_call_sid).first()
+    if existing is not None and (existing.retell_call_id or existing.fallback_cause):
+        return _inbound_answer_of(existing, row)
     contact = _contact_for(from_number)
+    agent, cause = voice_inbound_agent(number=to_number)
     fields = {
         "agent": agent,
         "contact": contact,
@@ -236,23 +405,92 @@ def call_inbound_register(*, from_number: str, to_number: str, twilio_call_sid: 
         "from_number": from_number[:20],
         "to_number": to_number[:20],
     }
-    if twilio_call_sid:
-        call, _created = Call.objects.get_or_create(twilio_call_sid=twilio_call_sid, defaults=fields)
-    else:
-        call = Call.objects.create(**fields)
+    call, _created = Call.objects.get_or_create(twilio_call_sid=twilio_call_sid, defaults=fields)
+    if not tenant_is_active():  # a suspended tenant's agents answer no calls
+        return _inbound_fallback(call, row, FallbackCause.SUSPENDED)
+    if agent is None:
+        return _inbound_fallback(call, row, cause)
+    if not row.api_key:
+        return _inbound_fallback(call, row, FallbackCause.NO_API_KEY)
     try:
-        answer = client.register_phone_call(
+        answer = RetellClient(row.api_key).register_phone_call(
             agent_id=agent.retell_agent_id,
+            agent_version=agent.published_version,
             from_number=from_number,
             to_number=to_number,
             direction="inbound",
             metadata={"call_id": call.pk, "contact_id": contact.pk if contact else None},
+            timeout=settings.VOICE_INBOUND_BUDGET_S,
         )
     except RetellError as exc:
         logger.warning("retell register-phone-call failed for call %s: %s (%s)", call.pk, exc.status, exc.kind)
-        raise _retell_failed(exc) from exc
+        cause = FallbackCause.RETELL_TIMEOUT if exc.timed_out else FallbackCause.RETELL_ERROR
+        return _inbound_fallback(call, row, cause, reason=f"{exc.status} {exc.kind}")
     Call.objects.filter(pk=call.pk, retell_call_id=None).update(retell_call_id=answer.call_id)
     call.refresh_from_db()
+    previous = (
+        Call.objects.filter(direction=CallDirection.INBOUND, to_number=call.to_number, created_at__lte=call.created_at)
+        .exclude(pk=call.pk)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if previous is not None and previous.fallback_cause:
+        events.announce(
+            events.ALERT_CLEARED,
+            connection.schema_name,  # type: ignore[attr-defined]
+            {"kind": ALERT_KIND_INBOUND, "key": call.to_number},
+        )
+    return InboundAnswer(call=call, sip_uri=sip_uri(str(call.retell_call_id)), settings=row)
+
+
+def call_voicemail_recorded(*, twilio_call_sid: str, recording_url: str) -> Call | None:
+    """The voicemail a caller left after the fallback (Twilio's <Record> action). The call's duration
+    comes from Twilio's status callback."""
+    call = Call.objects.filter(twilio_call_sid=twilio_call_sid).first()
+    if call is None:
+        return None
+    fields: dict[str, Any] = {}
+    if recording_url.startswith("https://") and len(recording_url) <= 500 and not call.recording_url:
+        fields["recording_url"] = recording_url
+    if fields:
+        Call.objects.filter(pk=call.pk).update(**fields, updated_at=timezone.now())
+        call.refresh_from_db()
+    return call
+
+
+TWILIO_CALL_RANK = {
+    "queued": 0,
+    "initiated": 0,
+    "ringing": 1,
+    "in-progress": 2,
+    "answered": 2,
+    "completed": 3,
+    "busy": 3,
+    "failed": 3,
+    "no-answer": 3,
+    "canceled": 3,
+}
+
+
+def call_twilio_status_apply(*, twilio_call_sid: str, call_status: str, duration_s: str = "") -> Call | None:
+    """Twilio's voice status callback for a call that came in on our number: forward only. A fallback
+    call (never bridged to Retell) takes its duration from here."""
+    if call_status not in TWILIO_CALL_RANK:
+        return None
+    with transaction.atomic():
+        call = Call.objects.select_for_update().filter(twilio_call_sid=twilio_call_sid).first()
+        if call is None:
+            return None
+        current = TWILIO_CALL_RANK.get(call.twilio_status, -1)
+        if TWILIO_CALL_RANK[call_status] <= current:
+            return call
+        call.twilio_status = call_status
+        changed = ["twilio_status"]
+        seconds = _count(duration_s)
+        if call.fallback_cause and seconds is not None and TWILIO_CALL_RANK[call_status] == 3:
+            call.duration_ms, call.ended_at = seconds * 1000, timezone.now()
+            changed += ["duration_ms", "ended_at"]
+        call.save(update_fields=[*changed, "updated_at"])
     return call
 
 
@@ -387,9 +625,22 @@ def call_event_apply(*, payload: dict[str, Any]) -> Call | None:
         if event == "call_analyzed" and call.is_final and call.analyzed_at is None:
             call.analyzed_at = timezone.now()
             changed.append("analyzed_at")
+            events.announce(
+                events.CALL_ANALYZED,
+                connection.schema_name,  # type: ignore[attr-defined]
+                {
+                    "call_id": call.pk,
+                    "contact_id": call.contact_id,
+                    "sentiment": call.sentiment,
+                    "successful": call.successful,
+                },
+            )
         if changed:
             call.save(update_fields=[*changed, "updated_at"])
         if call.is_final and not was_final:
+            from voice.outbound import call_retry_if_unanswered
+
+            call_retry_if_unanswered(call=call)  # no answer or busy: queued again after a delay
             events.announce(
                 events.CALL_ENDED,
                 connection.schema_name,  # type: ignore[attr-defined]

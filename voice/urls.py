@@ -10,5 +10,10 @@ urlpatterns = [
     path("voice/agents/", views.agent_list, name="voice_agent_list"),
     path("voice/agents/new/", views.agent_edit, name="voice_agent_create"),
     path("voice/agents/<int:pk>/", views.agent_edit, name="voice_agent_edit"),
+    path("voice/agents/<int:pk>/sync/", views.agent_sync_view, name="voice_agent_sync"),
     path("voice/settings/", views.voice_settings_view, name="voice_settings"),
+    path("voice/numbers/", views.number_list, name="voice_number_list"),
+    path("voice/numbers/buy/", views.number_buy_view, name="voice_number_buy"),
+    path("voice/numbers/<int:pk>/", views.number_detail, name="voice_number_detail"),
+    path("voice/numbers/<int:pk>/<slug:operation>/", views.number_operation, name="voice_number_operation"),
 ]

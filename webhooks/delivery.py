@@ -28,7 +28,14 @@ from core.redis import redis_client
 from core.urlguard import FetchFailed, guarded_client, url_check
 from webhooks import signing
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
-from webhooks.services import active_secrets, endpoint_disable, subscriptions_changed
+from webhooks.services import (
+    active_secrets,
+    endpoint_alert_disabled,
+    endpoint_alert_failing,
+    endpoint_alerts_clear,
+    endpoint_disable,
+    subscriptions_changed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,7 @@ LEASE = timedelta(seconds=60)
 BATCH = 200
 THREADS = 32
 DISABLE_AFTER = timedelta(days=5)
+ALERT_AFTER = timedelta(hours=1)  # failing this long (or a delivery out of retries): the tenant is told
 MAX_SLOWDOWN = timedelta(hours=1)
 BODY_KEPT = 2048
 DUE_KEY = "hooks:due"  # sorted set: tenant schema -> when its next delivery is due (epoch seconds)
@@ -128,6 +136,9 @@ def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
     now = timezone.now()
     by_id = {d.pk: d for d in claimed}
     endpoints: dict[int, Endpoint] = {d.endpoint_id: d.endpoint for d in claimed}
+    was_failing = {pk: e.failing_since is not None for pk, e in endpoints.items()}
+    gave_up: dict[int, str] = {}  # endpoint -> the last answer of a delivery that ran out of retries
+    last_answer: dict[int, str] = {}
     attempts: list[Attempt] = []
     for outcome in outcomes:
         delivery = by_id[outcome.delivery_id]
@@ -153,6 +164,7 @@ def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
             endpoint.failing_since, endpoint.slow_until = None, None
             continue
         endpoint.failing_since = endpoint.failing_since or now
+        last_answer[endpoint.pk] = str(code) if code is not None else (outcome.error[:60] or "-")
         if code == 410:
             delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
             endpoint.enabled, endpoint.disabled_reason = False, "answered 410 Gone"
@@ -160,6 +172,7 @@ def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
         delay = retry_delay(delivery.attempts)
         if delay is None:
             delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            gave_up[endpoint.pk] = last_answer[endpoint.pk]
         else:
             delivery.next_attempt_at = now + timedelta(seconds=delay)
         if code == 429 or (code is not None and code >= 500):
@@ -191,6 +204,13 @@ def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
             if endpoint.enabled and endpoint.failing_since and now - endpoint.failing_since > DISABLE_AFTER:
                 endpoint_disable(endpoint, f"failing since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC")
                 logger.warning("webhook endpoint %s disabled: failing for days", endpoint.pk)
+            elif not endpoint.enabled:
+                endpoint_alert_disabled(endpoint)  # 410 Gone
+            elif endpoint.failing_since is None:
+                if was_failing[endpoint.pk]:
+                    endpoint_alerts_clear(endpoint)  # delivers again
+            elif endpoint.pk in gave_up or now - endpoint.failing_since >= ALERT_AFTER:
+                endpoint_alert_failing(endpoint, status=gave_up.get(endpoint.pk) or last_answer[endpoint.pk])
 
 
 def deliver_due(*, time_budget_s: float = 50.0) -> int:

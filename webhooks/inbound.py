@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from campaigns.models import Cadence
 from campaigns.services import cadence_enroll
+from core import events
 from crm.models import Contact, Tag
 from crm.services import contact_get_or_create, contact_update, contacts_tag, contacts_untag
 from kanban.models import ActorKind, Board, Card, Stage
@@ -186,7 +187,7 @@ def receive(hook: InboundHook, body: bytes, headers: dict[str, str]) -> InboundE
     try:
         with transaction.atomic():
             applied = actions_run(hook, values)
-            return InboundEvent.objects.create(
+            event = InboundEvent.objects.create(
                 hook=hook,
                 payload=parsed,
                 status=InboundEventStatus.APPLIED,
@@ -195,6 +196,12 @@ def receive(hook: InboundHook, body: bytes, headers: dict[str, str]) -> InboundE
             )
     except ValidationError as exc:
         raise Refused(422, "; ".join(exc.messages)) from exc
+    events.announce(
+        events.INBOUND_WEBHOOK_RECEIVED,
+        str(getattr(connection, "schema_name", "public")),
+        {"hook_id": hook.pk, "event_id": event.pk, "contact_id": applied.contact.pk, "values": values},
+    )
+    return event
 
 
 def event_replay(event: InboundEvent) -> InboundEvent:

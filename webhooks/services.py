@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import events
 from core.urlguard import FetchFailed, url_check
 from webhooks import signing
 from webhooks.catalog import EVENT_TYPES, TEST_EVENT
@@ -100,6 +101,7 @@ def endpoint_update(
         endpoint.enabled = enabled
         if enabled:  # switched back on: a fresh start, what waited goes now
             endpoint.disabled_reason, endpoint.failing_since, endpoint.slow_until = "", None, None
+            endpoint_alerts_clear(endpoint)
     endpoint.save()
     subscriptions_changed()
     if endpoint.enabled:
@@ -111,11 +113,41 @@ def endpoint_disable(endpoint: Endpoint, reason: str) -> None:
     endpoint.enabled, endpoint.disabled_reason = False, reason[:200]
     endpoint.save(update_fields=["enabled", "disabled_reason"])
     subscriptions_changed()
+    endpoint_alert_disabled(endpoint)
 
 
 def endpoint_delete(endpoint: Endpoint) -> None:
+    endpoint_alerts_clear(endpoint)
     endpoint.delete()
     subscriptions_changed()
+
+
+# --- the tenant's alerts about an endpoint (worded by the alerts app: codes and ids only) -----------
+
+ALERT_FAILING = "webhook.failing"
+ALERT_DISABLED = "webhook.disabled"
+
+
+def _alert(event: str, kind: str, endpoint: Endpoint, **detail: Any) -> None:
+    payload: dict[str, Any] = {"kind": kind, "key": str(endpoint.pk)}
+    if event == events.ALERT_RAISED:
+        payload["detail"] = {"endpoint_id": endpoint.pk, "url": endpoint.url[:200], **detail}
+    events.announce(event, str(getattr(connection, "schema_name", "public")), payload)
+
+
+def endpoint_alert_failing(endpoint: Endpoint, *, status: str) -> None:
+    _alert(events.ALERT_RAISED, ALERT_FAILING, endpoint, status=status[:60])
+
+
+def endpoint_alert_disabled(endpoint: Endpoint) -> None:
+    _alert(events.ALERT_CLEARED, ALERT_FAILING, endpoint)
+    _alert(events.ALERT_RAISED, ALERT_DISABLED, endpoint, reason=endpoint.disabled_reason[:200])
+
+
+def endpoint_alerts_clear(endpoint: Endpoint) -> None:
+    """It delivers again (or was switched on again, or is gone): its alerts close."""
+    _alert(events.ALERT_CLEARED, ALERT_FAILING, endpoint)
+    _alert(events.ALERT_CLEARED, ALERT_DISABLED, endpoint)
 
 
 def endpoint_rotate_secret(endpoint: Endpoint, *, overlap: timedelta = ROTATION_OVERLAP) -> str:
@@ -177,6 +209,58 @@ def event_publish(event_type: str, data: dict[str, Any]) -> int:
     )
     deliveries_kick()
     return len(endpoints)
+
+
+def events_publish(event_type: str, datas: list[dict[str, Any]]) -> int:
+    """event_publish for many events of one type (a batch of statuses): one cache read, one INSERT."""
+    endpoints = _subscriptions().get(event_type, [])
+    if not endpoints or not datas:
+        return 0
+    now = timezone.now()
+    stamp = now.isoformat()
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                endpoint_id=pk,
+                webhook_id=_webhook_id(),
+                event_type=event_type,
+                payload={"type": event_type, "timestamp": stamp, "data": data},
+                next_attempt_at=now,
+            )
+            for data in datas
+            for pk in endpoints
+        ],
+        batch_size=1000,
+    )
+    deliveries_kick()
+    return len(endpoints) * len(datas)
+
+
+def endpoint_event_send(endpoint_id: int, event_type: str, data: dict[str, Any]) -> list[int]:
+    """One delivery of `event_type` to one enabled endpoint (an automation rule's "call a webhook"),
+    whatever it subscribed to. Returns the delivery's id ([] when the endpoint is gone or disabled)."""
+    if not Endpoint.objects.filter(pk=endpoint_id, enabled=True).exists():
+        return []
+    body = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
+    delivery = Delivery.objects.create(
+        endpoint_id=endpoint_id,
+        webhook_id=_webhook_id(),
+        event_type=event_type,
+        payload=body,
+        next_attempt_at=timezone.now(),
+    )
+    deliveries_kick()
+    return [delivery.pk]
+
+
+def endpoints_for_rules() -> list[tuple[int, str]]:
+    return [(pk, url) for pk, url in Endpoint.objects.filter(enabled=True).values_list("pk", "url")]
+
+
+def inbound_hooks_for_rules() -> list[tuple[int, str]]:
+    from webhooks.models import InboundHook
+
+    return [(pk, name) for pk, name in InboundHook.objects.values_list("pk", "name")]
 
 
 def send_test_event(endpoint: Endpoint) -> Delivery:

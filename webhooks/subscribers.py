@@ -7,7 +7,7 @@ from typing import Any
 from django_tenants.utils import schema_context
 
 from core import events
-from webhooks.services import event_publish
+from webhooks.services import event_publish, events_publish
 
 
 def _publisher(public_name: str, *, keep: Any = None) -> events.Handler:
@@ -21,13 +21,22 @@ def _publisher(public_name: str, *, keep: Any = None) -> events.Handler:
     return handle
 
 
+def _publisher_many(public_name: str) -> events.BatchHandler:
+    def handle(schema_name: str, payloads: list[dict[str, Any]]) -> None:
+        with schema_context(schema_name):
+            events_publish(public_name, payloads)
+
+    handle.__qualname__ = f"webhooks.publish_many[{public_name}]"
+    return handle
+
+
 def _inbound(payload: dict[str, Any]) -> bool:
     return payload.get("direction") == "in"  # outbound and internal notes never go out as "received"
 
 
 def connect() -> None:
     events.subscribe(events.MESSAGE_CREATED, _publisher("message.received", keep=_inbound))
-    events.subscribe(events.MESSAGE_STATUS, _publisher("message.status"))
+    events.subscribe_many(events.MESSAGE_STATUS, _publisher_many("message.status"))
     events.subscribe(
         events.CONVERSATION_UPDATED, _publisher("conversation.assigned", keep=lambda p: "assignee_id" in p)
     )

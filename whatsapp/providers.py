@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import aiohttp
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -29,18 +31,20 @@ from inbox.providers import (
     PayloadError,
     PreferenceUpdate,
     ProviderError,
+    QualityUpdate,
     SendResult,
     StatusUpdate,
     TemplateStatusUpdate,
 )
-from whatsapp.client import GraphClient, GraphError
+from whatsapp.client import GraphClient, GraphError, graph_segment
 from whatsapp.webhooks import APP_ROUTE_KIND, id_pair
 
 logger = logging.getLogger(__name__)
 
 # Meta error codes worth trying again (see PROVIDERS.md §1.2); everything else is permanent.
 RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057})
-RETRY_AFTER_S = {131056: 6.0, 130429: 2.0, 80007: 60.0, 4: 60.0}
+# The base of the exponential backoff per code (the dispatcher grows it and draws a full jitter under it).
+BACKOFF_BASE_S = {131056: 6.0, 130429: 2.0, 80007: 60.0, 4: 60.0}
 MEDIA_KINDS = frozenset({"image", "audio", "video", "document", "sticker"})
 GRAPH_ID = re.compile(r"^[0-9]{1,20}$")  # Meta's object ids (phone number, WABA, app) are digits
 
@@ -53,7 +57,9 @@ def classify(error: GraphError) -> ProviderError:
     code = error.code
     text = f"{error.message} {error.details}".strip()
     if code in RETRYABLE_CODES or error.status >= 500 or error.status == 429:
-        return ProviderError(ErrorKind.RETRYABLE, str(code or error.status), text, retry_after=RETRY_AFTER_S.get(code))
+        error_out = ProviderError(ErrorKind.RETRYABLE, str(code or error.status), text)
+        error_out.backoff_base = BACKOFF_BASE_S.get(code)
+        return error_out
     return ProviderError(
         ErrorKind.PERMANENT, str(code or error.status), text, opted_out="marketing" if code == 131050 else ""
     )
@@ -135,6 +141,42 @@ class CloudProvider(ChannelProvider):
         try:
             payload = self._payload(message)
             return SendResult(self.client.send_message(pnid, payload))
+        except GraphError as exc:
+            raise classify(exc) from exc
+
+    async def send_async(self, http: aiohttp.ClientSession, message: OutboundMessage) -> SendResult:
+        if message.media_bytes is not None:  # the upload goes first, through the sync client
+            return await super().send_async(http, message)
+        pnid = self.channel.phone_number_id
+        try:
+            body = {"messaging_product": "whatsapp", "recipient_type": "individual", **self._payload(message)}
+            url = "/".join([settings.META_GRAPH_BASE_URL, graph_segment(settings.META_GRAPH_VERSION)])
+            url += f"/{graph_segment(pnid)}/messages"
+            token = self.channel.credentials.get("access_token", "")
+            try:
+                async with http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
+                    raw = await response.read()
+                    status, reason = response.status, response.reason or ""
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:  # nothing left
+                raise GraphError(0, -1, f"connection failed: {type(exc).__name__}", sent=False) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise GraphError(0, -2, f"no answer: {type(exc).__name__}") from exc
+            try:
+                answer = json.loads(raw) if raw else {}
+            except ValueError:
+                answer = {}
+            if status >= 400:
+                error = answer.get("error", {}) if isinstance(answer, dict) else {}
+                raise GraphError(
+                    status,
+                    int(error.get("code", 0) or 0),
+                    str(error.get("message", reason)),
+                    str((error.get("error_data") or {}).get("details", "")),
+                )
+            try:
+                return SendResult(str(answer["messages"][0]["id"]))
+            except (KeyError, IndexError, TypeError) as exc:
+                raise GraphError(status, -2, "answer without a message id") from exc
         except GraphError as exc:
             raise classify(exc) from exc
 
@@ -277,7 +319,11 @@ class CloudProvider(ChannelProvider):
         if isinstance(event, TemplateStatusUpdate):
             from whatsapp.services import template_status_apply
 
-            return template_status_apply(waba_id=channel.waba_id, update=event)
+            return template_status_apply(waba_id=channel.waba_id, update=event, channel_id=channel.pk)
+        if isinstance(event, QualityUpdate):
+            from whatsapp.services import quality_update_apply
+
+            return quality_update_apply(routed=channel, update=event)
         return False
 
     @classmethod
@@ -307,6 +353,15 @@ class CloudProvider(ChannelProvider):
                     language=str(value.get("message_template_language", "")),
                     status=str(value.get("event", "")),
                     reason=str(value.get("reason") or ""),
+                )
+            ]
+        if kind == "quality":
+            value = payload["value"]
+            return [
+                QualityUpdate(
+                    display_phone_number=re.sub(r"\D", "", _text(value.get("display_phone_number"))),
+                    event=_text(value["event"]),
+                    current_limit=_text(value.get("current_limit")),
                 )
             ]
         if kind == "preference":

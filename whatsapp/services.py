@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from core import events
 from inbox.models import Channel
-from inbox.providers import TemplateStatusUpdate
+from inbox.providers import QualityUpdate, TemplateStatusUpdate
 from whatsapp.client import GraphClient, GraphError
 from whatsapp.models import MessageTemplate, QrPacing, TemplateStatus
 from whatsapp.pacing import PacingSettings
@@ -97,7 +97,9 @@ def template_create(
     return template
 
 
-def template_status_apply(*, waba_id: str, update: TemplateStatusUpdate) -> bool:
+def template_status_apply(*, waba_id: str, update: TemplateStatusUpdate, channel_id: int | None = None) -> bool:
+    """Meta's review of a template (webhook). The event carries Meta's reason code and the channel it came
+    through, so a rejection can be shown with the page where the templates are."""
     changed = (
         MessageTemplate.objects.filter(template_id=update.template_id)
         .exclude(status=update.status)
@@ -107,9 +109,47 @@ def template_status_apply(*, waba_id: str, update: TemplateStatusUpdate) -> bool
         events.announce(
             events.TEMPLATE_STATUS,
             str(getattr(connection, "schema_name", "public")),
-            {"template_id": update.template_id, "name": update.name, "status": update.status},
+            {
+                "template_id": update.template_id,
+                "name": update.name,
+                "status": update.status,
+                "reason": "" if update.reason in ("", "NONE") else update.reason,
+                "channel_id": channel_id,
+            },
         )
     return bool(changed)
+
+
+QUALITY_ALERT = "channel.quality_dropped"  # worded by the alerts app (core.events.ALERT_RAISED)
+QUALITY_DROPS = {"FLAGGED", "DOWNGRADE"}
+QUALITY_RECOVERIES = {"UNFLAGGED", "UPGRADE"}
+
+
+def quality_update_apply(*, routed: Channel, update: QualityUpdate) -> bool:
+    """Meta flagged the number (or lowered its messaging limit): the tenant's alert. Unflagged or raised
+    again: the alert closes. The event names the number, not its id: the channel of the WABA with that
+    number, else the one the WABA routed to."""
+    channel = (
+        Channel.objects.filter(kind=routed.kind, waba_id=routed.waba_id, phone_number=f"+{update.display_phone_number}")
+        .exclude(waba_id="")
+        .first()
+        or routed
+    )
+    schema = str(getattr(connection, "schema_name", "public"))
+    key = str(channel.pk)
+    if update.event in QUALITY_DROPS:
+        detail = {
+            "channel_id": channel.pk,
+            "number": channel.phone_number or update.display_phone_number,
+            "event": update.event,
+            "limit": update.current_limit or "-",
+        }
+        events.announce(events.ALERT_RAISED, schema, {"kind": QUALITY_ALERT, "key": key, "detail": detail})
+        return True
+    if update.event in QUALITY_RECOVERIES:
+        events.announce(events.ALERT_CLEARED, schema, {"kind": QUALITY_ALERT, "key": key})
+        return True
+    return False
 
 
 # --- anti-ban pacing of QR numbers ------------------------------------------------------------------

@@ -104,6 +104,10 @@ def split_events(body: Any) -> list[RawEvent]:
                     f":{_scalar(entry.get('time'))}"
                 )
                 found.append(RawEvent(event_id, "whatsapp_waba", waba_id, {"kind": "template", "value": value}))
+            elif field == "phone_number_quality_update":  # no phone number id: the WABA routes it
+                number, what = _scalar(value.get("display_phone_number")), _scalar(value.get("event"))
+                event_id = f"quality:{waba_id}:{number}:{what}:{_scalar(entry.get('time'))}"
+                found.append(RawEvent(event_id, "whatsapp_waba", waba_id, {"kind": "quality", "value": value}))
             elif field == "user_preferences":
                 for pref in _dicts(value.get("user_preferences")):
                     who = _scalar(pref.get("wa_id")) or _scalar(

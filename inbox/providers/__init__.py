@@ -11,9 +11,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
+from django.db import connection
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from inbox.models import Channel
 
 
@@ -34,8 +37,9 @@ class ProviderError(Exception):
         self.kind = kind
         self.code = str(code)
         self.message = message
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # what the provider said about this request (Retry-After), if anything
         self.opted_out = opted_out
+        self.backoff_base: float | None = None  # the backoff's base for this code, grown per attempt
 
 
 class PayloadError(ValueError):
@@ -123,6 +127,16 @@ class TemplateStatusUpdate:
 
 
 @dataclass(frozen=True)
+class QualityUpdate:
+    """Meta's `phone_number_quality_update`: the number was flagged (quality dropped) or unflagged, or its
+    messaging limit moved down or up."""
+
+    display_phone_number: str  # digits, as Meta shows the number
+    event: str  # FLAGGED | UNFLAGGED | DOWNGRADE | UPGRADE | ...
+    current_limit: str = ""  # TIER_1K, TIER_10K...
+
+
+@dataclass(frozen=True)
 class PreferenceUpdate:
     phone: str  # "" when only a BSUID came
     marketing_opt_out: bool
@@ -204,6 +218,7 @@ Event = (
     InboundMessage
     | StatusUpdate
     | TemplateStatusUpdate
+    | QualityUpdate
     | PreferenceUpdate
     | BusinessAppMessage
     | HistoryProgress
@@ -221,9 +236,23 @@ class ChannelProvider:
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        # The tenant it was made in: `send_async` runs `send` in another thread, whose connection has none.
+        self.tenant = getattr(connection, "tenant", None)
 
     def send(self, message: OutboundMessage) -> SendResult:
         raise ProviderError(ErrorKind.PERMANENT, "unsupported", f"{self.kind} cannot send")
+
+    async def send_async(self, http: aiohttp.ClientSession, message: OutboundMessage) -> SendResult:
+        """The dispatcher's send: many at once over one pooled aiohttp session. Kinds without an async
+        client of their own (a media upload, a QR-linked session) run `send` in a thread."""
+        import asyncio
+
+        def in_tenant() -> SendResult:
+            if self.tenant is not None and getattr(connection, "tenant", None) != self.tenant:
+                connection.set_tenant(self.tenant)  # type: ignore[attr-defined]
+            return self.send(message)
+
+        return await asyncio.to_thread(in_tenant)
 
     def mark_read(self, provider_message_id: str) -> None:
         """Tell the provider the business read an inbound message (blue ticks); a no-op where unsupported."""

@@ -102,6 +102,20 @@
   document.addEventListener("live:waweb.logged_out", function (event) {
     if (!document.getElementById("qr-card")) window.toast(document.body.dataset.loggedOutText || "WhatsApp (QR) logged out", "warning");
   });
+  // Alerts: the bell in the top bar counts the open ones; a new one also shows its title in a toast.
+  function bellSet(open) {
+    const count = document.querySelector("#alert-bell .bell-count");
+    if (!count || typeof open !== "number") return;
+    count.textContent = String(open);
+    count.hidden = open === 0;
+    count.parentElement.classList.toggle("on", open > 0);
+  }
+  document.addEventListener("live:alert.raised", function (event) {
+    const alert = event.detail || {};
+    bellSet(alert.open);
+    if (document.getElementById("alert-bell")) window.toast(alert.title || "", alert.level === "error" ? "error" : "warning");
+  });
+  document.addEventListener("live:alert.count", function (event) { bellSet((event.detail || {}).open); });
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) { unseen = 0; document.title = baseTitle; }
   });

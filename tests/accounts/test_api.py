@@ -137,3 +137,11 @@ def test_last_used_is_written_at_most_once_a_minute(tenant_a: Tenant, agent_a: U
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now() - timezone.timedelta(minutes=2))
     api(tenant_a, raw).get("/api/v1/me/")
     assert ApiToken.objects.get(pk=token.pk).last_used_at > first
+
+
+def test_an_unknown_api_url_answers_in_the_error_shape(tenant_a: Tenant, agent_a: User) -> None:
+    _token, raw = api_token_create(user=agent_a, tenant=tenant_a, name="404")
+    for method in ("get", "post"):
+        response = getattr(api(tenant_a, raw), method)("/api/v1/contacts/not-a-number.json/x/")
+        assert response.status_code == 404 and response["Content-Type"] == "application/problem+json"
+        assert response.json()["status"] == 404

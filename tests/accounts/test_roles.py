@@ -24,6 +24,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import Membership, Role, User
 from accounts.services import api_token_create
 from analytics.api import REPORTS as ANALYTICS_REPORTS
+from automations.models import Rule
+from automations.services import rule_save
 from campaigns.models import Cadence, Campaign, Enrollment
 from campaigns.services import cadence_enroll, cadence_save, campaign_save
 from core.roles import PERMISSIONS, ROLES, Action, role_allows
@@ -63,6 +65,7 @@ class World:
     enrollment: Enrollment
     media_url: str
     channels: dict[str, int]
+    rule: Rule
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,35 @@ def api(
     return Exercise("api", method, url, data or (lambda w: {}), **kw)
 
 
+def _voice_agent() -> Any:
+    from voice.models import VoiceAgent
+
+    return VoiceAgent.objects.get_or_create(name="Roles agent", defaults={"prompt": "p"})[0]
+
+
+def _voice_number() -> Any:
+    from voice.models import VoiceNumber
+
+    return VoiceNumber.objects.get_or_create(e164="+5511930009999")[0]
+
+
 def _agents_keep_to_their_own(w: World) -> None:
     InboxSettings.objects.update_or_create(pk=1, defaults={"agents_see_all": False})
+
+
+def _alert(w: World) -> Any:
+    from alerts.services import alert_raise
+
+    alert, _opened = alert_raise(kind="channel.needs_rescan", key=uuid.uuid4().hex[:8], detail={"name": "Loja"})
+    return alert
+
+
+def _faq_suggestion(w: World) -> Any:
+    from ai.models import FaqSuggestion
+
+    return FaqSuggestion.objects.create(
+        conversation=w.conversation, through_message_id=uuid.uuid4().int % 10**9, question="q?", answer="a"
+    )
 
 
 EXERCISES: dict[Action, list[Exercise]] = {
@@ -206,10 +236,15 @@ EXERCISES: dict[Action, list[Exercise]] = {
     ],
     Action.TEMPLATE_VIEW: [page("get", lambda w: f"/channels/{w.channels['whatsapp']}/templates/")],
     Action.TEMPLATE_MANAGE: [page("post", lambda w: f"/channels/{w.channels['whatsapp']}/templates/")],
-    Action.PIPELINE_VIEW: [page("get", lambda w: f"/boards/{w.board.pk}/"), api("get", lambda w: "/api/v1/boards/")],
+    Action.PIPELINE_VIEW: [
+        page("get", lambda w: f"/boards/{w.board.pk}/"),
+        api("get", lambda w: "/api/v1/boards/"),
+        api("get", lambda w: "/api/v1/lead-suggestions/"),
+    ],
     Action.PIPELINE_MANAGE: [
         page("post", lambda w: f"/boards/{w.board.pk}/stages/", lambda w: {"name": "Nova", "kind": "open"}),
         api("post", lambda w: "/api/v1/stages/", lambda w: {"board": w.board.pk, "name": "Nova", "kind": "open"}),
+        page("get", lambda w: "/ai/lead-progression/"),
     ],
     Action.CARD_EDIT: [
         page("post", lambda w: f"/cards/{w.card.pk}/move/", lambda w: {"stage": w.stages[1].pk}),
@@ -219,6 +254,8 @@ EXERCISES: dict[Action, list[Exercise]] = {
     Action.CAMPAIGN_MANAGE: [
         page("get", lambda w: f"/campaigns/{w.campaign.pk}/edit/"),
         api("patch", lambda w: f"/api/v1/campaigns/{w.campaign.pk}/", lambda w: {"name": "Outra"}),
+        page("post", lambda w: f"/campaigns/{w.campaign.pk}/duplicate/"),
+        api("post", lambda w: f"/api/v1/campaigns/{w.campaign.pk}/duplicate/"),
     ],
     Action.CAMPAIGN_LAUNCH: [
         page("post", lambda w: f"/campaigns/{w.campaign.pk}/launch/"),
@@ -247,9 +284,17 @@ EXERCISES: dict[Action, list[Exercise]] = {
             lambda w: {"contacts": [w.contact.pk, w.duplicate.pk]},
         ),
     ],
+    Action.ENROLLMENT_PAUSE: [
+        page("post", lambda w: f"/cadences/enrollments/{w.enrollment.pk}/pause/"),
+        api("post", lambda w: f"/api/v1/enrollments/{w.enrollment.pk}/resume/"),
+    ],
     Action.ENROLLMENT_STOP: [
         page("post", lambda w: f"/cadences/enrollments/{w.enrollment.pk}/stop/"),
         api("post", lambda w: f"/api/v1/enrollments/{w.enrollment.pk}/stop/"),
+    ],
+    Action.CADENCE_PAUSE: [
+        page("post", lambda w: f"/cadences/{w.cadence.pk}/pause/"),
+        api("post", lambda w: f"/api/v1/cadences/{w.cadence.pk}/resume/"),
     ],
     Action.CALL_VIEW: [page("get", lambda w: "/calls/"), api("get", lambda w: "/api/v1/calls/")],
     Action.ANALYTICS_VIEW: [
@@ -264,13 +309,45 @@ EXERCISES: dict[Action, list[Exercise]] = {
     Action.VOICEAGENT_MANAGE: [
         page("get", lambda w: "/voice/agents/new/"),
         api("post", lambda w: "/api/v1/voice-agents/", lambda w: {}),  # invalid: 400 before any Retell call
+        # no Retell key in this world: the sync is refused with a reason (400 / a message), never a 403
+        page("post", lambda w: f"/voice/agents/{_voice_agent().pk}/sync/"),
+        api("post", lambda w: f"/api/v1/voice-agents/{_voice_agent().pk}/sync/"),
+        api("get", lambda w: f"/api/v1/voice-agents/{_voice_agent().pk}/drift/"),
     ],
     Action.VOICE_SETTINGS: [page("get", lambda w: "/voice/settings/")],
+    Action.VOICENUMBER_VIEW: [
+        page("get", lambda w: "/voice/numbers/"),
+        page("get", lambda w: f"/voice/numbers/{_voice_number().pk}/"),  # the preflight, all red here
+        api("get", lambda w: "/api/v1/voice-numbers/"),
+        api("get", lambda w: f"/api/v1/voice-numbers/{_voice_number().pk}/preflight/"),
+    ],
+    Action.VOICENUMBER_MANAGE: [
+        page("post", lambda w: "/voice/numbers/buy/", lambda w: {"phone_number": "+551140028922"}),  # no Twilio
+        page("post", lambda w: f"/voice/numbers/{_voice_number().pk}/assign/", lambda w: {"agent": ""}),
+        page("post", lambda w: f"/voice/numbers/{_voice_number().pk}/test-call/"),
+    ],
     Action.WEBHOOK_MANAGE: [
         page("get", lambda w: "/settings/webhooks/"),
         api("get", lambda w: "/api/v1/webhook-endpoints/"),
         api("get", lambda w: "/api/v1/webhook-deliveries/"),
         page("get", lambda w: "/settings/webhooks/inbound/"),
+    ],
+    Action.RULE_VIEW: [
+        page("get", lambda w: "/automations/"),
+        page("get", lambda w: "/automations/runs/"),
+        page("get", lambda w: f"/automations/{w.rule.pk}/"),
+        api("get", lambda w: "/api/v1/rules/"),
+        api("get", lambda w: "/api/v1/rule-runs/"),
+    ],
+    Action.RULE_MANAGE: [
+        page("get", lambda w: "/automations/new/"),
+        page("post", lambda w: f"/automations/{w.rule.pk}/", lambda w: {"name": ""}),  # invalid: 400, nothing saved
+        page("post", lambda w: f"/automations/{w.rule.pk}/test/", lambda w: {"contact": w.contact.pk}),
+        page("post", lambda w: f"/automations/{w.rule.pk}/toggle/", lambda w: {"enabled": "0"}),
+        page("post", lambda w: f"/automations/{w.rule.pk}/delete/"),
+        api("post", lambda w: "/api/v1/rules/", lambda w: {}),  # invalid: 400 past the door
+        api("post", lambda w: f"/api/v1/rules/{w.rule.pk}/test/", lambda w: {"contact_id": w.contact.pk}),
+        api("delete", lambda w: f"/api/v1/rules/{w.rule.pk}/"),
     ],
     Action.KNOWLEDGE_VIEW: [page("get", lambda w: "/knowledge/"), api("get", lambda w: "/api/v1/knowledge-bases/")],
     Action.KNOWLEDGE_MANAGE: [
@@ -282,6 +359,27 @@ EXERCISES: dict[Action, list[Exercise]] = {
     Action.ASSISTANT_MANAGE: [
         page("get", lambda w: "/ai/assistants/new/"),
         api("post", lambda w: "/api/v1/assistants/", lambda w: {}),  # invalid (no name): 400 past the door
+        page("get", lambda w: "/ai/tools/"),
+        api("get", lambda w: "/api/v1/ai-tools/"),
+        api("post", lambda w: "/api/v1/ai-tools/", lambda w: {}),  # invalid: 400 past the door
+    ],
+    Action.ALERT_VIEW: [page("get", lambda w: "/alerts/"), api("get", lambda w: "/api/v1/alerts/")],
+    Action.ALERT_MANAGE: [
+        page("post", lambda w: f"/alerts/{_alert(w).pk}/resolve/"),
+        page("post", lambda w: f"/alerts/{_alert(w).pk}/dismiss/"),
+        api("post", lambda w: f"/api/v1/alerts/{_alert(w).pk}/resolve/"),
+        api("post", lambda w: f"/api/v1/alerts/{_alert(w).pk}/dismiss/"),
+    ],
+    # no key and no assistant: the copilot answers 400 with what to do, past the door
+    Action.COPILOT_USE: [
+        page("post", lambda w: f"/conversations/{w.conversation.pk}/copilot/summarize/"),
+        api("post", lambda w: f"/api/v1/conversations/{w.conversation.pk}/copilot/", lambda w: {"task": "summarize"}),
+    ],
+    Action.FAQ_REVIEW: [
+        page("get", lambda w: "/ai/faq-suggestions/"),
+        page("post", lambda w: f"/ai/faq-suggestions/{_faq_suggestion(w).pk}/", lambda w: {"action": "dismiss"}),
+        api("get", lambda w: "/api/v1/faq-suggestions/"),
+        api("post", lambda w: f"/api/v1/faq-suggestions/{_faq_suggestion(w).pk}/dismiss/"),
     ],
 }
 
@@ -339,6 +437,12 @@ def world(in_tenant_a: Tenant, channels: dict[str, int]) -> World:
         enrollment=Enrollment.objects.get(cadence=cadence, contact=contact),
         media_url=default_storage.url(stored),
         channels=channels,
+        rule=rule_save(
+            name="Quente",
+            trigger="tag_added",
+            trigger_config={"tag_id": vip.pk},
+            actions=[{"type": "assign_round_robin"}],
+        ),
     )
 
 

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.test import Client
+from django_tenants.utils import schema_context
 
 from accounts.checks import security_settings_check
 from accounts.models import User
+from kanban.services import board_create
 from tenants.models import Tenant
 from tests.conftest import tenant_client
 
@@ -35,7 +37,9 @@ def test_pages_carry_a_policy_and_inline_scripts_carry_its_nonce(tenant_a: Tenan
     assert policy["default-src"] == ["'self'"] and policy["object-src"] == ["'none'"]
     assert policy["frame-ancestors"] == ["'none'"]
     assert "'unsafe-inline'" not in policy["script-src"]
-    page = tenant_client(tenant_a, agent_a).get("/conversations/")  # has an inline script
+    with schema_context(tenant_a.schema_name):
+        board = board_create(name="Nonce board")
+    page = tenant_client(tenant_a, agent_a).get(f"/boards/{board.pk}/")  # has an inline script
     nonces = [v for v in _policy(page)["script-src"] if v.startswith("'nonce-")]
     assert len(nonces) == 1
     nonce = nonces[0][len("'nonce-") : -1]

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from ai.models import AISettings, Assistant
@@ -56,3 +58,28 @@ def assistant(wa_channel: Channel) -> Assistant:
 
 def conversation_of(message: Message) -> Conversation:
     return Conversation.objects.select_related("contact", "channel").get(pk=message.conversation_id)
+
+
+def texts_to(meta: Any, phone: str) -> list[str]:
+    """The text bodies the Meta emulator received for this phone, in order."""
+    sent = list(meta.sent.values())
+    return [m["text"]["body"] for m in sent if m.get("to") == phone.lstrip("+") and m.get("type") == "text"]
+
+
+@pytest.fixture
+def live_assistant(tenants: Any, channels: dict[str, int], committed: Any) -> Iterator[Assistant]:
+    """A committed assistant on the suite's WhatsApp channel, with a key, for tests through the real worker."""
+    alpha = tenants[0]
+    connection.set_tenant(alpha)
+    row = AISettings.objects.create(api_key=OPENAI_KEY)
+    assistant = assistant_save(
+        channels=[Channel.objects.get(pk=channels["whatsapp"])],
+        name=f"Bia e2e {uuid.uuid4().hex[:6]}",
+        reply_delay_s=0,
+        debounce_s=1,
+        handoff_after_turns=0,
+    )
+    yield assistant
+    connection.set_tenant(alpha)
+    assistant.delete()
+    row.delete()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import Role
 from ai.engine import answer_generate
@@ -199,6 +199,9 @@ def test_the_tool_loop_acts_on_the_own_contact_only_and_refuses_tools_not_allowe
     assert not other.tags.exists() and other.custom_fields == {}
     card = Card.objects.get(contact=contact)
     assert card.stage == stage and CardMove.objects.filter(card=card, actor_kind=ActorKind.AI).exists()
+    # What the assistant did with the card is in the conversation too, as a note for staff.
+    notes = [m.body for m in conversation.messages.filter(direction=Direction.NOTE)]
+    assert any(assistant.name in n and stage.name in n and "quer comprar" in n for n in notes), notes
     first, second = openai_emulator.chat_requests()
     assert first["offered_tools"] == ["contact_field_update", "lead_card_move", "tag_add"]
     tool_results = {
@@ -209,6 +212,36 @@ def test_the_tool_loop_acts_on_the_own_contact_only_and_refuses_tools_not_allowe
     (sent,) = _bot_messages(conversation)
     recorded = BotReply.objects.get(message=sent).tool_calls
     assert [c["name"] for c in recorded] == ["tag_add", "contact_field_update", "tag_remove", "lead_card_move"]
+
+
+def test_the_lead_card_tool_moves_an_existing_card_with_its_reason_in_the_card_and_the_conversation(
+    ai_key: AISettings, assistant: Assistant, wa_channel: Channel, openai_emulator: OpenAIEmulator
+) -> None:
+    from kanban.services import card_create
+
+    board = board_create(name="Funil IA")
+    first_stage, proposal = board.stages.order_by("rank")[:2]
+    assistant.allowed_tools = [Tool.LEAD_CARD]
+    assistant.save()
+    message = customer_says(wa_channel, phone(), "pode me mandar a proposta?")
+    conversation = conversation_of(message)
+    card = card_create(board=board, stage=first_stage, title="Lead", contact=conversation.contact)
+    openai_emulator.reply(
+        tool_calls=[
+            ("lead_card_move", {"stage": proposal.name, "reason": "pediu proposta"}),
+            ("lead_card_move", {"stage": proposal.name, "reason": "de novo"}),  # already there: no second note
+        ]
+    )
+    openai_emulator.reply({"reply": "Claro!", "answered": True, "sources": []})
+    bot_inbound(message_id=message.pk)
+    with translation.override("en"):
+        _answer_after_debounce(conversation)
+    card.refresh_from_db()
+    assert card.stage == proposal
+    move = CardMove.objects.get(card=card, actor_kind=ActorKind.AI, to_stage=proposal)
+    assert "pediu proposta" in move.reason and assistant.name in move.reason
+    notes = [m.body for m in conversation.messages.filter(direction=Direction.NOTE)]
+    assert notes == [f"🤖 {assistant.name} moved the lead card to {proposal.name}: pediu proposta"]
 
 
 def test_the_model_handoff_tool_and_unresolved_turns_hand_off(

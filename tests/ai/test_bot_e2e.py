@@ -7,42 +7,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from django.db import connection
 
-from ai.models import AISettings, Assistant, BotMode, BotReply, ConversationBot
-from ai.services import assistant_save
+from ai.models import Assistant, BotMode, BotReply, ConversationBot
 from emulators.meta import MetaEmulator
 from emulators.openai import OpenAIEmulator
-from inbox.models import Channel, Conversation, Direction, Message
-from tests.conftest import OPENAI_KEY, WA_PNID, Worker
+from inbox.models import Conversation, Direction, Message
+from tests.ai.conftest import texts_to
+from tests.conftest import WA_PNID, Worker
 from tests.support import wait_until
-
-
-def _texts_to(meta: MetaEmulator, phone: str) -> list[str]:
-    sent = list(meta.sent.values())
-    return [m["text"]["body"] for m in sent if m.get("to") == phone.lstrip("+") and m.get("type") == "text"]
-
-
-@pytest.fixture
-def live_assistant(tenants: Any, channels: dict[str, int], committed: Any) -> Iterator[Assistant]:
-    alpha = tenants[0]
-    connection.set_tenant(alpha)
-    row = AISettings.objects.create(api_key=OPENAI_KEY)
-    assistant = assistant_save(
-        channels=[Channel.objects.get(pk=channels["whatsapp"])],
-        name=f"Bia e2e {uuid.uuid4().hex[:6]}",
-        reply_delay_s=0,
-        debounce_s=1,
-        handoff_after_turns=0,
-    )
-    yield assistant
-    connection.set_tenant(alpha)
-    assistant.delete()
-    row.delete()
 
 
 def test_an_inbound_message_in_bot_mode_is_answered_through_the_meta_api(
@@ -56,11 +31,18 @@ def test_an_inbound_message_in_bot_mode_is_answered_through_the_meta_api(
     phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
     openai_emulator.reply({"reply": "Abrimos das 9h às 18h 😊", "answered": True, "sources": []}, match="horário")
     meta_emulator.inject_inbound(phone_number_id=WA_PNID, from_phone=phone, text="oi, qual o horário?")
-    wait_until(lambda: _texts_to(meta_emulator, phone), timeout=45, what="the bot's answer at the Meta emulator")
-    assert _texts_to(meta_emulator, phone) == ["Abrimos das 9h às 18h 😊"]
+    wait_until(lambda: texts_to(meta_emulator, phone), timeout=45, what="the bot's answer at the Meta emulator")
+    assert texts_to(meta_emulator, phone) == ["Abrimos das 9h às 18h 😊"]
     connection.set_tenant(tenants[0])
-    sent = Message.objects.get(conversation__contact__phone=phone, direction=Direction.OUTBOUND)
-    assert sent.payload["sender"] == "bot" and sent.provider_message_id
+    # The dispatcher writes its answers back in bulk right after the request returns: wait for that write.
+    sent = wait_until(
+        lambda: Message.objects.filter(
+            conversation__contact__phone=phone, direction=Direction.OUTBOUND, provider_message_id__isnull=False
+        ).first(),
+        timeout=10,
+        what="the send to be recorded",
+    )
+    assert sent.payload["sender"] == "bot" and sent.status != "sending"
     assert BotReply.objects.get(message=sent).assistant_id == live_assistant.pk
 
 
@@ -79,7 +61,7 @@ def test_a_handoff_keyword_stops_every_later_answer_even_one_in_flight(
     meta_emulator.inject_inbound(phone_number_id=WA_PNID, from_phone=phone, text="preciso de um orçamento")
     wait_until(lambda: openai_emulator.chat_requests(), timeout=45, what="the model to be asked")
     meta_emulator.inject_inbound(phone_number_id=WA_PNID, from_phone=phone, text="quero falar com um atendente")
-    wait_until(lambda: _texts_to(meta_emulator, phone), timeout=45, what="the handoff message")
+    wait_until(lambda: texts_to(meta_emulator, phone), timeout=45, what="the handoff message")
 
     def settled() -> bool:
         connection.set_tenant(alpha)
@@ -97,7 +79,7 @@ def test_a_handoff_keyword_stops_every_later_answer_even_one_in_flight(
     )
     time.sleep(3)  # longer than the debounce: a reply would be on its way
     connection.set_tenant(alpha)
-    assert _texts_to(meta_emulator, phone) == [live_assistant.handoff_message]
+    assert texts_to(meta_emulator, phone) == [live_assistant.handoff_message]
     conversation = Conversation.objects.get(contact__phone=phone)
     assert conversation.messages.filter(direction=Direction.NOTE, body__contains="atendente").exists()
     assert len(openai_emulator.chat_requests()) == 1  # the one in flight; nothing asked after the handoff

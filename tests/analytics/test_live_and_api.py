@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +18,9 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.services import api_token_create
+from ai.models import BotReply, ConversationBot, ReplyMode
 from analytics import services
-from analytics.models import MessageHour, ResponseSample
+from analytics.models import MessageHour, Resolution, ResponseSample
 from analytics.selectors import Filters, dashboard_funnel, dashboard_summary
 from core.realtime import MANAGERS_TOPIC, group_name
 from core.redis import redis_client
@@ -70,6 +72,8 @@ def test_domain_events_on_commit_update_the_rollups_and_push_today(
     f = _today(in_tenant_a, channel_id=channel.pk)
     assert _kpis(f)["messages_received"] == 0
 
+    while (timezone.now() - timedelta(seconds=90)).astimezone(f.zone).date() != _today(in_tenant_a).start:
+        time.sleep(1)  # the first 90 s after the tenant's midnight: "90 s ago" would be yesterday
     asked = timezone.now() - timedelta(seconds=90)
     with django_capture_on_commit_callbacks(execute=True):
         inbound = inbound_apply(
@@ -94,6 +98,7 @@ def test_domain_events_on_commit_update_the_rollups_and_push_today(
     assert client.get(f"t.{schema}.analytics.scheduled") == b"1"
     assert client.scard(f"t.{schema}.analytics.dirty") > 0
     assert client.sismember(f"t.{schema}.analytics.messages", str(reply.pk))
+    services.hours_mark(schema, [], [inbound.pk])  # moved 90 s back, it may sit in the previous hour now
 
     rebuilt = services.rollups_refresh()  # what the refresh task runs, in the tenant's schema
     assert {"msg", "conv", "resp", "lead"} <= set(rebuilt)
@@ -123,6 +128,40 @@ def test_domain_events_on_commit_update_the_rollups_and_push_today(
     # Nothing noted: a refresh rebuilds nothing.
     assert services.rollups_refresh() == {}
     async_to_sync(layer.group_discard)(group_name(schema, MANAGERS_TOPIC), socket)
+
+
+def test_a_conversation_the_assistant_resolved_alone_counts_as_contained_one_a_person_touched_does_not(
+    in_tenant_a: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    channel = Channel.objects.create(kind="sms_twilio", name="SMS bot", phone_number="+5511900004444", credentials={})
+    agent = make_member(in_tenant_a, "contained-agent@alpha.test", Role.AGENT)
+    f = _today(in_tenant_a, channel_id=channel.pk)
+    conversations = []
+    for n, (person_replies, handed_off) in enumerate([(False, False), (True, False), (False, True), (False, False)]):
+        with django_capture_on_commit_callbacks(execute=True):
+            inbound = inbound_apply(
+                channel=channel,
+                event=InboundMessage(provider_message_id=f"SMbot{n}", from_phone=f"+551198765100{n}", type="text",
+                                     timestamp=timezone.now(), body="Vocês abrem sábado?"),
+            )  # fmt: skip
+            assert inbound is not None
+            conversation = inbound.conversation
+            if n < 3:  # the last one the assistant never answered: resolved, not contained
+                bot = message_send(conversation=conversation, body="Abrimos das 8h às 12h.", dispatch=False)
+                BotReply.objects.create(message=bot, mode=ReplyMode.RETRIEVAL)
+            if person_replies:
+                message_send(conversation=conversation, body="Confirmo!", author=agent, dispatch=False)
+            if handed_off:
+                ConversationBot.objects.create(conversation=conversation, mode="human", handed_off_at=timezone.now())
+            conversation_set_status(conversation=conversation, status="resolved")
+        conversations.append(conversation)
+    contained = dict(Resolution.objects.filter(channel_id=channel.pk).values_list("conversation_id", "contained"))
+    assert contained == {conversations[0].pk: True, conversations[1].pk: False, conversations[2].pk: False,
+                         conversations[3].pk: False}  # fmt: skip
+    services.rollups_refresh()
+    numbers = _kpis(f)
+    assert numbers["conversations_resolved"] == 4 and numbers["conversations_contained"] == 1
+    assert numbers["containment_rate"] == 0.25
 
 
 def test_api_and_csv_for_managers_only_with_clear_errors(in_tenant_a: Tenant, owner_a: User, agent_a: User) -> None:

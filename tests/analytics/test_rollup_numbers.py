@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Role
+from ai.models import BotReply, ConversationBot
 from analytics.demo import demo_history_fill
 from analytics.models import MessageHour, Resolution
 from analytics.rollups import response_bucket, rollups_backfill
@@ -148,6 +149,20 @@ def _raw_numbers(f: Filters) -> dict[str, Any]:
         changed_at__gte=start, changed_at__lt=end, status__in=["opted_out", "marketing_opted_out"]
     ).count()
     mean = statistics.mean
+    bot_answered = set(BotReply.objects.values_list("message__conversation_id", flat=True))
+    person_answered = set(
+        Message.objects.filter(direction="out", author__isnull=False).values_list("conversation_id", flat=True)
+    )
+    handed_off = set(
+        ConversationBot.objects.filter(handed_off_at__isnull=False).values_list("conversation_id", flat=True)
+    )
+    contained = sum(
+        1
+        for r in resolutions
+        if r.conversation_id in bot_answered
+        and r.conversation_id not in person_answered
+        and r.conversation_id not in handed_off
+    )
     return {
         "messages_received": sum(1 for r in rows if r["direction"] == "in"),
         "messages_sent": sent,
@@ -159,6 +174,8 @@ def _raw_numbers(f: Filters) -> dict[str, Any]:
         "failed_rate": _ratio(failed, len(out)),
         "conversations_opened": conversations.count(),
         "conversations_resolved": resolutions.count(),
+        "conversations_contained": contained,
+        "containment_rate": _ratio(contained, resolutions.count()),
         "responses": len(samples),
         "first_response_avg_s": round(mean(firsts), 1) if firsts else None,
         "response_avg_s": round(mean(s["seconds"] for s in samples), 1) if samples else None,
@@ -171,6 +188,9 @@ def _raw_numbers(f: Filters) -> dict[str, Any]:
         "calls_answered": len(answered),
         "call_answer_rate": _ratio(len(answered), len(calls)),
         "call_avg_duration_s": round(talk_ms / len(answered) / 1000, 1) if answered else None,
+        "call_positive_rate": _ratio(sum(1 for c in calls if c.sentiment.lower() == "positive"), len(answered)),
+        "call_success_rate": _ratio(sum(1 for c in calls if c.successful), len(answered)),
+        "call_cost_usd": round(float(sum((c.cost_cents or Decimal("0")) for c in calls)) / 100, 2),
     }
 
 
@@ -186,7 +206,8 @@ def test_the_kpis_of_a_period_and_the_one_before_match_the_raw_tables(seeded: di
     assert before == _raw_numbers(f.previous())
     # the seed is not empty where it matters: a comparison of zeros proves nothing
     assert now["messages_received"] > 20 and now["responses"] > 10 and now["calls"] > 5 and now["leads_won"] > 0
-    assert now["conversations_resolved"] > 5 and before["messages_sent"] > 20 and now["response_median_s"]
+    assert now["conversations_resolved"] > 5 and 0 < now["conversations_contained"] < now["conversations_resolved"]
+    assert before["messages_sent"] > 20 and now["response_median_s"]
     change = dashboard_summary(f)["kpis"]["messages_received"]["change"]
     assert change == round((now["messages_received"] - before["messages_received"]) / before["messages_received"], 4)
 

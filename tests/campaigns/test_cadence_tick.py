@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from campaigns import services
+from campaigns import cadences
+from campaigns.cadences import cadence_enroll, cadence_save
 from campaigns.models import EnrollmentStatus
-from campaigns.services import cadence_enroll, cadence_save
 from campaigns.tasks import cadence_tick
 from crm.models import Contact
 from crm.services import contact_get_or_create
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def test_a_backlog_is_worked_off_batch_after_batch(
     in_tenant_a: Any, channels: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "MAX_BATCH", 2)  # 5 due enrollments: batches of 2, 2 and 1
+    monkeypatch.setattr(cadences, "MAX_BATCH", 2)  # 5 due enrollments: batches of 2, 2 and 1
     cadence = cadence_save(
         name="Backlog",
         channel=Channel.objects.get(pk=channels["sms"]),

@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import User
-from campaigns.models import Cadence, Enrollment, EnrollmentStatus
-from campaigns.services import cadence_enroll, cadence_save, cadences_advance, enrollments_stop
+from campaigns.cadences import cadence_enroll, cadence_save, cadences_advance, enrollments_stop
+from campaigns.models import Cadence, Enrollment, EnrollmentStatus, ExitReason
 from crm.models import Contact
 from crm.services import contact_get_or_create
 from inbox.models import Channel, Message
@@ -40,7 +40,9 @@ def _cadence(channels: dict[str, int], name: str, **fields: Any) -> Cadence:
 
 def _messages(enrollment: Enrollment) -> list[str]:
     return list(
-        Message.objects.filter(idempotency_key__startswith=f"cadence:{enrollment.pk}:")
+        Message.objects.filter(
+            idempotency_key__startswith=f"cadence:{enrollment.pk}:"
+        )  # cadence:<enrollment>:<step key>
         .order_by("id")
         .values_list("body", flat=True)
     )
@@ -80,7 +82,8 @@ def test_a_step_replayed_after_a_crash_is_not_sent_twice(in_tenant_a: Any, chann
     cadence_enroll(cadence=cadence, contacts=Contact.objects.filter(pk=contact.pk))
     cadences_advance()
     enrollment = Enrollment.objects.get(cadence=cadence, contact=contact)
-    Enrollment.objects.filter(pk=enrollment.pk).update(next_position=0, steps_sent=0)  # the update was lost
+    first = cadence.steps.order_by("position").first()
+    Enrollment.objects.filter(pk=enrollment.pk).update(next_step=first, steps_sent=0)  # the update was lost
     _make_due(cadence)
     cadences_advance()
     assert len(_messages(enrollment)) == 1
@@ -111,7 +114,8 @@ def test_a_reply_stops_the_cadence_and_an_opt_out_stops_every_one(
     assert Enrollment.objects.get(cadence=keeps, contact=contact).status == EnrollmentStatus.ACTIVE
     inbound("PARAR", "SMreply2")
     stopped = Enrollment.objects.get(cadence=keeps, contact=contact)
-    assert stopped.status == EnrollmentStatus.STOPPED and stopped.reason
+    assert stopped.status == EnrollmentStatus.STOPPED and stopped.exit_reason == ExitReason.OPTED_OUT
+    assert Enrollment.objects.get(cadence=stops, contact=contact).exit_reason == ExitReason.REPLIED
     _make_due(keeps)
     assert cadences_advance() == 0
 
@@ -134,6 +138,7 @@ def test_opted_out_contact_stops_at_the_next_step_and_paused_cadence_waits(
     cadences_advance()
     enrollment = Enrollment.objects.get(cadence=cadence, contact=contact)
     assert enrollment.status == EnrollmentStatus.STOPPED and enrollment.steps_sent == 0
+    assert enrollment.exit_reason == ExitReason.OPTED_OUT
 
 
 def test_cadence_needs_valid_steps(in_tenant_a: Any, channels: dict[str, int]) -> None:
@@ -180,7 +185,8 @@ def test_bulk_start_cadence_on_all_matching_and_the_contact_page(
     assert "Started cadence Reativação" in page and "Oi Fica, tudo bem?" in page
     client.post(f"/cadences/enrollments/{enrollment.pk}/stop/", {"next": f"/contacts/{other.pk}/"})
     enrollment.refresh_from_db()
-    assert enrollment.status == EnrollmentStatus.STOPPED and agent_a.get_short_name() in enrollment.reason
+    assert enrollment.status == EnrollmentStatus.STOPPED and enrollment.exit_reason == ExitReason.MANUAL
+    assert agent_a.get_short_name() in enrollment.exit_detail
     page = client.get(f"/contacts/{other.pk}/").content.decode()
     assert "Cadence Reativação: stopped" in page
     assert enrollments_stop(enrollments=Enrollment.objects.filter(pk=enrollment.pk), reason="again") == 0

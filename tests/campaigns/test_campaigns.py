@@ -4,7 +4,9 @@ paced batches, pause/resume/cancel, scheduling and quiet hours."""
 from __future__ import annotations
 
 import datetime
+import time
 import zoneinfo
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -27,15 +29,17 @@ from campaigns.services import (
     campaign_resume,
     campaign_run,
     campaign_save,
+    campaigns_build,
     campaigns_start_due,
     content_render,
     quiet_until,
 )
 from crm.models import ConsentStatus, Contact, Tag
 from crm.services import consent_record, contact_get_or_create
+from emulators.twilio import TwilioEmulator
 from inbox.models import Channel, Message
+from tests.dispatching import send_queued
 from tests.messaging import open_conversation
-from tests.support import run_until_none
 from whatsapp.models import MessageTemplate
 
 pytestmark = pytest.mark.django_db
@@ -98,50 +102,83 @@ def _sms_campaign(channels: dict[str, int], tag: Tag, **extra: Any) -> Campaign:
     return campaign_save(**fields)
 
 
-def _run_to_end(campaign: Campaign, limit: int = 50) -> int:
-    return run_until_none(lambda: campaign_run(campaign_id=campaign.pk), limit=limit, what="the campaign to finish")
+def _run_to_end(campaign: Campaign) -> None:
+    send_queued(campaign.channel_id)
 
 
-def test_launch_sends_each_contact_once_and_skips_opted_out(in_tenant_a: Any, channels: dict[str, int]) -> None:
+def _received(emulator: TwilioEmulator, contacts: list[Contact]) -> Counter[str]:
+    phones = {c.phone for c in contacts}
+    return Counter(m["to"] for m in list(emulator.sent.values()) if m["to"] in phones)
+
+
+def test_launch_sends_each_contact_once_and_skips_opted_out(
+    in_tenant_a: Any, channels: dict[str, int], twilio_emulator: TwilioEmulator
+) -> None:
     contacts = _audience("bf", 7, "7301")
     consent_record(contact=contacts[0], medium="sms", status=ConsentStatus.OPTED_OUT, source="test")
-    Channel.objects.filter(pk=channels["sms"]).update(rate_limit_per_s=3)  # batches of 3
+    Channel.objects.filter(pk=channels["sms"]).update(rate_limit_per_s=3)
     campaign = _sms_campaign(channels, Tag.objects.get(name="bf"))
     campaign = campaign_launch(campaign=campaign)
     assert campaign.status == CampaignStatus.RUNNING and campaign.total_recipients == 7
     with pytest.raises(ValidationError):
         campaign_launch(campaign=campaign)  # a second launch adds nobody
-    assert _run_to_end(campaign) == 2  # 7 recipients in batches of 3: two waits between three batches
+    started = time.monotonic()
+    _run_to_end(campaign)
+    assert time.monotonic() - started > 1.2  # 6 sends at 3/s (the channel's token bucket): about 2 s
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.COMPLETED and campaign.finished_at
+    assert _received(twilio_emulator, contacts) == {c.phone: 1 for c in contacts[1:]}  # each once, at Twilio
     messages = Message.objects.filter(idempotency_key__startswith=f"campaign:{campaign.pk}:")
-    assert messages.count() == 6
+    assert messages.count() == 6 and {m.status for m in messages} == {"sent"}
     assert {m.body for m in messages} >= {"Oi Cliente, 20% off hoje!"}
     skipped = CampaignRecipient.objects.get(campaign=campaign, contact=contacts[0])
     assert skipped.status == RecipientStatus.SKIPPED and "Cliente 0" in skipped.reason and "SMS" in skipped.reason
     stats = campaign_stats(campaign)
-    assert (stats["total"], stats["skipped"], stats["queued"], stats["progress"]) == (7, 1, 6, 100)
+    assert (stats["total"], stats["skipped"], stats["sent"], stats["sending"], stats["progress"]) == (7, 1, 6, 0, 100)
     # A batch replayed after a crash (recipients back to pending) sends nothing twice.
     CampaignRecipient.objects.filter(campaign=campaign).update(status=RecipientStatus.PENDING)
     Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.RUNNING)
     _run_to_end(campaign)
     assert Message.objects.filter(idempotency_key__startswith=f"campaign:{campaign.pk}:").count() == 6
+    assert _received(twilio_emulator, contacts) == {c.phone: 1 for c in contacts[1:]}
+    assert campaign_stats(campaign)["sent"] == 6
 
 
-def test_pause_resume_and_cancel(in_tenant_a: Any, channels: dict[str, int]) -> None:
-    _audience("pause", 5, "7302")
-    Channel.objects.filter(pk=channels["sms"]).update(rate_limit_per_s=2)
+def test_pause_holds_built_and_deferred_messages_until_resumed(
+    in_tenant_a: Any, channels: dict[str, int], twilio_emulator: TwilioEmulator
+) -> None:
+    contacts = _audience("pause", 5, "7302")
     campaign = campaign_launch(campaign=_sms_campaign(channels, Tag.objects.get(name="pause")))
-    campaign_run(campaign_id=campaign.pk)
+    assert campaigns_build(campaign.channel_id, 3) == 3  # three built (queued, due now), two still pending
+    built = Message.objects.filter(idempotency_key__startswith=f"campaign:{campaign.pk}:")
+    deferred = built.first()
+    assert deferred is not None
+    built.filter(pk=deferred.pk).update(next_attempt_at=timezone.now() + datetime.timedelta(seconds=1))  # a retry
     assert campaign_pause(campaign=campaign) and campaign.status == CampaignStatus.PAUSED
-    assert campaign_run(campaign_id=campaign.pk) is None  # a paused campaign sends nothing
-    assert campaign_stats(campaign)["processed"] == 2
+    assert set(built.values_list("next_attempt_at", flat=True)) == {None}  # held, the deferred one included
+    time.sleep(1.1)  # the retry's due time passes while paused
+    send_queued(campaign.channel_id)
+    assert not _received(twilio_emulator, contacts)  # nothing went out while paused
+    assert campaign_stats(campaign)["pending"] == 2
     assert not campaign_pause(campaign=campaign)
     assert campaign_resume(campaign=campaign) and campaign.status == CampaignStatus.RUNNING
-    campaign_run(campaign_id=campaign.pk)
+    send_queued(campaign.channel_id)
+    assert _received(twilio_emulator, contacts) == {c.phone: 1 for c in contacts}
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.COMPLETED and campaign_stats(campaign)["sent"] == 5
+
+
+def test_cancel_drops_what_was_not_sent(
+    in_tenant_a: Any, channels: dict[str, int], twilio_emulator: TwilioEmulator
+) -> None:
+    contacts = _audience("cancel", 5, "7306")
+    campaign = campaign_launch(campaign=_sms_campaign(channels, Tag.objects.get(name="cancel")))
+    campaigns_build(campaign.channel_id, 2)
     assert campaign_cancel(campaign=campaign)
+    send_queued(campaign.channel_id)
+    assert not _received(twilio_emulator, contacts)
     stats = campaign_stats(campaign)
-    assert (stats["processed"], stats["pending"], stats["skipped"]) == (5, 0, 1)
+    assert (stats["processed"], stats["pending"], stats["skipped"], stats["sent"]) == (5, 0, 5, 0)
     assert campaign_run(campaign_id=campaign.pk) is None
     with pytest.raises(ValidationError):
         campaign_save(campaign=campaign, name="renamed")
@@ -181,14 +218,23 @@ def test_quiet_hours_hold_the_campaign_until_they_end(
     )
     try:
         campaign = _sms_campaign(channels, Tag.objects.get(name="quiet"), respect_quiet_hours=True)
-        with time_machine.travel(instant, tick=False):
+        with time_machine.travel(instant - datetime.timedelta(hours=2), tick=True):
+            QuietHours.objects.filter(pk=1).update(enabled=False)
             campaign_launch(campaign=campaign)
-            wait = campaign_run(campaign_id=campaign.pk)
-        assert wait == pytest.approx(expected_wait_s, abs=1)
-        assert campaign_stats(campaign)["processed"] == 0
+            assert campaigns_build(campaign.channel_id, 1) == 1  # one built before quiet hours, one pending
+            QuietHours.objects.filter(pk=1).update(enabled=True)
+        with time_machine.travel(instant, tick=True):
+            send_queued(campaign.channel_id)  # re-checked at send time: held until quiet hours end
+            opening = timezone.now().replace(microsecond=0) + datetime.timedelta(seconds=expected_wait_s)
+        (held,) = Message.objects.filter(idempotency_key__startswith=f"campaign:{campaign.pk}:")
+        assert (held.status, held.attempts) == ("queued", 0)
+        assert abs((held.next_attempt_at - opening).total_seconds()) < 3
+        assert campaign_stats(campaign)["pending"] == 1  # nothing more is built while quiet
         Campaign.objects.filter(pk=campaign.pk).update(respect_quiet_hours=False)
+        QuietHours.objects.filter(pk=1).update(enabled=False)
+        Message.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now())
         _run_to_end(campaign)
-        assert campaign_stats(campaign)["processed"] == 2
+        assert campaign_stats(campaign)["sent"] == 2
     finally:
         QuietHours.objects.filter(pk=1).delete()
 
@@ -234,6 +280,6 @@ def test_whatsapp_template_campaign_fills_variables_and_free_text_needs_the_wind
     with translation.override("en"):
         _run_to_end(campaign_launch(campaign=text))
     by_contact = {r.contact_id: r for r in CampaignRecipient.objects.filter(campaign=text)}
-    assert by_contact[contacts[1].pk].status == RecipientStatus.QUEUED
+    assert by_contact[contacts[1].pk].status == RecipientStatus.SENT
     assert by_contact[contacts[0].pk].status == RecipientStatus.SKIPPED
     assert "24-hour" in by_contact[contacts[0].pk].reason

@@ -12,13 +12,13 @@ from rest_framework.test import APIClient
 from accounts.models import Role, User
 from accounts.services import api_token_create
 from campaigns.models import Cadence, Campaign, CampaignStatus, Enrollment, QuietHours
-from campaigns.services import campaign_run
 from crm.models import Tag
 from crm.services import contact_get_or_create
 from emulators.twilio import TwilioEmulator
 from tenants.models import Tenant
 from tests.conftest import tenant_client
-from tests.support import make_member, run_until_none, wait_until
+from tests.dispatching import send_queued
+from tests.support import make_member, wait_until
 
 
 def test_manager_creates_launches_and_follows_a_campaign(
@@ -37,7 +37,7 @@ def test_manager_creates_launches_and_follows_a_campaign(
         {
             "name": "VIP week",
             "channel": channels["sms"],
-            "tag": tag.pk,
+            "tags": tag.pk,
             "kind": "text",
             "body": "Oi {{first_name}}!",
             "respect_quiet_hours": "",
@@ -53,7 +53,7 @@ def test_manager_creates_launches_and_follows_a_campaign(
     manager.post(f"/campaigns/{campaign.pk}/launch/")
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.RUNNING
-    run_until_none(lambda: campaign_run(campaign_id=campaign.pk), what="the campaign to finish")
+    send_queued(campaign.channel_id)  # the dispatcher's runner, in this transaction
     progress = manager.get(f"/campaigns/{campaign.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert 'data-status="completed"' in progress and "3 of 3 handled" in progress
     listing = manager.get("/campaigns/").content.decode()
@@ -195,6 +195,43 @@ def test_campaign_and_cadence_api(
     )
     stopped = api.post(f"/api/v1/enrollments/{listed[0]['id']}/stop/")
     assert stopped.json()["status"] == "stopped"
+    assert stopped.json()["exit_reason"] == "manual"
+    # Steps carry their key; an edit that reorders by key keeps every step's identity and each
+    # enrolled contact's next step.
+    steps = api.get(f"/api/v1/cadences/{cadence_id}/").json()["steps"]
+    keys = [s["key"] for s in steps]
+    reordered = api.patch(
+        f"/api/v1/cadences/{cadence_id}/",
+        {
+            "steps": [
+                {
+                    **steps[1],
+                    "timing": "business_day",
+                    "business_days": 2,
+                    "at_time": "10:00",
+                    "channel": channels["sms"],
+                },
+                steps[0],
+                {"action": "message", "body": "três", "only_if_no_reply": True},
+            ]
+        },
+        format="json",
+    )
+    assert reordered.status_code == 200, reordered.content
+    got = reordered.json()["steps"]
+    assert [s["key"] for s in got[:2]] == [keys[1], keys[0]] and got[2]["key"] not in keys
+    assert (got[0]["timing"], got[0]["business_days"], got[0]["at_time"]) == ("business_day", 2, "10:00:00")
+    active = api.get(f"/api/v1/enrollments/?cadence={cadence_id}&status=active").json()["results"]
+    assert [e["next_step"] for e in active] == [keys[1]]
+    assert api.post(f"/api/v1/cadences/{cadence_id}/pause/").json()["is_active"] is False
+    assert api.post(f"/api/v1/cadences/{cadence_id}/resume/").json()["is_active"] is True
+    assert api.post(f"/api/v1/enrollments/{active[0]['id']}/pause/").json()["status"] == "paused"
+    assert api.post(f"/api/v1/enrollments/{active[0]['id']}/resume/").json()["status"] == "active"
+    stats = api.get(f"/api/v1/cadences/{cadence_id}/stats/").json()
+    assert stats["exits"]["manual"] == 1 and stats["statuses"]["stopped"] == 1
+    assert [s["key"] for s in stats["steps"]][:2] == [keys[1], keys[0]] and stats["steps"][1]["sent"] == 2
+    by_reason = api.get(f"/api/v1/enrollments/?cadence={cadence_id}&exit_reason=manual").json()["results"]
+    assert [e["id"] for e in by_reason] == [listed[0]["id"]]
     connection.set_tenant(tenant_a)
     assert Enrollment.objects.filter(cadence_id=cadence_id, status="active").count() == 1
     schema = api.get("/api/v1/schema/").content.decode()

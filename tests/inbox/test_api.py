@@ -38,7 +38,7 @@ def test_conversations_messages_send_assign_status_notes(
         {"body": "Olá pela API", "idempotency_key": "api-1"},
         content_type="application/json",
     )
-    assert again.json()["id"] == sent.json()["id"]  # idempotent
+    assert again.status_code == 200 and again.json()["id"] == sent.json()["id"]  # idempotent
     assert api.get(f"/api/v1/conversations/{conversation.pk}/messages/").json()["results"][-1]["body"] == "Olá pela API"
     assigned = api.post(
         f"/api/v1/conversations/{conversation.pk}/assign/", {"assignee": agent_a.pk}, content_type="application/json"
@@ -93,3 +93,34 @@ def test_openapi_lists_the_inbox_and_crm(api: Client) -> None:
         "/api/v1/custom-fields/",
     ):
         assert path in paths, path
+
+
+def test_the_idempotency_key_header_answers_the_same_message_for_the_same_body(
+    api: Client, channels: dict[str, int], meta_emulator: MetaEmulator
+) -> None:
+    conversation = open_conversation(channels["whatsapp"], "+5511989990002")
+    url = f"/api/v1/conversations/{conversation.pk}/messages/"
+    first = api.post(url, {"body": "Pedido confirmado"}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="ord-77")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first
+    replay = api.post(
+        url, {"body": "Pedido confirmado"}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="ord-77"
+    )
+    assert replay.status_code == 200 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == first.json()["id"]
+    other = api.post(url, {"body": "Pedido cancelado"}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="ord-77")
+    assert other.status_code == 422 and other["Content-Type"] == "application/problem+json"
+    assert "Idempotency-Key" in other.json()["detail"]
+    assert Message.objects.filter(conversation=conversation, direction=Direction.OUTBOUND).count() == 1
+    fresh = api.post(url, {"body": "Pedido cancelado"}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="ord-78")
+    assert fresh.status_code == 201 and fresh.json()["id"] != first.json()["id"]
+    too_long = api.post(url, {"body": "x"}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k" * 101)
+    assert too_long.status_code == 400 and "Idempotency-Key" in too_long.json()["errors"]
+    # a key made in another conversation names nothing here (and reveals nothing)
+    elsewhere = open_conversation(channels["whatsapp"], "+5511989990003")
+    crossed = api.post(
+        f"/api/v1/conversations/{elsewhere.pk}/messages/",
+        {"body": "Pedido confirmado"},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="ord-77",
+    )
+    assert crossed.status_code == 400 and Message.objects.filter(conversation=elsewhere).count() == 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.utils import translation
+from django.utils import timezone, translation
 
 from crm.models import ConsentStatus
 from crm.services import consent_record
@@ -231,10 +232,12 @@ def test_graph_errors_map_to_the_right_class(
     meta_emulator.fail_next.append(code)
     conversation = open_conversation(channels["whatsapp"], "+5511933332222")
     message = message_send(conversation=conversation, body="x")
-    delay = message_dispatch(message_id=message.pk)
+    before = timezone.now()
+    message_dispatch(message_id=message.pk)
     message.refresh_from_db()
     assert message.status == final_status and message.error_code == str(code)
-    assert (delay is not None) == (kind == ErrorKind.RETRYABLE)
+    # A retry is the row's due time (never a countdown task); a final error has none.
+    assert (message.next_attempt_at is not None and message.next_attempt_at >= before) == (kind == ErrorKind.RETRYABLE)
     if code == 131050:
         assert conversation.contact.consents.get(medium="whatsapp").status == ConsentStatus.MARKETING_OPTED_OUT
 
@@ -246,11 +249,14 @@ def test_rate_limit_per_channel_defers_the_next_send(
     conversation = open_conversation(channels["whatsapp"])
     first = message_send(conversation=conversation, body="1")
     second = message_send(conversation=conversation, body="2")
-    assert message_dispatch(message_id=first.pk) is None
-    wait = message_dispatch(message_id=second.pk)
-    assert wait is not None and 0 < wait <= 1.0
+    message_dispatch(message_id=first.pk)
+    before = timezone.now()
+    message_dispatch(message_id=second.pk)
+    first.refresh_from_db()
     second.refresh_from_db()
-    assert second.status == MessageStatus.QUEUED and second.attempts == 0
+    assert first.status == MessageStatus.SENT
+    assert second.status == MessageStatus.QUEUED and second.attempts == 0  # given back: no attempt spent
+    assert before < second.next_attempt_at <= before + timedelta(seconds=1.05)
 
 
 def test_sms_send_and_twilio_errors(
@@ -263,7 +269,12 @@ def test_sms_send_and_twilio_errors(
 
     twilio_emulator.fail_next.append(20429)
     throttled = message_send(conversation=open_conversation(channels["sms"], "+5511922221112"), body="x")
-    assert message_dispatch(message_id=throttled.pk) == 1.0  # Twilio's Retry-After is honoured
+    before = timezone.now()
+    message_dispatch(message_id=throttled.pk)
+    throttled.refresh_from_db()
+    assert (throttled.status, throttled.error_code) == (MessageStatus.QUEUED, "20429")
+    # Twilio's Retry-After (1 s), read from this request's own answer, is the next due time.
+    assert timedelta(seconds=0.9) < throttled.next_attempt_at - before < timedelta(seconds=1.5)
 
     twilio_emulator.unsubscribed.add("+5511922221113")
     stopped_conversation = open_conversation(channels["sms"], "+5511922221113")
@@ -302,3 +313,36 @@ def test_emulators_can_fail_at_a_set_rate(twilio_emulator: TwilioEmulator, meta_
     finally:
         httpx.post(f"{twilio_emulator.base_url}/_emulator/errors", json={"code": 20429, "rate": 0.0})
         httpx.post(f"{meta_emulator.base_url}/_emulator/errors", json={"code": 130429, "count": 0, "rate": 0.0})
+
+
+@pytest.mark.parametrize(("kind", "code"), [("whatsapp", 190), ("sms", 20003)])
+def test_credentials_refused_raise_the_channel_alert_and_the_next_send_clears_it(
+    kind: str,
+    code: int,
+    in_tenant_a: Any,
+    channels: dict[str, int],
+    meta_emulator: MetaEmulator,
+    twilio_emulator: TwilioEmulator,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from alerts.models import Alert
+
+    emulator = meta_emulator if kind == "whatsapp" else twilio_emulator
+    conversation = open_conversation(channels[kind], "+5511933334444")
+    emulator.fail_next.extend([code, code])
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            failed = message_send(conversation=conversation, body="x")
+            message_dispatch(message_id=failed.pk)
+        failed.refresh_from_db()
+        assert (failed.status, failed.error_code) == (MessageStatus.FAILED, str(code))
+    alert = Alert.objects.get(kind="channel.token_rejected", key=str(channels[kind]), resolved_at=None)
+    assert alert.count == 2 and alert.detail["code"] == str(code)
+    assert alert.detail["provider"] == ("Meta" if kind == "whatsapp" else "Twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = message_send(conversation=conversation, body="de novo")
+        message_dispatch(message_id=ok.pk)
+    ok.refresh_from_db()
+    assert ok.status == MessageStatus.SENT
+    alert.refresh_from_db()
+    assert alert.resolution == "cleared"

@@ -114,13 +114,20 @@ def test_an_idempotency_key_of_another_conversation_reveals_nothing(scene: Scene
     assert response.status_code == 400 and SECRET not in response.content.decode()
     assert response.json()["errors"]["code"] == "idempotency_conflict"
     assert not Message.objects.filter(conversation=scene.open_one, body="oi").exists()
-    # In its own conversation the key still means "already sent": the same message back, nothing new.
+    # In its own conversation the key still means "already sent": the same message back, nothing new;
+    # the same key with another body is refused there too.
     again = _api(tenant_a, scene.assignee).post(
+        f"/api/v1/conversations/{scene.hidden.pk}/messages/",
+        {"body": scene.secret.body, "idempotency_key": "client-key-1"},
+        content_type="application/json",
+    )
+    assert again.status_code == 200 and again.json()["id"] == scene.secret.pk
+    other = _api(tenant_a, scene.assignee).post(
         f"/api/v1/conversations/{scene.hidden.pk}/messages/",
         {"body": "outra", "idempotency_key": "client-key-1"},
         content_type="application/json",
     )
-    assert again.status_code == 201 and again.json()["id"] == scene.secret.pk
+    assert other.status_code == 422
 
 
 @pytest.mark.django_db

@@ -103,12 +103,18 @@ RESOURCES = {
     "calls": "voice.Call",
     "agents": "voice.VoiceAgent",
     "voice-agents": "voice.VoiceAgent",
+    "numbers": "voice.VoiceNumber",
+    "voice-numbers": "voice.VoiceNumber",
     "webhooks": "webhooks.Endpoint",
     "webhook-endpoints": "webhooks.Endpoint",
     "deliveries": "webhooks.Delivery",
     "webhook-deliveries": "webhooks.Delivery",
     "inbound": "webhooks.InboundHook",
     "events": "webhooks.InboundEvent",
+    "automations": "automations.Rule",
+    "rules": "automations.Rule",
+    "rule-runs": "automations.RuleRun",
+    "alerts": "alerts.Alert",
     "knowledge": "knowledge.KnowledgeBase",
     "knowledge-bases": "knowledge.KnowledgeBase",
     "documents": "knowledge.Document",
@@ -116,6 +122,10 @@ RESOURCES = {
     "qa": "knowledge.QAPair",
     "qa-pairs": "knowledge.QAPair",
     "assistants": "ai.Assistant",
+    "faq-suggestions": "ai.FaqSuggestion",
+    "tools": "ai.HttpTool",
+    "ai-tools": "ai.HttpTool",
+    "lead-suggestions": "ai.LeadSuggestion",
     "members": "accounts.Membership",
     "tokens": "accounts.ApiToken",
     "api-tokens": "accounts.ApiToken",
@@ -168,12 +178,15 @@ OTHER_KWARGS: dict[str, Callable[[World], str]] = {
     "kind": lambda w: "whatsapp_cloud",
     "report": lambda w: "summary",  # an analytics CSV: A's own numbers, whatever B holds
     "action": lambda w: "pause",
+    "operation": lambda w: "assign",  # voice numbers: the inbound agent (no call out)
     "provider": lambda w: "google",
     "token": lambda w: w.invitation_token,  # B's invitation link, tried on A's host
     "uidb64": lambda w: "MQ",
     "schema": lambda w: w.tenant.schema_name,  # B's media, by URL
     "path": lambda w: w.media_name,
     "key": lambda w: w.get("webhooks.InboundHook").key,  # B's inbound webhook, posted on A's host
+    "task": lambda w: "suggest",  # the copilot on B's conversation, asked on A's host
+    "event_id": lambda w: w.get("inbox.ConversationEvent").pk,  # a line of B's conversation's timeline
 }
 
 
@@ -232,6 +245,12 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     ),
     "inbox.InboxSettings": lambda w: apps.get_model("inbox.InboxSettings").objects.get_or_create()[0],
     "inbox.AgentState": lambda w: w.make("inbox.AgentState", user=w.owner),
+    "inbox.ConversationEvent": lambda w: w.make(
+        "inbox.ConversationEvent",
+        conversation=w.get("inbox.Conversation"),
+        kind="stage_moved",
+        detail={"from": f"{MARK} from", "to": f"{MARK} to"},
+    ),
     "inbox.HistoryImport": lambda w: w.make(
         "inbox.HistoryImport", channel=w.get("inbox.Channel"), status="declined", error_text=f"{MARK} declined"
     ),
@@ -272,6 +291,9 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     "campaigns.CampaignRecipient": lambda w: w.make(
         "campaigns.CampaignRecipient", campaign=w.get("campaigns.Campaign"), contact=w.get("crm.Contact")
     ),
+    "campaigns.ChannelDailyCap": lambda w: w.make(
+        "campaigns.ChannelDailyCap", channel=w.get("inbox.Channel"), daily_cap=1000
+    ),
     "campaigns.Cadence": lambda w: w.make("campaigns.Cadence", name=f"{MARK} cadence", channel=w.get("inbox.Channel")),
     "campaigns.CadenceStep": lambda w: w.make(
         "campaigns.CadenceStep", cadence=w.get("campaigns.Cadence"), position=0, body=f"{MARK} step"
@@ -282,8 +304,16 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         contact=w.get("crm.Contact"),
         next_run_at=timezone.now() + timedelta(days=365),
     ),
+    "campaigns.StepRun": lambda w: w.make(
+        "campaigns.StepRun",
+        enrollment=w.get("campaigns.Enrollment"),
+        step=w.get("campaigns.CadenceStep"),
+        ran_at=timezone.now(),
+        detail=f"{MARK} run",
+    ),
     "voice.VoiceSettings": lambda w: w.make("voice.VoiceSettings", webhook_route=f"{MARK}-route"),
     "voice.VoiceAgent": lambda w: w.make("voice.VoiceAgent", name=f"{MARK} agent", prompt=f"{MARK} prompt"),
+    "voice.VoiceNumber": lambda w: w.make("voice.VoiceNumber", e164="+5511930004242", friendly_name=f"{MARK} number"),
     "voice.Call": lambda w: w.make(
         "voice.Call",
         agent=w.get("voice.VoiceAgent"),
@@ -349,8 +379,29 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     "ai.ConversationBot": lambda w: w.make(
         "ai.ConversationBot", conversation=w.get("inbox.Conversation"), handoff_reason=f"{MARK} reason"
     ),
+    "ai.FaqSuggestion": lambda w: w.make(
+        "ai.FaqSuggestion",
+        conversation=w.get("inbox.Conversation"),
+        through_message_id=1,
+        question=f"{MARK} question",
+        answer=f"{MARK} answer",
+    ),
     "ai.BotReply": lambda w: w.make(
         "ai.BotReply", message=w.get("inbox.Message"), assistant=w.get("ai.Assistant"), mode="model"
+    ),
+    "ai.HttpTool": lambda w: w.make(
+        "ai.HttpTool", name=f"{MARK}-tool", description=f"{MARK} tool", url="https://example.com/hook", secret="whsec_x"
+    ),
+    "ai.LeadSettings": lambda w: w.make("ai.LeadSettings", board=w.get("kanban.Board"), enabled=True),
+    "ai.ConversationLead": lambda w: w.make("ai.ConversationLead", conversation=w.get("inbox.Conversation")),
+    "ai.LeadSuggestion": lambda w: w.make(
+        "ai.LeadSuggestion",
+        conversation=w.get("inbox.Conversation"),
+        card=w.get("kanban.Card"),
+        board=w.get("kanban.Board"),
+        stage=w.get("kanban.Stage"),
+        reason=f"{MARK} reason",
+        intent=f"{MARK} intent",
     ),
     # analytics rollups: numbers only, read back by tests/analytics/test_live_and_api.py's isolation test
     "analytics.MessageHour": lambda w: w.make(
@@ -382,6 +433,36 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         "analytics.LeadMoveHour", hour=timezone.now(), board_id=1, to_stage_id=1
     ),
     "analytics.OptOutHour": lambda w: w.make("analytics.OptOutHour", hour=timezone.now(), medium="whatsapp"),
+    "automations.Rule": lambda w: w.make(
+        "automations.Rule",
+        name=f"{MARK} rule",
+        trigger="tag_added",
+        trigger_config={"tag_id": w.get("crm.Tag").pk},
+        actions=[{"type": "reply", "text": f"{MARK} rule reply"}],
+    ),
+    "automations.RuleEvent": lambda w: w.make(
+        "automations.RuleEvent",
+        kind="tag_added",
+        payload={"contact_id": w.get("crm.Contact").pk, "tag": f"{MARK}-tag"},
+        status="done",
+    ),
+    "automations.RuleRun": lambda w: w.make(
+        "automations.RuleRun",
+        rule=w.get("automations.Rule"),
+        event=w.get("automations.RuleEvent"),
+        kind="tag_added",
+        contact_id=w.get("crm.Contact").pk,
+        outcome="done",
+        actions_done=[{"type": "reply", "ok": True, "detail": f"{MARK} run detail"}],
+    ),
+    "alerts.Alert": lambda w: w.make(
+        "alerts.Alert",
+        kind="campaign.auto_paused",
+        key=f"{MARK}-alert",
+        detail={"campaign_id": w.get("campaigns.Campaign").pk, "name": f"{MARK} alert"},
+        first_raised_at=timezone.now(),
+        last_seen_at=timezone.now(),
+    ),
     # public schema, owned by B
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
     "accounts.Invitation": _invitation,

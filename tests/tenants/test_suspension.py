@@ -5,11 +5,13 @@ Graph API emulator, signed webhooks into the app server."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient, CampaignStatus, Enrollment, RecipientStatus
 from campaigns.services import cadence_enroll, cadence_save, campaign_launch, campaign_save
@@ -28,7 +30,7 @@ from tests.conftest import WA_PNID
 from tests.messaging import open_conversation
 from tests.support import wait_until
 from voice.models import VoiceAgent
-from voice.services import call_start
+from voice.outbound import call_queue
 
 
 def _phone() -> str:
@@ -54,7 +56,11 @@ def test_a_suspended_tenant_sends_nothing_and_catches_up_on_reactivation(
     channel = Channel.objects.get(pk=channels["whatsapp"])
     # Accepted while active, not sent yet (a campaign batch writes its messages before sending them).
     held_phone = _phone()
-    held = message_send(conversation=open_conversation(channel.pk, held_phone), body=f"held {run}", dispatch=False)
+    conversation = open_conversation(channel.pk, held_phone)
+    with transaction.atomic():  # committed already due later: a runner still serving the channel from an
+        # earlier test must not take it before the suspension below (once suspended, no runner claims)
+        held = message_send(conversation=conversation, body=f"held {run}", dispatch=False)
+        Message.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=10))
     tag = Tag.objects.create(name=f"susp-{run}")
     campaign_phones = [_phone() for _ in range(3)]
     for phone in campaign_phones:
@@ -86,7 +92,7 @@ def test_a_suspended_tenant_sends_nothing_and_catches_up_on_reactivation(
             message_send(conversation=open_conversation(channel.pk, _phone()), body="refused")
         assert refused.value.code == "tenant_suspended"
         with pytest.raises(ValidationError) as no_call:
-            call_start(contact=cadence_contact, agent=VoiceAgent(name="x", prompt="x"))
+            call_queue(contact=cadence_contact, agent=VoiceAgent(name="x", prompt="x"))
         assert no_call.value.code == "tenant_suspended"
 
         # Each sender runs in the worker and does nothing.

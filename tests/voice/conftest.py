@@ -10,15 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.db import connection
 from django.test import Client
 
 from emulators.retell import RetellEmulator, sign
 from tenants.models import Tenant
-from tests.conftest import RETELL_KEY
+from tests.conftest import RETELL_KEY, TWILIO_SID, TWILIO_TOKEN
 from voice.models import VoiceAgent, VoiceSettings
-from voice.services import voice_agent_create, voice_api_key_set
+from voice.services import voice_agent_create, voice_api_key_set, voice_twilio_set
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BETA_KEY = "key_beta_retell_test"
@@ -61,8 +62,9 @@ def post_retell(route: str, payload: dict[str, Any] | bytes, key: str | None, *,
 
 @pytest.fixture
 def voice_a(in_tenant_a: Tenant, retell_emulator: RetellEmulator) -> VoiceSettings:
-    """Alpha's Retell settings with the test key (the connection stays in alpha)."""
-    return voice_api_key_set(api_key=RETELL_KEY)
+    """Alpha's Retell settings with the test key and the Twilio voice account (the connection stays in alpha)."""
+    voice_api_key_set(api_key=RETELL_KEY)
+    return voice_twilio_set(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN)
 
 
 @pytest.fixture
@@ -72,6 +74,14 @@ def retell_quiet(retell_emulator: RetellEmulator) -> Iterator[RetellEmulator]:
     retell_emulator.send_webhooks = False
     yield retell_emulator
     retell_emulator.send_webhooks = True
+
+
+@pytest.fixture
+def retell_script(retell_emulator: RetellEmulator) -> Iterator[RetellEmulator]:
+    """The emulator, with whatever a test scripted (errors, delays) cleared afterwards."""
+    yield retell_emulator
+    httpx.post(f"{retell_emulator.base_url}/_emulator/reset")
+    retell_emulator.strict_numbers = False
 
 
 @pytest.fixture

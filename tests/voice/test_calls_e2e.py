@@ -19,7 +19,7 @@ from voice.services import voice_agent_create, voice_api_key_set
 
 
 def test_outbound_call_from_the_contact_page(
-    app_server: str, tenants: Any, retell_emulator: RetellEmulator, committed: Any
+    app_server: str, tenants: Any, retell_emulator: RetellEmulator, committed: Any, celery_worker: Any
 ) -> None:
     alpha: Tenant = tenants[0]
     connection.set_tenant(alpha)
@@ -42,7 +42,13 @@ def test_outbound_call_from_the_contact_page(
 
     connection.set_tenant(alpha)
     call = Call.objects.get(contact=contact)
-    assert call.retell_call_id and call.status in (CallStatus.REGISTERED, CallStatus.ONGOING, CallStatus.ENDED)
+
+    def placed() -> bool:  # by the worker, on the voice queue
+        call.refresh_from_db()
+        return bool(call.retell_call_id)
+
+    wait_until(placed, timeout=20, interval=0.2)
+    assert call.status in (CallStatus.REGISTERED, CallStatus.ONGOING, CallStatus.ENDED)
     remote = retell_emulator.calls[call.retell_call_id]
     assert remote["to_number"] == contact.phone and remote["metadata"]["call_id"] == call.pk
 

@@ -10,9 +10,9 @@ from django.utils import translation
 from emulators.retell import RetellEmulator, sign
 from tests.conftest import RETELL_KEY
 from tests.voice.conftest import AGENT_NUMBER, now_ms
-from voice.models import VoiceAgent, VoiceSettings
+from voice.models import AgentStatus, VoiceSettings
 from voice.retell import PERMANENT, RETRYABLE, LlmSpec, RetellClient, RetellError, signature_valid
-from voice.services import voice_agent_create, voice_agent_update
+from voice.services import voice_agent_create, voice_agent_drift, voice_agent_sync, voice_agent_update
 
 pytestmark = pytest.mark.django_db
 
@@ -84,19 +84,56 @@ def test_agent_sync_creates_then_updates_llm_and_agent(voice_a: VoiceSettings, r
     assert retell_emulator.agents[agent.retell_agent_id]["agent_name"] == "Bia 2"
 
 
-def test_agent_is_not_saved_when_retell_refuses_or_no_key(in_tenant_a: object, retell_emulator: RetellEmulator) -> None:
-    from voice.services import voice_api_key_set
+def test_an_agent_retell_refuses_is_kept_with_the_reason(in_tenant_a: object, retell_emulator: RetellEmulator) -> None:
+    from voice.services import voice_agent_sync, voice_api_key_set
 
     voice_api_key_set(api_key="")
-    with translation.override("en"), pytest.raises(ValidationError) as no_key:
-        voice_agent_create(name="X", prompt="p", voice_id="v")
-    assert "API key" in " ".join(no_key.value.messages)
+    with translation.override("en"):
+        no_key = voice_agent_create(name="X", prompt="p", voice_id="v")
+    assert (no_key.status, no_key.retell_agent_id) == (AgentStatus.ERROR, "")
+    assert "API key" in no_key.status_reason
     voice_api_key_set(api_key="wrong-key-123")
     retell_emulator.api_keys = {RETELL_KEY}
     try:
-        with pytest.raises(ValidationError) as refused:
-            voice_agent_create(name="X", prompt="p", voice_id="v")
+        refused = voice_agent_create(name="Y", prompt="p", voice_id="v")
     finally:
         retell_emulator.api_keys = None
-    assert "wrong-key-123" not in " ".join(refused.value.messages)
-    assert not VoiceAgent.objects.filter(name="X").exists()
+    assert refused.status == AgentStatus.ERROR and "wrong-key-123" not in refused.status_reason
+    voice_api_key_set(api_key=RETELL_KEY)
+    assert voice_agent_sync(agent=refused).status == AgentStatus.PUBLISHED  # a sync later retries
+
+
+def test_a_failed_agent_step_leaves_no_orphaned_llm(voice_a: VoiceSettings, retell_script: RetellEmulator) -> None:
+    llms_before = len(retell_script.llms)
+    httpx.post(f"{retell_script.base_url}/_emulator/errors", json={"status": 500, "path": "create-agent"})
+    with translation.override("en"):
+        agent = voice_agent_create(name="Cai", prompt="p", voice_id="11labs-Adrian")
+    assert (agent.status, agent.retell_llm_id, agent.retell_agent_id) == (AgentStatus.ERROR, "", "")
+    assert "unavailable" in agent.status_reason
+    assert len(retell_script.llms) == llms_before  # the LLM made before the failure was deleted again
+    # the agent step fails and so does the clean-up: the LLM id is kept, and the next sync reuses it
+    httpx.post(f"{retell_script.base_url}/_emulator/errors", json={"status": 500, "path": "create-agent"})
+    httpx.post(f"{retell_script.base_url}/_emulator/errors", json={"status": 500, "path": "delete-retell-llm"})
+    with pytest.raises(ValidationError):
+        voice_agent_sync(agent=agent)
+    agent.refresh_from_db()
+    kept = agent.retell_llm_id
+    assert kept in retell_script.llms and agent.status == AgentStatus.ERROR
+    voice_agent_sync(agent=agent)
+    assert agent.retell_llm_id == kept and len(retell_script.llms) == llms_before + 1
+    assert agent.status == AgentStatus.PUBLISHED and retell_script.agents[agent.retell_agent_id]["version"] == 1
+
+
+def test_drift_is_found_when_retell_was_edited_elsewhere(voice_a: VoiceSettings, retell_script: RetellEmulator) -> None:
+    agent = voice_agent_create(name="Duda", prompt="Seja breve.", voice_id="11labs-Adrian", llm_model="gpt-4o")
+    assert voice_agent_drift(agent=agent) == []
+    retell_script.llms[agent.retell_llm_id]["general_prompt"] = "Editado no painel da Retell"
+    retell_script.agents[agent.retell_agent_id]["voice_id"] = "11labs-Other"
+    drift = {d.field: (d.ours, d.remote) for d in voice_agent_drift(agent=agent)}
+    assert drift == {
+        "general_prompt": ("Seja breve.", "Editado no painel da Retell"),
+        "voice_id": ("11labs-Adrian", "11labs-Other"),
+    }
+    voice_agent_sync(agent=agent)
+    assert voice_agent_drift(agent=agent) == []
+    assert retell_script.llms[agent.retell_llm_id]["model"] == "gpt-4o"

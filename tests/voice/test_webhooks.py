@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from core import events
 from crm.models import Contact
@@ -16,7 +15,7 @@ from tenants.models import Tenant
 from tests.conftest import RETELL_KEY, SMS_NUMBER, TWILIO_SID, TWILIO_TOKEN
 from tests.messaging import post_twilio
 from tests.voice.conftest import BETA_KEY, in_schema, now_ms, post_retell, retell_event
-from voice.models import Call, CallDirection, CallStatus, VoiceAgent, VoiceSettings
+from voice.models import Call, CallDirection, CallStatus, VoiceSettings
 from voice.services import voice_agent_create, voice_api_key_set
 
 pytestmark = pytest.mark.django_db
@@ -181,15 +180,3 @@ def test_twilio_incoming_call_is_bridged_to_retell(
     assert match.group(1) in again.content.decode()
     in_schema(tenant_a)
     assert Call.objects.filter(twilio_call_sid=params["CallSid"]).count() == 1
-
-
-def test_twilio_incoming_call_without_agent_is_rejected(
-    voice_a: VoiceSettings, tenant_a: Tenant, channels: dict[str, int]
-) -> None:
-    VoiceAgent.objects.update(is_active=False)
-    response = post_twilio(
-        f"/webhooks/twilio/voice/{voice_a.webhook_route}/", twilio_call_params("+5511987006666"), TWILIO_TOKEN
-    )
-    assert response.status_code == 200 and "<Reject/>" in response.content.decode()
-    connection.set_tenant(tenant_a)
-    assert not Call.objects.filter(from_number="+5511987006666").exists()

@@ -272,3 +272,52 @@ def test_the_api_answers_the_secret_only_on_create_and_rotate(in_tenant_a: Tenan
     assert replayed.status_code == 202 and replayed.json()["status"] == "pending"
     rotated = api.post(f"/api/v1/webhook-endpoints/{data['id']}/rotate-secret/").json()
     assert rotated["secret"] != data["secret"]
+
+
+def test_a_failing_endpoint_raises_one_alert_and_clears_it_when_it_delivers_again(
+    in_tenant_a: Tenant, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    from alerts.models import Alert
+
+    answers = {"ok": False}
+    receiver.answer = lambda n, r: (200, {}, b"ok") if answers["ok"] else (503, {}, b"down")
+    endpoint, _secret = endpoint_create(url=receiver.url, events=["lead.won"])
+    open_ = Alert.objects.filter(kind="webhook.failing", key=str(endpoint.pk), resolved_at=None)
+
+    def deliver() -> None:
+        with django_capture_on_commit_callbacks(execute=True):  # the alert events go after the commit
+            assert runner.deliver_batch() == 1
+
+    with time_machine.travel(START, tick=False) as clock:
+        event_publish("lead.won", {"card_id": 1})
+        deliver()
+        assert not open_.exists()  # one failure is not yet news: it is retried in seconds
+        for _ in range(4):  # 5 s, 5 min, 30 min, 2 h later: failing for more than an hour now
+            clock.shift(Delivery.objects.get().next_attempt_at - datetime.now(UTC))
+            deliver()
+        alert = open_.get()
+        assert alert.detail == {"endpoint_id": endpoint.pk, "url": receiver.url, "status": "503"}
+        answers["ok"] = True
+        clock.shift(Delivery.objects.get().next_attempt_at - datetime.now(UTC))
+        deliver()
+    alert.refresh_from_db()
+    assert alert.resolution == "cleared" and Alert.objects.filter(kind="webhook.failing").count() == 1
+
+
+def test_a_disabled_endpoint_raises_its_alert_and_switching_it_on_clears_it(
+    in_tenant_a: Tenant, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    from alerts.models import Alert
+
+    receiver.answer = lambda n, r: (410, {}, b"gone")
+    endpoint, _secret = endpoint_create(url=receiver.url, events=["lead.won"])
+    with django_capture_on_commit_callbacks(execute=True):
+        event_publish("lead.won", {"card_id": 1})
+        assert runner.deliver_batch() == 1
+    alert = Alert.objects.get(kind="webhook.disabled", key=str(endpoint.pk), resolved_at=None)
+    assert alert.detail["reason"] == "answered 410 Gone"
+    endpoint.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        endpoint_update(endpoint, enabled=True)
+    alert.refresh_from_db()
+    assert alert.resolution == "cleared"

@@ -83,3 +83,32 @@ def test_bad_template_names_are_refused_before_meta(in_tenant_a: Any, channels: 
             language="pt_BR",
             body="x",
         )
+
+
+def test_a_rejected_template_raises_an_alert_and_its_approval_clears_it(
+    tenant_a: Tenant, channels: dict[str, int], meta_emulator: MetaEmulator, django_capture_on_commit_callbacks: Any
+) -> None:
+    from alerts.models import Alert
+
+    connection.set_tenant(tenant_a)
+    channel = Channel.objects.get(pk=channels["whatsapp"])
+    template = template_create(
+        channel=channel, name="promo_rejeitada", category="MARKETING", language="pt_BR", body="Oferta {{1}}"
+    )
+    for event, reason in (("REJECTED", "INVALID_FORMAT"), ("APPROVED", "NONE")):
+        update = dict(
+            fixture("template_status.json"),
+            event=event,
+            reason=reason,
+            message_template_id=int(template.template_id),
+            message_template_name="promo_rejeitada",
+        )
+        post_meta(meta_envelope(update, field="message_template_status_update"))
+        with django_capture_on_commit_callbacks(execute=True):
+            drain_batch()
+        connection.set_tenant(tenant_a)
+        (alert,) = Alert.objects.filter(kind="template.rejected", key=template.template_id)
+        if event == "REJECTED":
+            assert alert.is_open and alert.detail["reason"] == "INVALID_FORMAT"
+            assert alert.detail["channel_id"] == channel.pk and alert.detail["name"] == "promo_rejeitada"
+    assert alert.resolution == "cleared"

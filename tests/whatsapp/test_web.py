@@ -447,3 +447,53 @@ def test_inbound_media_over_qr_is_stored(web_channel: Any) -> None:
     assert message.media.read() == b"\xff\xd8jpeg" and message.media_mime == "image/jpeg"
     connection.set_schema_to_public()
     manager.stop_all()
+
+
+def _alert_of(tenant: Tenant, kind: str, channel: Channel) -> Any:
+    from alerts.models import Alert
+
+    connection.set_tenant(tenant)
+    found = list(Alert.objects.filter(kind=kind, key=str(channel.pk)).order_by("id"))
+    connection.set_schema_to_public()
+    return found
+
+
+def test_a_logout_raises_the_rescan_alert_and_a_new_scan_clears_it(web_channel: Any) -> None:
+    tenant, channel, key = web_channel
+    manager = SessionManager(process_id="p-alert-logout", client_factory=fake_factory)
+    only(manager, key)
+    FAKES[key].scan("+5511999990004")
+    assert _alert_of(tenant, "channel.needs_rescan", channel) == []
+    FAKES[key].remote_logout()
+    (alert,) = _alert_of(tenant, "channel.needs_rescan", channel)
+    assert alert.is_open and alert.detail["channel_id"] == channel.pk and alert.detail["name"] == channel.name
+    assert alert.detail["detail"] == "logged out on the phone"
+
+    connection.set_tenant(tenant)
+    Channel.objects.filter(pk=channel.pk).update(status=ChannelStatus.PENDING)  # "scan again" on the page
+    connection.set_schema_to_public()
+    only(manager, key)
+    FAKES[key].scan("+5511999990004")
+    (alert,) = _alert_of(tenant, "channel.needs_rescan", channel)
+    assert alert.resolution == "cleared"
+    manager.stop_all()
+
+
+def test_a_drop_that_lasts_raises_the_disconnected_alert_and_reconnecting_clears_it(web_channel: Any) -> None:
+    tenant, channel, key = web_channel
+    manager = SessionManager(process_id="p-alert-drop", client_factory=fake_factory, disconnected_alert_after_s=0.3)
+    only(manager, key)
+    FAKES[key].scan("+5511999990005")
+    FAKES[key].drop()
+    assert _alert_of(tenant, "channel.disconnected", channel) == []  # a drop is not news at once
+    session = manager.sessions[key]
+    time.sleep(0.35)
+    FAKES[key].drop()  # still down on the next attempt, past the threshold
+    (alert,) = _alert_of(tenant, "channel.disconnected", channel)
+    assert alert.is_open
+    session.reconnect_at = 0
+    only(manager, key)
+    assert channel_now(tenant, channel).status == ChannelStatus.ACTIVE
+    (alert,) = _alert_of(tenant, "channel.disconnected", channel)
+    assert alert.resolution == "cleared"
+    manager.stop_all()

@@ -181,3 +181,61 @@ def test_events_for_unknown_numbers_are_kept_and_marked(tenant_a: Tenant, settin
     drain_in(tenant_a)
     event = WebhookEvent.objects.get(event_id=f"msg:{message_id}")
     assert event.processed_at is not None and event.outcome.startswith("no route")
+
+
+def test_a_drain_applies_many_statuses_in_bulk_as_one_by_one_would(
+    tenant_a: Tenant, channels: dict[str, int], django_assert_max_num_queries: Any
+) -> None:
+    connection.set_tenant(tenant_a)
+    ours = [_outbound(channels["whatsapp"], wamid()) for _ in range(30)]
+    failed = _outbound(channels["whatsapp"], wamid())
+    steps = [(m, s) for m in ours for s in ("sent", "delivered", "read")]
+    steps = steps[1::2] + steps[::2]  # out of order, interleaved across messages
+    for message, step in steps:
+        store_meta(meta_envelope(meta_messages_value(statuses=[status(step, message.provider_message_id)])))
+    store_meta(meta_envelope(meta_messages_value(statuses=[status("failed", failed.provider_message_id)])))
+    with django_assert_max_num_queries(40):  # not a few per event: 91 events, bulk reads and one write
+        drain_in(tenant_a)
+    for message in ours:
+        message.refresh_from_db()
+        assert message.status == MessageStatus.READ and message.read_at and message.delivered_at and message.sent_at
+    failed.refresh_from_db()
+    assert failed.status == MessageStatus.FAILED and failed.error_code == "131026" and failed.failed_at
+    ids = [f"st:{m.provider_message_id}:{s}" for m, s in steps]
+    assert set(WebhookEvent.objects.filter(event_id__in=ids).values_list("outcome", flat=True)) <= {
+        "applied",
+        "no change",
+    }
+    assert not WebhookEvent.objects.filter(event_id__in=ids, processed_at=None).exists()
+
+
+def test_a_quality_drop_raises_the_channel_alert_and_unflagging_clears_it(
+    tenant_a: Tenant, channels: dict[str, int], django_capture_on_commit_callbacks: Any
+) -> None:
+    from alerts.models import Alert
+    from tests.messaging import fixture, store_meta
+    from whatsapp.webhooks import split_events
+
+    flagged = fixture("phone_number_quality_update__flagged.json")
+    (raw,) = split_events(flagged)
+    assert (raw.route_kind, raw.route_key, raw.payload["kind"]) == ("whatsapp_waba", "200000000000001", "quality")
+    for step, name in enumerate(("flagged", "flagged", "unflagged")):  # Meta redelivers: stored once, one alert
+        body = fixture(f"phone_number_quality_update__{name}.json")
+        if step == 1:
+            assert store_meta(body) == 0  # the redelivery (on the test's connection: its drain holds the row)
+        else:
+            post_meta(body)
+        with django_capture_on_commit_callbacks(execute=True):
+            drain_batch()
+        connection.set_tenant(tenant_a)
+        (alert,) = Alert.objects.filter(kind="channel.quality_dropped", key=str(channels["whatsapp"]))
+        if name == "flagged":
+            assert alert.is_open and alert.count == 1
+            assert alert.detail == {
+                "channel_id": channels["whatsapp"],
+                "number": "+5511911110000",
+                "event": "FLAGGED",
+                "limit": "TIER_1K",
+            }
+        connection.set_schema_to_public()
+    assert alert.resolution == "cleared"

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django_tenants.utils import get_tenant_model, schema_context
 
+from core import events
 from core.realtime import MANAGERS_TOPIC, STAFF_TOPIC, push
 from inbox.models import Channel, ChannelKind, ChannelStatus
 from intake.services import RawEvent, events_store
@@ -39,6 +40,12 @@ from whatsapp.web.client import (
 logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str, bytes | None, Any], WebClient]
+
+# The tenant's alerts (worded by the alerts app; core.events.ALERT_RAISED): a drop that lasts, a ban, or a
+# logout that needs a person to scan again. A drop that reconnects within this time is no news.
+DISCONNECTED_ALERT_AFTER_S = 180.0
+ALERT_DISCONNECTED = "channel.disconnected"
+ALERT_NEEDS_RESCAN = "channel.needs_rescan"
 
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end
@@ -77,6 +84,7 @@ class Session:
     stopped: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     logged_out: bool = False
+    down_since: float | None = None  # monotonic time of the drop, while it is not connected again
     lock: threading.Lock = field(default_factory=threading.Lock)  # one store copy at a time
 
 
@@ -87,7 +95,9 @@ class SessionManager:
         process_id: str | None = None,
         client_factory: ClientFactory | None = None,
         lease_ttl_s: float = bus.LEASE_TTL_S,
+        disconnected_alert_after_s: float = DISCONNECTED_ALERT_AFTER_S,
     ) -> None:
+        self.disconnected_alert_after_s = disconnected_alert_after_s
         self.process_id = process_id or f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.factory = client_factory or default_factory
         self.lease_ttl_ms = int(lease_ttl_s * 1000)
@@ -188,6 +198,8 @@ class SessionManager:
     def _schedule_reconnect(self, session: Session, *, at_least_s: float = 0.0, detail: str = "") -> None:
         """Exponential backoff (2, 4, 8... up to 60 s) after a drop; a new engine is started by the tick."""
         session.attempts += 1
+        if session.down_since is None:
+            session.down_since = time.monotonic()
         delay = max(at_least_s, min(60.0, 2.0 ** min(session.attempts, 6)))
         session.reconnect_at = time.monotonic() + delay
         status = ChannelStatus.ERROR if detail else ChannelStatus.DISCONNECTED
@@ -210,6 +222,31 @@ class SessionManager:
             "waweb.status",
             {"channel_id": session.channel_id, "status": status, "detail": detail},
         )
+        self._alert(session, status, detail)
+
+    def _alert(self, session: Session, status: str, detail: str) -> None:
+        """Raise or clear the channel's alerts for this status (announced now: no transaction is open)."""
+        key = str(session.channel_id)
+        if status == ChannelStatus.ACTIVE:
+            session.down_since = None
+            for kind in (ALERT_DISCONNECTED, ALERT_NEEDS_RESCAN):
+                events.announce(events.ALERT_CLEARED, session.schema, {"kind": kind, "key": key})
+            return
+        if status == ChannelStatus.NEEDS_RESCAN:
+            kind = ALERT_NEEDS_RESCAN
+        elif status == ChannelStatus.ERROR or (
+            session.down_since is not None and time.monotonic() - session.down_since >= self.disconnected_alert_after_s
+        ):
+            kind = ALERT_DISCONNECTED  # banned, or down for minutes
+        else:
+            return
+        with schema_context(session.schema):
+            name = Channel.objects.filter(pk=session.channel_id).values_list("name", flat=True).first() or key
+        facts = {"channel_id": session.channel_id, "name": name, "detail": detail}
+        payload = {"kind": kind, "key": key, "detail": facts}
+        events.announce(events.ALERT_RAISED, session.schema, payload)
+        if kind == ALERT_NEEDS_RESCAN:
+            events.announce(events.ALERT_CLEARED, session.schema, {"kind": ALERT_DISCONNECTED, "key": key})
 
     def _persist(self, session: Session) -> None:
         if session.client is not None:
