@@ -510,6 +510,11 @@ def test_connect_whatsapp_through_the_emulated_embedded_signup_popup(
         popup = opened.value
         popup.get_by_test_id("es-cancel").click()
         expect(page.locator("#wa-signup-status")).to_contain_text("You closed Meta", timeout=10_000)
+        for _tick in range(100):  # the window closes itself: until then, FB.login's next window.open reuses it
+            if popup.is_closed():
+                break
+            page.wait_for_timeout(100)
+        assert popup.is_closed()
 
         with context.expect_page() as opened:
             start.click()
