@@ -205,6 +205,7 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-due-sweep": {"task": "webhooks.due_sweep", "schedule": 5.0, "options": {"queue": "hooks"}},
     "ai-leads-due-sweep": {"task": "ai.leads_due_sweep", "schedule": 5.0, "options": {"queue": "ai"}},
     "voice-calls-due": {"task": "voice.calls_due", "schedule": 15.0, "options": {"queue": "voice"}},
+    "voice-agents-resync": {"task": "voice.agents_resync", "schedule": 30.0, "options": {"queue": "voice"}},
     # A safety net under the event-driven rollups: the current and previous hour of every tenant again.
     "analytics-rollups-recent": {
         "task": "analytics.rollups_recent_all",

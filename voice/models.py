@@ -131,6 +131,9 @@ class VoiceAgent(models.Model):
     status_reason = models.CharField(_("reason"), max_length=300, blank=True)
     published_version = models.PositiveIntegerField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # Retell unreachable or overloaded: beat syncs again at this time (backing off); None: no retry due
+    sync_retry_at = models.DateTimeField(null=True, blank=True)
+    sync_attempts = models.PositiveSmallIntegerField(default=0)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

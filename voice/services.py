@@ -6,7 +6,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -173,6 +173,9 @@ def _retell_failed(exc: RetellError) -> ValidationError:
 
 # --- agents -------------------------------------------------------------------------------------
 
+SYNC_RETRY_FIRST_S = 60  # a sync Retell could not take is tried again after 1 min, 2, 4, ... up to an hour
+SYNC_RETRY_MAX_S = 3600
+
 
 def _agent_specs(agent: VoiceAgent, row: VoiceSettings) -> tuple[LlmSpec, AgentSpec]:
     llm = LlmSpec(general_prompt=agent.prompt, begin_message=agent.begin_message or None, model=agent.llm_model)
@@ -242,14 +245,38 @@ def voice_agent_sync(*, agent: VoiceAgent, publish: bool = True) -> VoiceAgent:
             raise _retell_failed(exc) from exc
     except ValidationError as exc:
         agent.status, agent.status_reason = AgentStatus.ERROR, " ".join(exc.messages)[:300]
-        agent.save(update_fields=["status", "status_reason", "retell_llm_id", "retell_agent_id", "updated_at"])
+        if exc.code == "retryable":  # Retell down or overloaded: beat tries again, backing off
+            agent.sync_attempts = min(agent.sync_attempts + 1, 30)
+            backoff = min(SYNC_RETRY_FIRST_S * 2 ** (agent.sync_attempts - 1), SYNC_RETRY_MAX_S)
+            agent.sync_retry_at = timezone.now() + timedelta(seconds=backoff)
+        else:  # refused (a key, a field): a person has to act; the next sync is theirs
+            agent.sync_attempts, agent.sync_retry_at = 0, None
+        agent.save(
+            update_fields=[
+                "status", "status_reason", "retell_llm_id", "retell_agent_id", "sync_retry_at", "sync_attempts",
+                "updated_at",
+            ]
+        )  # fmt: skip
         raise
     agent.status = AgentStatus.PUBLISHED if publish else AgentStatus.SYNCED
     agent.status_reason = ""
+    agent.sync_attempts, agent.sync_retry_at = 0, None
     agent.published_version = version if publish else agent.published_version
     agent.synced_at = timezone.now()
     agent.save()
     return agent
+
+
+def voice_agents_resync_due() -> int:
+    """Beat: sync again the active agents whose last sync failed only because Retell was unreachable or
+    overloaded, once their retry time has come. Returns how many are published now."""
+    due = VoiceAgent.objects.filter(is_active=True, status=AgentStatus.ERROR, sync_retry_at__lte=timezone.now())
+    published = 0
+    for agent in due.order_by("sync_retry_at")[:50]:
+        with contextlib.suppress(ValidationError):  # kept on the agent, with the next retry time
+            voice_agent_sync(agent=agent)
+            published += 1
+    return published
 
 
 def voice_agent_create(**fields: Any) -> VoiceAgent:

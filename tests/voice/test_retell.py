@@ -137,3 +137,42 @@ def test_drift_is_found_when_retell_was_edited_elsewhere(voice_a: VoiceSettings,
     voice_agent_sync(agent=agent)
     assert voice_agent_drift(agent=agent) == []
     assert retell_script.llms[agent.retell_llm_id]["model"] == "gpt-4o"
+
+
+def test_an_agent_retell_could_not_take_is_synced_again_by_beat_backing_off(
+    voice_a: VoiceSettings, retell_script: RetellEmulator
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from voice.models import VoiceAgent
+    from voice.services import SYNC_RETRY_FIRST_S, voice_agents_resync_due
+
+    httpx.post(f"{retell_script.base_url}/_emulator/errors", json={"status": 503, "path": "create-agent", "count": 9})
+    agent = voice_agent_create(name="Volta", prompt="p", voice_id="11labs-Adrian")
+    first_retry = agent.sync_retry_at
+    assert agent.status == AgentStatus.ERROR and agent.sync_attempts == 1 and first_retry is not None
+    assert abs((first_retry - timezone.now()).total_seconds() - SYNC_RETRY_FIRST_S) < 5
+    assert voice_agents_resync_due() == 0  # not due yet: nothing is asked of Retell
+    VoiceAgent.objects.filter(pk=agent.pk).update(sync_retry_at=timezone.now())
+    assert voice_agents_resync_due() == 0  # Retell still down: the next try waits twice as long
+    agent.refresh_from_db()
+    assert agent.sync_attempts == 2 and agent.sync_retry_at is not None
+    assert agent.sync_retry_at - timezone.now() > timedelta(seconds=2 * SYNC_RETRY_FIRST_S - 5)
+
+    httpx.post(f"{retell_script.base_url}/_emulator/reset")  # Retell is back
+    VoiceAgent.objects.filter(pk=agent.pk).update(sync_retry_at=timezone.now())
+    assert voice_agents_resync_due() == 1
+    agent.refresh_from_db()
+    assert (agent.status, agent.sync_attempts, agent.sync_retry_at) == (AgentStatus.PUBLISHED, 0, None)
+    assert retell_script.agents[agent.retell_agent_id]["published_version"] == agent.published_version
+
+
+def test_an_agent_retell_refused_waits_for_a_person(voice_a: VoiceSettings, retell_script: RetellEmulator) -> None:
+    from voice.services import voice_agents_resync_due
+
+    httpx.post(f"{retell_script.base_url}/_emulator/errors", json={"status": 422, "path": "create-agent"})
+    agent = voice_agent_create(name="Recusado", prompt="p", voice_id="11labs-Adrian")
+    assert agent.status == AgentStatus.ERROR and agent.sync_retry_at is None and agent.sync_attempts == 0
+    assert voice_agents_resync_due() == 0

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from emulators import demo
@@ -44,12 +45,14 @@ class Command(BaseCommand):
             number, _created = VoiceNumber.objects.get_or_create(
                 e164=demo.DEMO_VOICE_NUMBER, defaults={"friendly_name": "Voz Demo", "agent": agent}
             )
-            # Without the Retell emulator up yet (`make run` starts it next) the agent keeps the reason: Sync
-            # on the agent page publishes it.
+            # Without the Retell emulator up yet (`make run` starts it next) the sync fails as "unavailable":
+            # beat's resync publishes the agent at its first tick once the emulator is up.
             with contextlib.suppress(ValidationError):
                 voice_agent_sync(agent=agent)
+            if agent.sync_retry_at is not None:
+                VoiceAgent.objects.filter(pk=agent.pk).update(sync_retry_at=timezone.now())
             agent.refresh_from_db()
-        state = "published" if agent.status == AgentStatus.PUBLISHED else "draft: press Sync and publish"
+        state = "published" if agent.status == AgentStatus.PUBLISHED else "publishes itself once Retell answers"
         self.stdout.write(self.style.SUCCESS(f" voice       : agent {agent.name} ({state}), number {number.e164}"))
         self.stdout.write(" simulate a call to the voice number (Twilio rings the app):")
         self.stdout.write(
