@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -171,3 +172,67 @@ def bench_channel(**fields: Any) -> Any:
     for kind, external_id in provider_class(channel.kind).route_keys(channel):
         route_register(kind=kind, external_id=external_id, tenant_id=connection.tenant.pk, channel_id=channel.pk)
     return channel
+
+
+def column_defaults(model: Any, given: str) -> tuple[str, str, list[Any]]:
+    """For a raw INSERT into `model`'s table naming the columns in `given` (comma separated): the other
+    NOT NULL columns with their Django defaults, as (", col, ...", ", %s, ...", params), so a benchmark's
+    bulk INSERT keeps working when a migration adds a column the database itself has no default for."""
+    from django.db import connection
+
+    named = {c.strip() for c in given.split(",")}
+    cols, params = [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.null or field.column in named:
+            continue
+        default = field.get_default()
+        if default is None:
+            continue
+        cols.append(field.column)
+        params.append(field.get_db_prep_save(default, connection))
+    return "".join(f", {c}" for c in cols), ", %s" * len(cols), params
+
+
+class Filling:
+    """A cursor whose `INSERT INTO <table> (<columns>) SELECT ...` statements also fill the table's other
+    NOT NULL columns with their Django defaults (column_defaults); everything else passes through."""
+
+    PATTERN = re.compile(r"^\s*INSERT INTO (\w+) \(([^()]*)\)\s+(SELECT .*?)(\s+RETURNING [\w, ]+)?\s*$", re.S)
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> Any:
+        found = self.PATTERN.match(sql)
+        model = self._model(found.group(1)) if found else None
+        if found is None or model is None:
+            return self.cursor.execute(sql, params)
+        table, columns, select, returning = found.groups()
+        extra_cols, extra_vals, extra = column_defaults(model, columns)
+        end = self._select_list_end(select)  # the extra values go last in the select list
+        before = len(re.findall(r"(?<!%)%s", select[:end]))
+        params = list(params or [])
+        sql = f"INSERT INTO {table} ({columns}{extra_cols}) {select[:end]}{extra_vals}{select[end:]}{returning or ''}"
+        return self.cursor.execute(sql, [*params[:before], *extra, *params[before:]])
+
+    @staticmethod
+    def _select_list_end(select: str) -> int:
+        """Where the select list ends: the first FROM outside parentheses and quotes."""
+        depth, quoted = 0, False
+        for i, char in enumerate(select):
+            if char == "'":
+                quoted = not quoted
+            elif not quoted and char in "()":
+                depth += 1 if char == "(" else -1
+            elif not quoted and depth == 0 and select[i : i + 6].upper() == " FROM ":
+                return i
+        return len(select)
+
+    @staticmethod
+    def _model(table: str) -> Any:
+        from django.apps import apps
+
+        return next((m for m in apps.get_models() if m._meta.db_table == table), None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cursor, name)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _support import bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http
+from _support import Filling, bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http
 
 TARGET_P95_MS = 100.0
 TARGET_LAG_S = 5.0
@@ -133,7 +133,7 @@ def prepare(env: dict[str, str], conversations: int, each: int, calls: int) -> d
     if have != wanted:
         started = time.perf_counter()
         with connection.cursor() as cursor:
-            _seed(cursor, channel.pk, agent_ids, conversations, each, calls)
+            _seed(Filling(cursor), channel.pk, agent_ids, conversations, each, calls)
         seeded_s = time.perf_counter() - started
         started = time.perf_counter()
         rollups_backfill()
@@ -174,7 +174,8 @@ def burst(tenant: Any, channel_id: int, events_n: int) -> float:
 
     connection.set_tenant(tenant)
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with connection.cursor() as raw:
+        cursor = Filling(raw)
         cursor.execute(
             "SELECT id FROM inbox_conversation WHERE channel_id = %s ORDER BY id LIMIT %s", [channel_id, 500]
         )

@@ -3,9 +3,11 @@ the SSRF guard's pooled client (15 s timeout, no redirects), writes the results 
 retries as rows with a due time (never countdown tasks).
 
 Retries, with jitter, after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h; then failed.
-410 Gone disables the endpoint; 429 and 5xx also hold back the endpoint's other deliveries (Retry-After
-when given); an endpoint failing for DISABLE_AFTER is disabled. A runner that dies leaves its claims to
-expire: they are sent again with the same webhook id (Standard Webhooks receivers drop duplicates by id).
+410 Gone disables the endpoint. 429 (or a Retry-After), or a batch of which the endpoint took none, also
+holds back the endpoint's other deliveries (Retry-After when given, else the retry delay); a 5xx among
+successes only retries that delivery. An endpoint failing for DISABLE_AFTER is disabled. A runner that
+dies leaves its claims to expire: they are sent again with the same webhook id (Standard Webhooks
+receivers drop duplicates by id).
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
     gave_up: dict[int, str] = {}  # endpoint -> the last answer of a delivery that ran out of retries
     last_answer: dict[int, str] = {}
     attempts: list[Attempt] = []
+    answered_ok: set[int] = set()  # endpoints that took at least one delivery of this batch
+    holds: dict[int, tuple[datetime, bool]] = {}  # endpoint -> (held until, the receiver asked for it)
     for outcome in outcomes:
         delivery = by_id[outcome.delivery_id]
         endpoint = endpoints[delivery.endpoint_id]
@@ -162,6 +166,7 @@ def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
         if code is not None and 200 <= code < 300:
             delivery.status, delivery.delivered_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
             endpoint.failing_since, endpoint.slow_until = None, None
+            answered_ok.add(endpoint.pk)
             continue
         endpoint.failing_since = endpoint.failing_since or now
         last_answer[endpoint.pk] = str(code) if code is not None else (outcome.error[:60] or "-")
@@ -178,6 +183,14 @@ def _record(claimed: list[Delivery], outcomes: list[Outcome]) -> None:
         if code == 429 or (code is not None and code >= 500):
             hold = timedelta(seconds=outcome.retry_after_s if outcome.retry_after_s is not None else delay or 0)
             until = now + min(hold, MAX_SLOWDOWN)
+            asked = code == 429 or outcome.retry_after_s is not None  # the receiver asked us to wait
+            held = holds.get(endpoint.pk)
+            holds[endpoint.pk] = (max(held[0], until) if held else until, asked or (held[1] if held else False))
+    # Holding the endpoint's other deliveries back: when it asked (429, Retry-After), or when it failed
+    # everything it was sent in this batch. A 5xx among successes is that delivery's own retry only.
+    for endpoint_id, (until, asked) in holds.items():
+        endpoint = endpoints[endpoint_id]
+        if asked or endpoint_id not in answered_ok:
             endpoint.slow_until = max(endpoint.slow_until or until, until)
     with transaction.atomic():
         Delivery.objects.bulk_update(

@@ -153,6 +153,34 @@ def test_410_disables_the_endpoint_and_429_holds_it_back(in_tenant_a: Tenant, re
     assert runner.next_due_at() is None
 
 
+def test_a_5xx_among_successes_retries_only_itself_a_batch_of_failures_holds_the_endpoint(
+    in_tenant_a: Tenant, receiver: Receiver
+) -> None:
+    def answer(_n: int, got: Received) -> tuple[int, dict[str, str], bytes]:
+        card = json.loads(got.body)["data"]["card_id"]
+        return (500, {}, b"oops") if card % 2 or failing_all else (200, {}, b"ok")
+
+    failing_all = False
+    receiver.answer = answer
+    endpoint, _secret = endpoint_create(url=receiver.url, events=["lead.won"])
+    with time_machine.travel(START, tick=False) as clock:
+        for card in range(6):
+            event_publish("lead.won", {"card_id": card})
+        assert runner.deliver_batch() == 6  # half answered 500
+        endpoint.refresh_from_db()
+        assert endpoint.slow_until is None  # not held back: it takes the others
+        event_publish("lead.won", {"card_id": 10})
+        assert runner.deliver_batch() == 1  # a new event goes at once
+        failing_all = True
+        clock.shift(timedelta(seconds=10))  # the three retries are due: the endpoint fails all of them
+        assert runner.deliver_batch() == 3
+        endpoint.refresh_from_db()
+        assert endpoint.slow_until is not None and endpoint.slow_until > START + timedelta(seconds=10)
+        event_publish("lead.won", {"card_id": 12})
+        assert runner.deliver_batch() == 0  # held back with the rest
+    assert Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == 4
+
+
 def test_a_rotated_secret_signs_alongside_the_old_one_during_the_overlap(
     in_tenant_a: Tenant, receiver: Receiver
 ) -> None:
