@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -383,11 +384,13 @@ def _vector_sql(dim: int) -> str:
 
 
 _FTS_SQL = f"""
-    WITH q AS (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(array(
-             SELECT DISTINCT quote_literal(l) FROM regexp_split_to_table(%(text)s, '[^[:alnum:]]+') w,
+    WITH words AS (SELECT DISTINCT l FROM regexp_split_to_table(%(text)s, '[^[:alnum:]]+') w,
              LATERAL unnest(tsvector_to_array(CASE WHEN to_tsvector('portuguese', w) = ''::tsvector THEN ''::tsvector
-                                              ELSE to_tsvector('portuguese', w) || to_tsvector('english', w) END)) l
-             ), ' | '), ''), '''''')) AS q),
+                                              ELSE to_tsvector('portuguese', w) || to_tsvector('english', w) END)) l),
+    kept AS (SELECT l FROM words WHERE l <> ALL(%(common)s::text[])
+             UNION ALL SELECT l FROM words WHERE NOT EXISTS (SELECT 1 FROM words WHERE l <> ALL(%(common)s::text[]))),
+    q AS (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(array(
+             SELECT quote_literal(l) FROM kept), ' | '), ''), '''''')) AS q),
     matched AS (SELECT m.id, m.search_vector, m.document_id, m.version FROM {Chunk._meta.db_table} m, q
                 WHERE m.search_vector @@ q.q AND m.knowledge_base_id = ANY(%(kbs)s) LIMIT %(cap)s)
     SELECT c.id, row_number() OVER (ORDER BY ts_rank(c.search_vector, q.q) DESC, c.id) AS r
@@ -395,6 +398,37 @@ _FTS_SQL = f"""
     JOIN {Document._meta.db_table} d ON d.id = c.document_id AND d.indexed_version = c.version, q
     ORDER BY ts_rank(c.search_vector, q.q) DESC, c.id LIMIT %(n)s
 """  # noqa: S608 (table names are ours)
+
+
+# A query word found in more than this share of the tenant's chunks ranks little and costs the most (its
+# postings are the longest): left out of the full-text query, unless every word of the query is that common.
+# The shares are PostgreSQL's own (ANALYZE's most common elements of search_vector); small tables keep all.
+COMMON_LEXEME_SHARE = 0.05
+COMMON_LEXEME_MIN_CHUNKS = 5000
+COMMON_LEXEMES_TTL_S = 600.0
+_common_cache: dict[str, tuple[float, list[str]]] = {}
+
+
+def common_lexemes() -> list[str]:
+    """The lexemes in more than COMMON_LEXEME_SHARE of this tenant's chunks (its schema's table), cached
+    per process for COMMON_LEXEMES_TTL_S."""
+    schema = str(getattr(connection, "schema_name", "public"))
+    cached = _common_cache.get(schema)
+    if cached is not None and time.monotonic() - cached[0] < COMMON_LEXEMES_TTL_S:
+        return cached[1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples FROM pg_stats s "
+            "JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = to_regnamespace(s.schemaname) "
+            "WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = 'search_vector'",
+            [Chunk._meta.db_table],
+        )
+        row = cursor.fetchone()
+    common: list[str] = []
+    if row is not None and row[0] and row[1] and (row[2] or 0) >= COMMON_LEXEME_MIN_CHUNKS:
+        common = [lexeme for lexeme, share in zip(row[0], row[1], strict=False) if share > COMMON_LEXEME_SHARE]
+    _common_cache[schema] = (time.monotonic(), common)
+    return common
 
 
 def _ranked(sql: str, params: dict[str, Any]) -> list[tuple[int, int]]:
@@ -413,7 +447,13 @@ def retrieve_lists(
     expanded = query_expand(query)
     embedder = embedder or embedder_current()
     embedding = _EMBED_POOL.submit(embedder.embed_query, expanded)
-    params: dict[str, Any] = {"kbs": ids, "cap": FTS_MAX_CANDIDATES, "n": depth, "text": _tsquery_text(expanded)}
+    params: dict[str, Any] = {
+        "kbs": ids,
+        "cap": FTS_MAX_CANDIDATES,
+        "n": depth,
+        "text": _tsquery_text(expanded),
+        "common": common_lexemes(),
+    }
     try:
         with transaction.atomic():
             fts = [cid for cid, _r in _ranked(_FTS_SQL, params)]

@@ -465,3 +465,34 @@ def test_pages_list_upload_show_progress_edit_pairs_and_search(tenant_a: Tenant,
     assert "cannot be fetched" in failed
     pt = tenant_client(tenant_a, owner_a, lang="pt-br").get(f"/knowledge/{kb.pk}/").content.decode()
     assert "Perguntas e respostas" in pt and "Adicionar conhecimento" in pt
+
+
+def test_words_in_most_chunks_are_left_out_of_the_full_text_query_unless_all_are(
+    kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+
+    document = services.document_add_text(knowledge_base=kb, name="receitas", text="x")
+    Document.objects.filter(pk=document.pk).update(version=1, indexed_version=1, status=DocumentStatus.READY)
+    texts = ["bolo de cenoura com cobertura" if i == 7 else f"bolo simples numero {i}" for i in range(60)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Chunk._meta.db_table} (document_id, knowledge_base_id, position, version, text,"  # noqa: S608
+            " embedding_model, embedding_dim, search_vector)"
+            " SELECT %s, %s, p, 1, t, '', 0, to_tsvector('portuguese', t) || to_tsvector('english', t)"
+            " FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, p)",
+            [document.pk, kb.pk, texts],
+        )
+        cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
+    monkeypatch.setattr(services, "COMMON_LEXEME_MIN_CHUNKS", 50)
+    monkeypatch.setattr(services, "_common_cache", {})
+    assert "bol" in services.common_lexemes()  # in every chunk ("bolo", stemmed)
+    names = dict(Chunk.objects.values_list("id", "text"))
+    _vec, fts = services.retrieve_lists(query="bolo de cenoura", knowledge_base_ids=[kb.pk])
+    assert [names[i] for i in fts] == ["bolo de cenoura com cobertura"]  # only the rare word was searched
+    _vec, fts = services.retrieve_lists(query="bolo", knowledge_base_ids=[kb.pk])
+    assert len(fts) == services.CANDIDATES  # every word is common: the query keeps them all
+
+    monkeypatch.setattr(services, "COMMON_LEXEME_MIN_CHUNKS", 5000)
+    monkeypatch.setattr(services, "_common_cache", {})
+    assert services.common_lexemes() == []  # a small table keeps every word
