@@ -517,3 +517,16 @@ def tenant_usage(schema_name: str, *, days: int = 30) -> dict[str, Any]:
         "calls": int(calls),
         "voice_minutes": round(int(duration_ms) / 60000, 1),
     }
+
+
+def dashboard_leads(f: Filters) -> dict[str, int]:
+    """Leads of the period from the move rollup: new (a card made, its first move has no stage before),
+    moved between stages, and won."""
+    from django.db.models import Q
+
+    totals = _leads(f).aggregate(
+        new=Sum("moves", filter=Q(from_stage_id__isnull=True)),
+        moved=Sum("moves", filter=Q(from_stage_id__isnull=False)),
+        won=Sum("won"),
+    )
+    return {"new": totals["new"] or 0, "moved": totals["moved"] or 0, "won": totals["won"] or 0}

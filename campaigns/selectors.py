@@ -274,3 +274,14 @@ def cadence_status_counts(cadence: Cadence) -> dict[str, int]:
         Enrollment.objects.filter(cadence=cadence).values("status").annotate(n=Count("id")).values_list("status", "n")
     )
     return {value: counts.get(value, 0) for value in EnrollmentStatus.values}
+
+
+def campaigns_active_between(start: datetime.datetime, end: datetime.datetime) -> list[dict[str, Any]]:
+    """Campaigns that were sending at some time in [start, end) (started before the end, not finished
+    before the start), with their results so far (campaign_stats)."""
+    qs = (
+        Campaign.objects.filter(started_at__isnull=False, started_at__lt=end)
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=start))
+        .order_by("started_at", "pk")
+    )
+    return [{"campaign": c, "name": c.name, "status": c.get_status_display(), **campaign_stats(c)} for c in qs]

@@ -74,6 +74,7 @@ TENANT_APPS = [
     "analytics",
     "automations",
     "alerts",
+    "reports",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -206,6 +207,8 @@ CELERY_BEAT_SCHEDULE = {
     "ai-leads-due-sweep": {"task": "ai.leads_due_sweep", "schedule": 5.0, "options": {"queue": "ai"}},
     "voice-calls-due": {"task": "voice.calls_due", "schedule": 15.0, "options": {"queue": "voice"}},
     "voice-agents-resync": {"task": "voice.agents_resync", "schedule": 30.0, "options": {"queue": "voice"}},
+    # Each tenant's daily or weekly summary, when its local send time has come (once per period).
+    "reports-tick": {"task": "reports.tick", "schedule": 900.0, "options": {"queue": "default"}},
     # A safety net under the event-driven rollups: the current and previous hour of every tenant again.
     "analytics-rollups-recent": {
         "task": "analytics.rollups_recent_all",

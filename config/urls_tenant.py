@@ -64,4 +64,5 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("automations.urls")),
     path("", include("alerts.urls")),
+    path("", include("reports.urls")),
 ]

@@ -135,7 +135,7 @@ RESOURCES = {
 ID_KWARGS = {"pk", "id"} | {f"{r}_id" for r in ("contact", "message", "stage", "board", "card", "campaign", "channel")}
 # Tenant-app models with no object of their own to leak (framework tables).
 NOT_TENANT_DATA = {"contenttypes.ContentType", "analytics.TenantUsage"}  # a proxy of the public Tenant
-SINGLETONS = {"inbox.InboxSettings", "campaigns.QuietHours"}
+SINGLETONS = {"inbox.InboxSettings", "campaigns.QuietHours", "reports.ReportSettings"}
 # Public-schema rows that belong to one tenant: their ids are shared by every tenant's URLs.
 PUBLIC_TENANT_MODELS = ["accounts.Membership", "accounts.Invitation", "accounts.ApiToken", "accounts.AuditEntry"]
 
@@ -462,6 +462,19 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         detail={"campaign_id": w.get("campaigns.Campaign").pk, "name": f"{MARK} alert"},
         first_raised_at=timezone.now(),
         last_seen_at=timezone.now(),
+    ),
+    "reports.ReportSettings": lambda w: apps.get_model("reports.ReportSettings").objects.update_or_create(
+        pk=1, defaults={"whatsapp_number": "+5511912340000", "whatsapp_channel": w.get("inbox.Channel")}
+    )[0],
+    "reports.ReportRun": lambda w: w.make(
+        "reports.ReportRun",
+        frequency="daily",
+        period_start=timezone.now().date(),
+        period_end=timezone.now().date(),
+        medium="email",
+        is_test=True,
+        status="skipped",
+        detail=f"{MARK} report run",
     ),
     # public schema, owned by B
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
