@@ -55,9 +55,9 @@ def test_a_campaign_on_the_worker_calls_everyone_once_never_more_than_two_at_onc
         time.sleep(0.02)
     assert campaign.status == VoiceCampaignStatus.DONE, list(campaign.recipients.values("status", "outcome"))
     assert highest == 2  # the limit was reached and never passed
-    phones = {p.phone for p in people}
+    phones = {str(p.phone) for p in people}
     at_retell = [c for c in list(retell_emulator.calls.values()) if c.get("to_number") in phones]
-    assert sorted(c["to_number"] for c in at_retell) == sorted(phones)  # each contact called exactly once
+    assert sorted(str(c["to_number"]) for c in at_retell) == sorted(phones)  # each contact called exactly once
     outcomes = set(campaign.recipients.values_list("outcome", flat=True))
     assert outcomes == {VoiceOutcome.ANSWERED}
     assert VoiceCampaign.objects.get(pk=campaign.pk).finished_at is not None
