@@ -23,6 +23,7 @@ WEBHOOK_DISABLED = "webhook.disabled"
 TEMPLATE_REJECTED = "template.rejected"
 QUALITY_DROPPED = "channel.quality_dropped"
 VOICE_INBOUND_FALLBACK = "voice.inbound_fallback"
+VOICE_AGENT_UNPUBLISHED = "voice.agent_unpublished"
 USAGE_LIMIT_NEAR = "usage.limit_near"
 USAGE_LIMIT_REACHED = "usage.limit_reached"
 
@@ -152,6 +153,17 @@ KINDS: dict[str, Kind] = {
         fix=_("Publish an inbound voice agent for this number, or check the Retell API key in the voice settings."),
         link=_link("voice_agent_list"),
         link_label=_("Open voice agents"),
+        level="error",
+    ),
+    VOICE_AGENT_UNPUBLISHED: Kind(
+        title=_("Voice agent %(name)s is not published"),
+        happened=_(
+            "The agent %(name)s answers %(numbers)s but is not published on Retell (%(status)s: %(reason)s): "
+            "callers to those numbers get the fallback."
+        ),
+        fix=_("Open the agent, correct what the reason names and press Sync and publish."),
+        link=_link("voice_agent_edit", "agent_id"),
+        link_label=_("Open the agent"),
         level="error",
     ),
     USAGE_LIMIT_NEAR: Kind(

@@ -21,6 +21,8 @@ from inbox.services import conversation_assign, conversation_assign_round_robin,
 from kanban.models import ActorKind, Board, Card, Stage
 from kanban.services import card_create, card_move
 from tenants.selectors import tenant_current
+from voice.models import AgentDirection, VoiceAgent
+from voice.outbound import call_queue
 
 ACTION_TYPES = {
     "reply": gettext_lazy("Reply with a message"),
@@ -34,6 +36,7 @@ ACTION_TYPES = {
     "hand_to_assistant": gettext_lazy("Hand to the assistant"),
     "hand_to_person": gettext_lazy("Hand to a person"),
     "webhook_call": gettext_lazy("Call an outgoing webhook"),
+    "voice_call": gettext_lazy("Place an AI call"),
 }
 
 
@@ -113,6 +116,11 @@ def action_clean(raw: dict[str, Any]) -> dict[str, Any]:
         if endpoint_id not in {pk for pk, _label in webhook_endpoints()}:
             raise ValidationError(_("That webhook endpoint does not exist or is disabled."))
         return {"type": kind, "endpoint_id": endpoint_id}
+    if kind == "voice_call":
+        agent_id = _id(raw.get("agent_id"), _("a voice agent"))
+        if not VoiceAgent.objects.filter(pk=agent_id).exclude(direction=AgentDirection.INBOUND).exists():
+            raise ValidationError(_("That voice agent does not exist or only answers incoming calls."))
+        return {"type": kind, "agent_id": agent_id}
     return {"type": kind}
 
 
@@ -138,6 +146,8 @@ def action_describe(action: dict[str, Any]) -> str:
         detail = dict(webhook_endpoints()).get(action["endpoint_id"], "?")
     elif kind == "hand_to_person":
         detail = action["reason"]
+    elif kind == "voice_call":
+        detail = VoiceAgent.objects.filter(pk=action["agent_id"]).values_list("name", flat=True).first() or "?"
     return f"{label}: {detail}" if detail else label
 
 
@@ -236,4 +246,19 @@ def action_run(action: dict[str, Any], ctx: EventContext, key: str) -> str:
         if not ids:
             raise ValidationError(_("That webhook endpoint does not exist or is disabled."))
         return f"delivery {ids[0]}"
+    if kind == "voice_call":
+        # Queued like the contact page's button: the `voice` queue places it, consent and quiet hours
+        # are checked there again; the rule's key makes a re-run of the same event queue nothing more.
+        try:
+            call = call_queue(
+                contact=_contact(ctx),
+                agent=VoiceAgent.objects.filter(pk=action["agent_id"]).first(),
+                idempotency_key=key,
+                context={"trigger": ctx.kind},
+            )
+        except ValidationError as exc:
+            if exc.code in ("opted_out", "no_contact_number"):
+                raise ActionSkipped(" ".join(exc.messages)) from exc
+            raise
+        return f"call {call.pk} {call.status}"
     raise ValidationError(_("Unknown action: %(type)s.") % {"type": kind})

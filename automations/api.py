@@ -28,7 +28,11 @@ RULE_EXAMPLE = {
     "conditions": [
         {"kind": "business_hours", "inside": True, "days": [0, 1, 2, 3, 4], "start": "09:00", "end": "18:00"}
     ],
-    "actions": [{"type": "assign_round_robin"}, {"type": "cadence_enroll", "cadence_id": 2}],
+    "actions": [
+        {"type": "assign_round_robin"},
+        {"type": "cadence_enroll", "cadence_id": 2},
+        {"type": "voice_call", "agent_id": 4},
+    ],
 }
 
 

@@ -26,6 +26,7 @@ from core.roles import Action, role_allows
 from crm.models import Contact, CustomField, Tag
 from inbox.models import Channel
 from kanban.models import Stage
+from voice.selectors import voice_agents_outbound
 
 FIELD_LABELS = {"name": gettext_lazy("name"), "email": gettext_lazy("email"), "phone": gettext_lazy("phone")}
 OPERATOR_LABELS = {
@@ -65,6 +66,7 @@ def _options() -> dict[str, Any]:
         "cadences": [{"id": c.pk, "name": c.name} for c in Cadence.objects.order_by("name")],
         "members": [{"id": m.pk, "name": m.email} for m in members()],
         "endpoints": [{"id": pk, "name": label} for pk, label in webhook_endpoints()],
+        "voice_agents": [{"id": a.pk, "name": a.name} for a in voice_agents_outbound().order_by("name")],
         "channels": [{"id": c.pk, "name": c.name} for c in Channel.objects.order_by("name")],
         "custom_fields": [{"id": f.key, "name": f.label} for f in CustomField.objects.order_by("label")],
         "hooks": [{"id": pk, "name": name} for pk, name in contributions.collect(contributions.RULE_INBOUND_HOOKS)],

@@ -8,7 +8,8 @@ class VoiceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from voice import contributions, services
+        from voice import campaigns, contributions, services
 
         contributions.connect()
         services.subscribe()  # contact.erased: wipe that person's transcripts and recording links
+        campaigns.subscribe()  # call.ended: a voice campaign starts its next calls

@@ -256,6 +256,9 @@ class Call(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     retry_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     dynamic_variables = models.JSONField(default=dict, blank=True)
+    voice_campaign = models.ForeignKey(
+        "VoiceCampaign", on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
     error_reason = models.CharField(max_length=300, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=CallStatus.choices, default=CallStatus.REGISTERED)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
@@ -305,3 +308,80 @@ def duration_format(duration_ms: int | None) -> str:
     seconds = round(duration_ms / 1000)
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class VoiceCampaignStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused")
+    DONE = "done", _("Done")
+
+
+class VoiceCampaign(models.Model):
+    """Many outbound AI calls to an audience (a segment and/or tags): at most `max_concurrent` calls in
+    progress at once, and a no-answer, busy line or voicemail called again `retries` times after
+    `retry_delay_minutes`."""
+
+    name = models.CharField(_("name"), max_length=120)
+    agent = models.ForeignKey(VoiceAgent, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("agent"))
+    audience = models.JSONField(default=dict, blank=True)  # {"segment": id, "tags": [ids]}; {}: every contact
+    max_concurrent = models.PositiveSmallIntegerField(_("calls at once, at most"), default=2)
+    retries = models.PositiveSmallIntegerField(_("retries"), default=1)
+    retry_delay_minutes = models.PositiveIntegerField(_("retry after (minutes)"), default=30)
+    status = models.CharField(
+        _("status"), max_length=10, choices=VoiceCampaignStatus.choices, default=VoiceCampaignStatus.DRAFT
+    )
+    launched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("voice campaign")
+        verbose_name_plural = _("voice campaigns")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VoiceRecipientStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    CALLING = "calling", _("Calling")
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+
+
+class VoiceOutcome(models.TextChoices):
+    ANSWERED = "answered", _("Answered")
+    NO_ANSWER = "no_answer", _("No answer")
+    BUSY = "busy", _("Busy")
+    VOICEMAIL = "voicemail", _("Voicemail")
+    FAILED = "failed", _("Failed")
+    OPTED_OUT = "opted_out", _("Opted out of calls")
+    NO_NUMBER = "no_number", _("No phone number")
+
+
+class VoiceCampaignRecipient(models.Model):
+    """One contact of a campaign: its state, how many calls it had, when the next may go and the outcome."""
+
+    campaign = models.ForeignKey(VoiceCampaign, on_delete=models.CASCADE, related_name="recipients")
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=VoiceRecipientStatus.choices, default=VoiceRecipientStatus.PENDING)
+    outcome = models.CharField(_("outcome"), max_length=12, choices=VoiceOutcome.choices, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    call = models.ForeignKey(Call, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")  # the latest
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "contact"], name="voice_recipient_once")]
+        indexes = [
+            models.Index(
+                fields=["campaign", "next_attempt_at"], name="voice_recipient_due", condition=models.Q(status="pending")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.contact_id} {self.status}"

@@ -17,7 +17,13 @@ from twilio.rest import Client
 from sms.client import twilio_client
 from voice.models import Call, CallDirection, VoiceAgent, VoiceNumber, VoiceSettings
 from voice.retell import RetellClient, RetellError
-from voice.services import _retell_failed, voice_inbound_agent, voice_settings_ensure, voice_webhook_urls
+from voice.services import (
+    _retell_failed,
+    voice_agent_publish_alert,
+    voice_inbound_agent,
+    voice_settings_ensure,
+    voice_webhook_urls,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +178,11 @@ def voice_number_assign(*, number: VoiceNumber, agent: VoiceAgent | None) -> Voi
     """The agent that answers this number (inbound); None: nobody (callers get the fallback)."""
     if agent is not None and not agent.answers_inbound:
         raise ValidationError(_("This agent only makes outbound calls."), code="outbound_only")
+    previous = number.agent
     number.agent = agent
     number.save(update_fields=["agent", "updated_at"])
+    for changed in {a.pk: a for a in (previous, agent) if a is not None}.values():
+        voice_agent_publish_alert(agent=changed)  # the new one may be unpublished; the old one may be free
     return number
 
 

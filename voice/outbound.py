@@ -62,6 +62,7 @@ def call_queue(
     idempotency_key: str = "",
     context: dict[str, Any] | None = None,
     actor: Any = None,
+    voice_campaign_id: int | None = None,
 ) -> Call:
     """Queue one outbound call and have the `voice` queue place it after commit. The same idempotency key
     returns the call already queued and places nothing. Refused at once (ValidationError) for an
@@ -90,6 +91,7 @@ def call_queue(
         "due_at": timezone.now(),
         "idempotency_key": idempotency_key or None,
         "dynamic_variables": call_dynamic_variables(contact=contact, context=context),
+        "voice_campaign_id": voice_campaign_id,
     }
     try:
         with transaction.atomic():
@@ -182,6 +184,8 @@ def call_retry_if_unanswered(*, call: Call) -> Call | None:
     after VOICE_RETRY_DELAY_S, up to VOICE_MAX_ATTEMPTS in all (a new row, unique on its key)."""
     if call.direction != CallDirection.OUTBOUND or call.disconnection_reason not in RETRY_REASONS:
         return None
+    if call.voice_campaign_id is not None:
+        return None  # a campaign's call: its campaign calls again, with its own count and delay
     if call.attempt >= settings.VOICE_MAX_ATTEMPTS or call.contact_id is None:
         return None
     root_key = call.idempotency_key or f"call-{call.pk}"

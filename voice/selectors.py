@@ -59,3 +59,30 @@ def twilio_auth_token(*, account_sid: str) -> str:
     if found.twilio_account_sid and found.twilio_account_sid != account_sid:
         return ""
     return found.twilio_auth_token
+
+
+def voice_campaign_audience_choices() -> dict[str, list[tuple[int, str]]]:
+    """The segments and tags a voice campaign's audience can be made of (this tenant's)."""
+    from crm.models import Segment, Tag
+
+    return {
+        "segments": list(Segment.objects.order_by("name").values_list("pk", "name")),
+        "tags": list(Tag.objects.order_by("name").values_list("pk", "name")),
+    }
+
+
+def voice_campaign_counts(campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per campaign: recipients by status and by outcome, e.g. {7: {"pending": 3, "answered": 2}}."""
+    from django.db.models import Count
+
+    from voice.models import VoiceCampaignRecipient
+
+    counts: dict[int, dict[str, int]] = {pk: {} for pk in campaign_ids}
+    rows = VoiceCampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
+    for row in rows.values("campaign_id", "status").annotate(n=Count("id")):
+        counts[row["campaign_id"]][row["status"]] = row["n"]
+    for by_outcome in rows.exclude(outcome="").values("campaign_id", "outcome").annotate(n=Count("id")):
+        counts[by_outcome["campaign_id"]][by_outcome["outcome"]] = by_outcome["n"]
+    for pk in campaign_ids:
+        counts[pk]["total"] = sum(v for k, v in counts[pk].items() if k in ("pending", "calling", "done", "skipped"))
+    return counts

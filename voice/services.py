@@ -257,6 +257,7 @@ def voice_agent_sync(*, agent: VoiceAgent, publish: bool = True) -> VoiceAgent:
                 "updated_at",
             ]
         )  # fmt: skip
+        voice_agent_publish_alert(agent=agent)
         raise
     agent.status = AgentStatus.PUBLISHED if publish else AgentStatus.SYNCED
     agent.status_reason = ""
@@ -264,6 +265,7 @@ def voice_agent_sync(*, agent: VoiceAgent, publish: bool = True) -> VoiceAgent:
     agent.published_version = version if publish else agent.published_version
     agent.synced_at = timezone.now()
     agent.save()
+    voice_agent_publish_alert(agent=agent)
     return agent
 
 
@@ -277,6 +279,28 @@ def voice_agents_resync_due() -> int:
             voice_agent_sync(agent=agent)
             published += 1
     return published
+
+
+ALERT_KIND_UNPUBLISHED = "voice.agent_unpublished"
+
+
+def voice_agent_publish_alert(*, agent: VoiceAgent) -> None:
+    """An agent that answers one of our numbers but is not published (a failed sync, saved unpublished,
+    switched off) leaves its callers on the fallback: raise an alert naming it; publishing clears it."""
+    schema = connection.schema_name  # type: ignore[attr-defined]
+    key = str(agent.pk)
+    numbers = list(VoiceNumber.objects.filter(agent=agent).values_list("e164", flat=True)[:5])
+    if (agent.is_published and agent.is_active) or not numbers:
+        events.announce(events.ALERT_CLEARED, schema, {"kind": ALERT_KIND_UNPUBLISHED, "key": key})
+        return
+    detail = {
+        "agent_id": agent.pk,
+        "name": agent.name,
+        "numbers": ", ".join(numbers),
+        "status": agent.status if agent.is_active else "inactive",
+        "reason": agent.status_reason or "-",
+    }
+    events.announce(events.ALERT_RAISED, schema, {"kind": ALERT_KIND_UNPUBLISHED, "key": key, "detail": detail})
 
 
 def voice_agent_create(**fields: Any) -> VoiceAgent:
@@ -305,6 +329,11 @@ def voice_agent_update(*, agent: VoiceAgent, **fields: Any) -> VoiceAgent:
 
 def voice_agent_delete(*, agent: VoiceAgent) -> None:
     """Removed here; its calls stay (without an agent). The Retell agent is left for the account owner."""
+    events.announce(
+        events.ALERT_CLEARED,
+        connection.schema_name,  # type: ignore[attr-defined]
+        {"kind": ALERT_KIND_UNPUBLISHED, "key": str(agent.pk)},
+    )
     agent.delete()
 
 

@@ -21,7 +21,9 @@ def call_place(call_id: int) -> str:
 
 @app.task(name="voice.calls_due")
 def calls_due() -> int:
-    """Beat: in every active tenant, queue the calls whose due time has come (retries, quiet hours)."""
+    """Beat: in every active tenant, queue the calls whose due time has come (retries, quiet hours) and
+    start voice campaigns' next calls."""
+    from voice.campaigns import voice_campaigns_due_fill
     from voice.outbound import calls_due_place
 
     total = 0
@@ -29,6 +31,7 @@ def calls_due() -> int:
     for schema in tenants.values_list("schema_name", flat=True):
         with schema_context(schema):
             total += calls_due_place()
+            total += voice_campaigns_due_fill()  # retries whose delay has passed
     return total
 
 
