@@ -322,6 +322,12 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         to_number=B_PHONE,
         summary=f"{MARK} call summary",
     ),
+    "voice.VoiceCampaign": lambda w: w.make(
+        "voice.VoiceCampaign", name=f"{MARK} voice campaign", agent=w.get("voice.VoiceAgent")
+    ),
+    "voice.VoiceCampaignRecipient": lambda w: w.make(
+        "voice.VoiceCampaignRecipient", campaign=w.get("voice.VoiceCampaign"), contact=w.get("crm.Contact")
+    ),
     "webhooks.Endpoint": lambda w: w.make(
         "webhooks.Endpoint",
         url="https://hooks.example.com/in",
