@@ -6,6 +6,7 @@ import asyncio
 import re
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -144,7 +145,8 @@ def test_timeline_day_separators_quotes_reactions_notes_and_system_events(
 
     pane = client.get(f"/conversations/{conversation.pk}/", **PANE).content.decode()
     assert pane.count('class="day-sep"') == 2  # yesterday, today
-    assert pane.index("mensagem de ontem") < pane.index('data-day="' + timezone.localdate().isoformat())
+    today = timezone.localdate(timezone=ZoneInfo(tenant_a.timezone))  # the pane's days are the tenant's
+    assert pane.index("mensagem de ontem") < pane.index(f'data-day="{today.isoformat()}')
     quoted = re.search(r'data-testid="quoted">(.*?)</blockquote>', pane, re.S)
     assert quoted is not None and "mensagem de ontem" in quoted.group(1)
     # the reaction sits on the message it reacts to, not as a bubble of its own

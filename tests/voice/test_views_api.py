@@ -97,6 +97,7 @@ def test_start_call_is_queued_and_placed_by_the_voice_queue(
     tenant_a: Tenant,
     owner_a: User,
     retell_quiet: RetellEmulator,
+    retell_script: RetellEmulator,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     import httpx

@@ -121,13 +121,18 @@ def test_after_every_attempt_it_is_failed_and_the_endpoint_is_disabled_after_day
         assert runner.deliver_batch() == 0 and runner.next_due_at() is None
         endpoint.refresh_from_db()
         assert endpoint.enabled and endpoint.failing_since == START  # about three days of retries so far
-        clock.shift(timedelta(days=2, hours=1))
+        clock.move_to(START + runner.DISABLE_AFTER - timedelta(hours=1))  # the retries' jitter set aside
         event_publish("lead.won", {"card_id": 2})
-        assert runner.deliver_batch() == 1  # fails again, five days after the first failure: disabled
+        assert runner.deliver_batch() == 1  # fails again, not yet five days after the first failure
+        endpoint.refresh_from_db()
+        assert endpoint.enabled
+        clock.move_to(START + runner.DISABLE_AFTER + timedelta(hours=1))
+        event_publish("lead.won", {"card_id": 3})
+        assert runner.deliver_batch() == 2  # card 2's retry and card 3 fail, five days after the first failure
         endpoint.refresh_from_db()
         assert not endpoint.enabled and "failing since" in endpoint.disabled_reason
-        event_publish("lead.won", {"card_id": 3})  # a disabled endpoint gets nothing new
-        assert Delivery.objects.count() == 2
+        event_publish("lead.won", {"card_id": 4})  # a disabled endpoint gets nothing new
+        assert Delivery.objects.count() == 3
         endpoint_update(endpoint, enabled=True)  # switched back on: a fresh start
     endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.failing_since is None and endpoint.disabled_reason == ""
