@@ -117,6 +117,7 @@ TEMPLATES = [
                 "core.context_processors.shell",
                 "alerts.context_processors.bell",
             ],
+            "builtins": ["core.templatetags.ui"],  # {% page_header %} and the other shared components
         },
     },
 ]
