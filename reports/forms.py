@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from reports.models import Frequency, Weekday
-from reports.selectors import whatsapp_channels
+from reports.selectors import report_templates, whatsapp_channels
 
 
 class ReportSettingsForm(forms.Form):
@@ -33,11 +33,20 @@ class ReportSettingsForm(forms.Form):
         required=False,
         empty_label=_("Choose a channel"),
         help_text=_(
-            "On a WhatsApp Cloud API number the report goes out only while a conversation with that number is "
-            "open (it wrote in the last 24 hours); otherwise it is skipped and the list below says so."
+            "On a WhatsApp Cloud API number a text goes out only while a conversation with that number is open "
+            "(it wrote in the last 24 hours). Outside it, the template below is sent, or the report is skipped "
+            "and the list below says so."
         ),
+    )
+    whatsapp_template = forms.ModelChoiceField(
+        label=_("Template outside the 24-hour window (WhatsApp Cloud API)"),
+        queryset=report_templates(),
+        required=False,
+        empty_label=_("None: skip the report while the window is closed"),
+        help_text=_("An approved utility template: {{1}} is filled with the period, {{2}} with the numbers."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["whatsapp_channel"].queryset = whatsapp_channels()  # type: ignore[attr-defined]
+        self.fields["whatsapp_template"].queryset = report_templates()  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -35,6 +36,16 @@ class ReportSettings(models.Model):
     whatsapp_channel = models.ForeignKey(
         "inbox.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # outside the 24-hour window a WhatsApp Cloud API number may only send an approved template: this one,
+    # {{1}} the period and {{2}} the numbers on one line
+    whatsapp_template = models.ForeignKey(
+        "whatsapp.MessageTemplate",
+        verbose_name=_("template outside the 24-hour window"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -55,8 +66,13 @@ class RunStatus(models.TextChoices):
 
 class ReportRun(models.Model):
     """One report of one period through one medium. Scheduled runs are unique on (frequency, period
-    start, medium): the row is the claim, made before sending, so nothing is ever sent twice. Test runs
-    (the settings page's button) are not limited."""
+    start, medium): the row is the claim, made before sending, so a second tick sends nothing. A claim
+    still "sending" after STALE (its worker died) is taken over by the next tick, up to MAX_ATTEMPTS: the
+    WhatsApp copy keeps its idempotency key (sent once), an email may go twice rather than never. Test
+    runs (the settings page's button) are not limited."""
+
+    STALE_MINUTES = 10
+    MAX_ATTEMPTS = 3
 
     frequency = models.CharField(max_length=10, choices=Frequency.choices)
     period_start = models.DateField()
@@ -67,6 +83,8 @@ class ReportRun(models.Model):
     detail = models.CharField(max_length=300, blank=True)
     message_id = models.BigIntegerField(null=True, blank=True)  # the WhatsApp copy in the inbox
     created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(default=timezone.now)  # when a worker last took it
+    attempts = models.PositiveSmallIntegerField(default=1)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -13,6 +13,7 @@ from analytics.selectors import Filters, dashboard_funnel, dashboard_leads, dash
 from campaigns.selectors import campaigns_active_between
 from inbox.models import Channel, ChannelKind
 from reports.models import Frequency, ReportRun, ReportSettings
+from whatsapp.models import MessageTemplate, TemplateStatus
 
 WHATSAPP_KINDS = (ChannelKind.WHATSAPP_CLOUD, ChannelKind.WHATSAPP_WEB)
 
@@ -33,6 +34,15 @@ def report_settings() -> ReportSettings:
 
 def report_runs(limit: int = 20) -> QuerySet[ReportRun]:
     return ReportRun.objects.all()[:limit]
+
+
+def report_templates() -> QuerySet[MessageTemplate]:
+    """Templates a report may go out in outside the 24-hour window: approved ones of the accounts of the
+    tenant's WhatsApp Cloud API numbers."""
+    accounts = Channel.objects.filter(kind=ChannelKind.WHATSAPP_CLOUD).exclude(waba_id="").values("waba_id")
+    return MessageTemplate.objects.filter(waba_id__in=accounts, status=TemplateStatus.APPROVED).order_by(
+        "name", "language"
+    )
 
 
 def whatsapp_channels() -> QuerySet[Channel]:

@@ -6,25 +6,27 @@ retried task or two workers at once find the row and send nothing."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django_tenants.utils import get_tenant_model, schema_context
 
 from accounts.selectors import members_of
+from campaigns.services import template_preview_fill
 from core.roles import OWNER, Action, HasRole, permission_check
 from core.tasks import send_on_commit
 from crm.phones import phone_normalize
 from crm.services import contact_get_or_create
-from inbox.models import Channel
-from inbox.services import conversation_open, message_send
+from inbox.models import Channel, ChannelKind, MessageType
+from inbox.services import conversation_open, message_send, window_open
 from reports.models import Frequency, Medium, ReportRun, ReportSettings, RunStatus
 from reports.selectors import (
     WHATSAPP_KINDS,
@@ -37,6 +39,9 @@ from reports.selectors import (
 from tenants.models import Tenant
 from tenants.selectors import tenant_current
 from tenants.services import tenant_url
+from whatsapp.models import MessageTemplate, TemplateStatus
+
+TEMPLATE_SLOTS = 2  # {{1}} the period, {{2}} the numbers on one line
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ def report_settings_save(
     email_enabled: bool,
     whatsapp_number: str,
     whatsapp_channel: Channel | None,
+    whatsapp_template: MessageTemplate | None = None,
 ) -> ReportSettings:
     """Save the tenant's report settings. Raises ValidationError (by field) with a message the user can
     act on: the number must be a valid phone (kept as E.164), the channel one of this tenant's WhatsApp
@@ -75,6 +81,10 @@ def report_settings_save(
             errors["whatsapp_channel"] = _("Choose one of this workspace's WhatsApp channels.")
         elif not number:
             errors["whatsapp_number"] = _("Enter the WhatsApp number the report is sent to.")
+    if whatsapp_template is not None and "whatsapp_channel" not in errors:
+        problem = _template_problem(whatsapp_template, whatsapp_channel)
+        if problem:
+            errors["whatsapp_template"] = problem
     if frequency != Frequency.OFF and not email_enabled and not number:
         errors["email_enabled"] = _("Choose where the report goes: email, a WhatsApp number or both.")
     if errors:
@@ -86,12 +96,28 @@ def report_settings_save(
     settings.email_enabled = email_enabled
     settings.whatsapp_number = number
     settings.whatsapp_channel = whatsapp_channel if number else None
+    settings.whatsapp_template = whatsapp_template if number else None
     settings.save()
     return settings
 
 
+def _template_problem(template: MessageTemplate, channel: Channel | None) -> str:
+    """Why this template cannot carry the report from this channel ("" when it can)."""
+    if channel is None or channel.kind != ChannelKind.WHATSAPP_CLOUD:
+        return _("Only a WhatsApp Cloud API number sends templates. Choose that channel or no template.")
+    if template.waba_id != channel.waba_id or template.status != TemplateStatus.APPROVED:
+        return _("Choose a template approved by Meta for this channel's WhatsApp Business Account.")
+    if template.body_variable_count > TEMPLATE_SLOTS:
+        return _(
+            "This template has %(count)s variables; the report fills two: {{1}} the period and {{2}} the numbers."
+        ) % {"count": template.body_variable_count}
+    return ""
+
+
 def _claim(period: Period, medium: str, is_test: bool) -> ReportRun | None:
-    """The run row, inserted before anything is sent; None when this period's report already went."""
+    """The run row, inserted before anything is sent; None when this period's report already went, or is
+    being sent right now. A claim still "sending" after ReportRun.STALE_MINUTES was left by a worker that
+    died: it is taken over (up to ReportRun.MAX_ATTEMPTS times)."""
     try:
         with transaction.atomic():
             return ReportRun.objects.create(
@@ -102,7 +128,25 @@ def _claim(period: Period, medium: str, is_test: bool) -> ReportRun | None:
                 is_test=is_test,
             )
     except IntegrityError:
-        return None
+        pass
+    now = timezone.now()
+    stale = ReportRun.objects.filter(
+        frequency=period.frequency,
+        period_start=period.start,
+        medium=medium,
+        is_test=False,
+        status=RunStatus.SENDING,
+        claimed_at__lt=now - timedelta(minutes=ReportRun.STALE_MINUTES),
+        attempts__lt=ReportRun.MAX_ATTEMPTS,
+    )
+    with transaction.atomic():
+        run = stale.select_for_update(skip_locked=True).first()
+        if run is None:
+            return None
+        ReportRun.objects.filter(pk=run.pk).update(claimed_at=now, attempts=F("attempts") + 1)
+    run.refresh_from_db()
+    logger.warning("report %s (%s): taken over after a worker left it sending", run.pk, run.medium)
+    return run
 
 
 def _finish(run: ReportRun, status: str, detail: str = "", message_id: int | None = None) -> ReportRun:
@@ -142,6 +186,14 @@ def report_whatsapp_render(context: dict[str, Any]) -> str:
     return render_to_string("reports/whatsapp.txt", context).strip()
 
 
+def report_template_variables(context: dict[str, Any]) -> list[str]:
+    """The template's {{1}} (the heading: whose report, which period) and {{2}} (the numbers, one line:
+    Meta refuses new lines and tabs in a parameter)."""
+    heading = render_to_string("reports/_heading.txt", context).strip()
+    numbers = " ".join(render_to_string("reports/_template_numbers.txt", context).split())
+    return [heading, numbers]
+
+
 def _owners_emails(tenant: Tenant) -> list[str]:
     return sorted(
         {m.user.email for m in members_of(tenant=tenant).filter(role=OWNER, user__is_active=True) if m.user.email}
@@ -166,14 +218,34 @@ def _send_whatsapp(run: ReportRun, settings: ReportSettings, context: dict[str, 
     channel = settings.whatsapp_channel
     if channel is None or channel.kind not in WHATSAPP_KINDS:
         return _finish(run, RunStatus.SKIPPED, _("The WhatsApp channel of the report was removed."))
+    key = f"report:{run.pk}"  # a run taken over after a crash finds the message it already queued
     try:
         contact = contact_get_or_create(phone=settings.whatsapp_number)
         conversation = conversation_open(contact=contact, channel=channel)
-        message = message_send(
-            conversation=conversation, body=report_whatsapp_render(context), idempotency_key=f"report:{run.pk}"
-        )
+        template = settings.whatsapp_template
+        if channel.kind == ChannelKind.WHATSAPP_CLOUD and not window_open(conversation) and template is not None:
+            if _template_problem(template, channel):  # since saved: rejected, paused or moved to another account
+                raise ValidationError(_template_problem(template, channel))
+            variables = report_template_variables(context)[: template.body_variable_count]
+            message = message_send(
+                conversation=conversation,
+                type=MessageType.TEMPLATE,
+                template_name=template.name,
+                template_language=template.language,
+                template_variables={"body": variables},
+                body=template_preview_fill(template.body_text, variables),
+                idempotency_key=key,
+            )
+        else:
+            message = message_send(conversation=conversation, body=report_whatsapp_render(context), idempotency_key=key)
     except ValidationError as exc:  # the 24-hour window is closed, the number opted out, the workspace is off
-        return _finish(run, RunStatus.SKIPPED, exc.messages[0] if exc.messages else str(exc))
+        detail = exc.messages[0] if exc.messages else str(exc)
+        if getattr(exc, "code", "") == "window_closed":
+            detail = _(
+                "The 24-hour window with %(number)s is closed: choose an approved template in the settings to send"
+                " the report outside it."
+            ) % {"number": settings.whatsapp_number}
+        return _finish(run, RunStatus.SKIPPED, detail)
     return _finish(run, RunStatus.SENT, settings.whatsapp_number, message_id=message.pk)
 
 

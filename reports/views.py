@@ -26,6 +26,7 @@ def report_settings_page(request: HttpRequest) -> HttpResponse:
         "email_enabled": current.email_enabled,
         "whatsapp_number": current.whatsapp_number,
         "whatsapp_channel": current.whatsapp_channel_id,
+        "whatsapp_template": current.whatsapp_template_id,
     }
     form = ReportSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():

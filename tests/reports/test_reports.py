@@ -28,6 +28,7 @@ from tenants.models import Tenant
 from tests.conftest import tenant_client
 from tests.support import make_member
 from voice.models import Call
+from whatsapp.models import MessageTemplate
 
 TZ = "America/Sao_Paulo"
 SP = ZoneInfo(TZ)
@@ -188,6 +189,97 @@ def test_whatsapp_cloud_outside_the_window_is_skipped_and_said(seeded: dict[str,
     assert run.status == RunStatus.SKIPPED and "24" in run.detail
     assert not Message.objects.filter(conversation__contact__phone=phone).exists()
     assert report_send_due(now=_this_morning()) == []  # skipped is done: not tried again every tick
+
+
+def _template(channel: Channel, body: str, status: str = "APPROVED", waba: str = "waba-report") -> MessageTemplate:
+    Channel.objects.filter(pk=channel.pk).update(waba_id="waba-report")
+    channel.refresh_from_db()
+    return MessageTemplate.objects.create(
+        waba_id=waba,
+        template_id=uuid.uuid4().hex,
+        name=f"daily_report_{uuid.uuid4().hex[:6]}",
+        language="pt_BR",
+        category="UTILITY",
+        status=status,
+        components=[{"type": "BODY", "text": body}],
+    )
+
+
+def test_outside_the_window_the_chosen_template_carries_the_report(seeded: dict[str, Any], owner_a: User) -> None:
+    channel = seeded["channel"]
+    template = _template(channel, "Resumo {{1}}: {{2}}")
+    phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
+    _settings(whatsapp_number=phone, whatsapp_channel=channel, whatsapp_template=template, email_enabled=False)
+    (run,) = report_send_due(now=_this_morning())
+    assert run.status == RunStatus.SENT, run.detail
+    message = Message.objects.get(pk=run.message_id)
+    assert (message.type, message.template_name, message.template_language) == ("template", template.name, "pt_BR")
+    heading, numbers = message.template_variables["body"]
+    shown = (_local_today() - timedelta(days=1)).strftime("%d/%m/%Y")
+    assert heading == f"Relatório diário de {seeded['tenant'].name}, {shown}"
+    assert numbers.startswith("3 mensagens recebidas, 2 enviadas, 1 respostas, 2 novos leads, 1 mudanças de etapa")
+    assert "Black Friday: 4 enviadas" in numbers and "\n" not in numbers and "\t" not in numbers  # Meta's rule
+    assert message.body == f"Resumo {heading}: {numbers}"  # the inbox shows what the customer reads
+
+    # Inside the window the full text goes out; a template rejected since it was chosen is said, not sent.
+    _window_open(channel, phone)
+    (inside,) = report_send_due(now=_this_morning() + timedelta(days=1))
+    assert Message.objects.get(pk=inside.message_id).type == "text"
+    Conversation.objects.filter(contact__phone=phone).update(last_inbound_at=timezone.now() - timedelta(days=2))
+    MessageTemplate.objects.filter(pk=template.pk).update(status="REJECTED")
+    (rejected,) = report_send_due(now=_this_morning() + timedelta(days=2))
+    assert rejected.status == RunStatus.SKIPPED and "aprovado pela Meta" in rejected.detail  # the tenant's language
+
+
+def test_the_template_must_fit_the_channel(seeded: dict[str, Any], owner_a: User) -> None:
+    channel = seeded["channel"]
+    web = Channel.objects.create(kind="whatsapp_web", name="QR report", phone_number="+5511900006666", credentials={})
+    good = _template(channel, "{{1}} {{2}}")
+    three = _template(channel, "{{1}} {{2}} {{3}}")
+    elsewhere = _template(channel, "{{1}}", waba="waba-of-someone-else")
+    client = tenant_client(seeded["tenant"], owner_a, lang="en")
+    page = client.get("/settings/reports/").content.decode()
+    assert good.name in page and elsewhere.name not in page  # only this workspace's approved templates
+    fields = {"whatsapp_number": "+55 11 91234-5678", "whatsapp_channel": str(channel.pk)}
+    assert "the report fills two" in _post(client, **fields, whatsapp_template=str(three.pk)).content.decode()
+    on_web = _post(client, **fields | {"whatsapp_channel": str(web.pk)}, whatsapp_template=str(good.pk))
+    assert "Only a WhatsApp Cloud API number sends templates" in on_web.content.decode()
+    assert not ReportSettings.objects.exists()
+    assert _post(client, **fields, whatsapp_template=str(good.pk)).status_code == 302
+    assert ReportSettings.objects.get().whatsapp_template_id == good.pk
+
+
+def test_a_claim_left_sending_by_a_dead_worker_is_taken_over_once(seeded: dict[str, Any], owner_a: User) -> None:
+    """A worker that died between the claim and the send leaves the run "sending": the next tick after
+    ReportRun.STALE_MINUTES takes it over, the WhatsApp copy it may have queued is not queued twice."""
+    ReportRun.objects.filter(is_test=False).delete()
+    phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
+    _window_open(seeded["channel"], phone)
+    _settings(whatsapp_number=phone, whatsapp_channel=seeded["channel"])
+    yesterday = _local_today() - timedelta(days=1)
+    crashed_at = timezone.now() - timedelta(minutes=ReportRun.STALE_MINUTES + 1)
+    left = {
+        m: ReportRun.objects.create(frequency="daily", period_start=yesterday, period_end=yesterday, medium=m)
+        for m in (Medium.EMAIL, Medium.WHATSAPP)
+    }
+    ReportRun.objects.filter(pk=left[Medium.EMAIL].pk).update(claimed_at=timezone.now())  # still at work
+    ReportRun.objects.filter(pk=left[Medium.WHATSAPP].pk).update(claimed_at=crashed_at)
+    conversation = Conversation.objects.get(contact__phone=phone)
+    from inbox.services import message_send
+
+    queued = message_send(conversation=conversation, body="x", idempotency_key=f"report:{left[Medium.WHATSAPP].pk}")
+    mail.outbox.clear()
+    (run,) = report_send_due(now=_this_morning())
+    assert (run.pk, run.medium, run.status, run.attempts) == (left[Medium.WHATSAPP].pk, Medium.WHATSAPP, "sent", 2)
+    assert run.message_id == queued.pk and Message.objects.filter(conversation=conversation).count() == 1
+    assert mail.outbox == [] and report_send_due(now=_this_morning()) == []  # the live claim is left alone
+    ReportRun.objects.filter(pk=left[Medium.EMAIL].pk).update(claimed_at=crashed_at)
+    (email,) = report_send_due(now=_this_morning())
+    assert (email.medium, email.status, len(mail.outbox)) == (Medium.EMAIL, "sent", 1)
+    ReportRun.objects.filter(pk=email.pk).update(
+        status="sending", attempts=ReportRun.MAX_ATTEMPTS, claimed_at=crashed_at
+    )
+    assert report_send_due(now=_this_morning()) == []  # given up after MAX_ATTEMPTS: no endless resends
 
 
 def _due(at_utc: datetime, tz: str, **fields: Any) -> Period | None:

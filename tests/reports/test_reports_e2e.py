@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
@@ -13,11 +14,14 @@ from emulators.meta import MetaEmulator
 from inbox.models import Message
 from reports.models import Medium, ReportRun, ReportSettings, RunStatus
 from reports.tasks import report_test_send
+from tests.conftest import WA_WABA
 from tests.messaging import open_conversation
 from tests.support import wait_until
 from tests.test_beat_tasks import beat_send
+from whatsapp.models import MessageTemplate
 
 
+@pytest.mark.parametrize("window", ["open", "closed"])
 def test_a_test_report_goes_out_on_whatsapp_through_the_emulator(
     app_server: str,
     celery_worker: None,
@@ -25,11 +29,22 @@ def test_a_test_report_goes_out_on_whatsapp_through_the_emulator(
     tenants: Any,
     channels: dict[str, int],
     committed: Any,
+    window: str,
 ) -> None:
+    """In the window the text goes out; outside it, the approved template chosen in the settings."""
     alpha = tenants[0]
     connection.set_tenant(alpha)
     phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
-    open_conversation(channels["whatsapp"], phone)
+    open_conversation(channels["whatsapp"], phone, window_open=window == "open")
+    template = MessageTemplate.objects.create(
+        waba_id=WA_WABA,
+        template_id=uuid.uuid4().hex,
+        name=f"report_e2e_{uuid.uuid4().hex[:6]}",
+        language="pt_BR",
+        category="UTILITY",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "{{1}}. {{2}}"}],
+    )
     ReportSettings.objects.update_or_create(
         pk=1,
         defaults={
@@ -37,6 +52,7 @@ def test_a_test_report_goes_out_on_whatsapp_through_the_emulator(
             "email_enabled": False,
             "whatsapp_number": phone,
             "whatsapp_channel_id": channels["whatsapp"],
+            "whatsapp_template": template,
         },
     )
     try:
@@ -53,12 +69,19 @@ def test_a_test_report_goes_out_on_whatsapp_through_the_emulator(
         run = wait_until(sent, timeout=30, what="the report's WhatsApp copy at the Graph emulator")
         assert run.status == RunStatus.SENT
         message = Message.objects.get(pk=run.message_id)
-        assert meta_emulator.sent[message.provider_message_id]["to"] == phone.lstrip("+")
-        assert "Mensagens recebidas:" in message.body
-        assert message.conversation.contact.phone == phone
+        wire = meta_emulator.sent[message.provider_message_id]
+        assert wire["to"] == phone.lstrip("+") and message.conversation.contact.phone == phone
+        if window == "open":
+            assert wire["type"] == "text" and "Mensagens recebidas:" in message.body
+        else:
+            assert wire["type"] == "template" and wire["template"]["name"] == template.name
+            (body,) = [c for c in wire["template"]["components"] if c["type"] == "body"]
+            heading, numbers = (p["text"] for p in body["parameters"])
+            assert heading.startswith("Relatório diário de") and "mensagens recebidas" in numbers
     finally:
         connection.set_tenant(alpha)
         ReportSettings.objects.filter(pk=1).delete()
+        template.delete()
 
 
 def test_beat_ticks_send_the_scheduled_report_once(
