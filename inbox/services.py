@@ -201,20 +201,26 @@ def outbound_pending(*, channel_kind: str) -> int:
 
 def message_room(*, channel_kind: str) -> int | None:
     """How many more messages of this channel kind the plan lets through this month (None: unlimited)."""
-    metric = usage.MESSAGES_OF_KIND[channel_kind]
+    metric = usage.MESSAGES_OF_KIND.get(channel_kind)
+    if metric is None:
+        return None
     limit = usage.limit_of(metric=metric).limit
     if limit is None:
         return None
     return max(0, limit - usage.usage_month(metric=metric) - outbound_pending(channel_kind=channel_kind))
 
 
+def message_limit_refusal(*, channel_kind: str) -> str:
+    """What a refused send says (the active language)."""
+    metric = usage.MESSAGES_OF_KIND[channel_kind]
+    return usage.limit_refusal(metric, usage.limit_of(metric=metric).limit or 0)
+
+
 def message_limit_check(*, channel_kind: str, amount: int = 1) -> None:
     """Refuse (LimitReached, code ``usage_limit``) a send that would pass the month's message limit."""
     room = message_room(channel_kind=channel_kind)
     if room is not None and room < amount:
-        metric = usage.MESSAGES_OF_KIND[channel_kind]
-        limit = usage.limit_of(metric=metric).limit or 0
-        raise usage.LimitReached(usage.limit_refusal(metric, limit), code=usage.LIMIT_CODE)
+        raise usage.LimitReached(message_limit_refusal(channel_kind=channel_kind), code=usage.LIMIT_CODE)
 
 
 # --- sending ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone, translation
 from django_tenants.middleware.main import TenantMainMiddleware
@@ -55,3 +55,66 @@ class TenantActiveMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+# The pages of each plan feature (path prefixes). A feature the plan leaves out answers 403 with a clear
+# page (or problem+json under /api/); the navigation hides its links (tenants.context_processors).
+FEATURE_PATHS: tuple[tuple[str, str], ...] = (
+    ("/calls/", "voice"),
+    ("/voice/", "voice"),
+    ("/ai/", "ai"),
+    ("/channels/qr/new/", "qr"),
+    ("/settings/api-tokens/", "api"),
+    ("/settings/webhooks/inbound/", ""),  # incoming hooks are not outgoing webhooks
+    ("/settings/webhooks/", "webhooks"),
+)
+FEATURE_PATH_PARTS: tuple[tuple[str, str], ...] = (("/copilot/", "ai"), ("/bot/", "ai"))
+
+
+def feature_of_path(path: str, *, token_auth: bool = False) -> str:
+    """The plan feature a request needs ("" when none). The REST API needs `api` when called with a
+    token (the pages' own calls, signed in by session, are judged by their pages)."""
+    if path.startswith("/api/") and token_auth:
+        return "api"
+    for prefix, feature in FEATURE_PATHS:
+        if path.startswith(prefix):
+            return feature
+    if path.startswith("/conversations/"):
+        for part, feature in FEATURE_PATH_PARTS:
+            if part in path:
+                return feature
+    return ""
+
+
+class PlanFeatureMiddleware:
+    """Refuses the pages (and token API) of a feature the tenant's plan does not include."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from tenants import usage
+
+        tenant: Tenant | None = getattr(request, "tenant", None)
+        if tenant is None or tenant.schema_name == "public":
+            return self.get_response(request)
+        features = usage.features_of(tenant)
+        request.plan_features = features  # type: ignore[attr-defined]  # the navigation reads it
+        auth = request.headers.get("Authorization", "")
+        feature = feature_of_path(request.path, token_auth=auth.split(" ")[0].lower() in ("token", "bearer"))
+        if feature and not features.get(feature, True):
+            message = usage.feature_refusal(feature)
+            if request.path.startswith("/api/"):
+                return JsonResponse(
+                    {
+                        "type": "about:blank",
+                        "title": "Permission denied",
+                        "status": 403,
+                        "detail": message,
+                        "code": usage.FEATURE_CODE,
+                    },
+                    status=403,
+                    content_type="application/problem+json",
+                )
+            return render(request, "tenants/feature_off.html", {"message": message}, status=403)
+        return self.get_response(request)

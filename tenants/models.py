@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class Metric(models.TextChoices):
@@ -40,7 +44,7 @@ class Feature(models.TextChoices):
     WEBHOOKS = "webhooks", _("Outgoing webhooks")
 
 
-def _limit(label: str) -> models.PositiveBigIntegerField:  # type: ignore[type-arg]
+def _limit(label: StrOrPromise) -> models.PositiveBigIntegerField:  # type: ignore[type-arg]
     return models.PositiveBigIntegerField(label, null=True, blank=True, help_text=_("Blank: unlimited."))
 
 

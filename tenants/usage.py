@@ -240,10 +240,16 @@ def _alerts_for(tenant: Tenant, metric: str, before: int, used: int, limit: int,
     key = _alert_key(metric, day)
     near = limit * NEAR_PERCENT / 100
     if used >= limit and (before < limit or limit == 0):
-        _announce(tenant, events.ALERT_RAISED, {"kind": ALERT_REACHED, "key": key, "detail": _detail(metric, used, limit, day)})
+        _announce(
+            tenant,
+            events.ALERT_RAISED,
+            {"kind": ALERT_REACHED, "key": key, "detail": _detail(metric, used, limit, day)},
+        )
         _announce(tenant, events.ALERT_CLEARED, {"kind": ALERT_NEAR, "key": key})
     elif near <= used < limit and before < near:
-        _announce(tenant, events.ALERT_RAISED, {"kind": ALERT_NEAR, "key": key, "detail": _detail(metric, used, limit, day)})
+        _announce(
+            tenant, events.ALERT_RAISED, {"kind": ALERT_NEAR, "key": key, "detail": _detail(metric, used, limit, day)}
+        )
 
 
 def usage_alerts_refresh(*, tenant: Tenant) -> None:
@@ -343,3 +349,50 @@ def limit_override_set(
         )
         transaction.on_commit(lambda: usage_alerts_refresh(tenant=tenant))
     return override
+
+
+# --- what the owner's usage page reads ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    metric: str
+    label: str
+    used: int
+    limit: int | None  # None: unlimited
+    percent: int | None  # of the limit, capped at 100 for the bar (None: unlimited)
+    metered: bool  # per month (else: how many exist now)
+    series: list[int]  # the last days, oldest first (metered only)
+
+
+def usage_series(*, metric: str, tenant: Tenant, days: int = 30) -> tuple[list[datetime.date], list[int]]:
+    """The daily use of the last `days` days (the tenant's days, today included), zeros where none."""
+    today = tenant_today(tenant)
+    first = today - datetime.timedelta(days=days - 1)
+    amounts = dict(
+        UsageDay.objects.filter(tenant=tenant, metric=metric, day__gte=first, day__lte=today).values_list(
+            "day", "amount"
+        )
+    )
+    span = [first + datetime.timedelta(days=i) for i in range(days)]
+    return span, [int(amounts.get(day, 0)) for day in span]
+
+
+def usage_overview(*, tenant: Tenant, counts: dict[str, int], days: int = 30) -> list[UsageRow]:
+    """Every limit of the plan with this month's use (metered) or how many exist (`counts`: seats,
+    channels, contacts, counted by the caller in the tenant's schema)."""
+    plan = plan_of(tenant)
+    rows = []
+    for metric in Metric:
+        metered = metric in METERED
+        used = usage_month(metric=metric, tenant=tenant) if metered else int(counts.get(metric.value, 0))
+        limit = limit_of(metric=metric, tenant=tenant, plan=plan).limit if plan is not None else None
+        percent = None if limit is None else (100 if limit == 0 else min(100, used * 100 // limit))
+        series = usage_series(metric=metric, tenant=tenant, days=days)[1] if metered else []
+        rows.append(UsageRow(metric.value, str(metric.label), used, limit, percent, metered, series))
+    return rows
+
+
+def features_list(tenant: Tenant) -> list[tuple[Feature, bool]]:
+    flags = features_of(tenant)
+    return [(feature, flags[feature.value]) for feature in Feature]

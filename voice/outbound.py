@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 
 from core.contributions import QUIET_HOURS_OPENING, collect
 from crm.models import Contact
+from tenants import usage
+from tenants.models import Feature, Metric
 from tenants.selectors import tenant_is_active
 from voice.models import Call, CallDirection, CallStatus, VoiceAgent
 from voice.retell import RetellClient, RetellError
@@ -55,6 +57,17 @@ def _check_agent(agent: VoiceAgent | None) -> VoiceAgent:
     return agent
 
 
+def voice_refusal() -> tuple[str, str]:
+    """Why the plan lets no call go now: (code, message in the active language), or ("", "")."""
+    if not usage.feature_enabled(Feature.VOICE):
+        return usage.FEATURE_CODE, usage.feature_refusal(Feature.VOICE)
+    try:
+        usage.limit_check(metric=Metric.VOICE_MINUTES)  # a minute left this month, at least
+    except usage.LimitReached as exc:
+        return usage.LIMIT_CODE, " ".join(exc.messages)
+    return "", ""
+
+
 def call_queue(
     *,
     contact: Contact,
@@ -75,6 +88,9 @@ def call_queue(
         raise ValidationError(
             _("This workspace is suspended: no calls are made until it is reactivated."), code="tenant_suspended"
         )
+    refused, why = voice_refusal()
+    if refused:
+        raise ValidationError(why, code=refused)
     agent = _check_agent(agent)
     if contact.erased_at is not None or not contact.phone:
         raise ValidationError(_("This contact has no phone number to call."), code="no_contact_number")
@@ -126,9 +142,11 @@ def call_place(*, call_id: int) -> str:
         return "not_due"
     call = Call.objects.select_related("agent", "contact").get(pk=call_id)
     contact, agent = call.contact, call.agent
-    reason = ""
+    reason, detail = "", ""
     if not tenant_is_active():
         reason = "tenant_suspended"
+    elif voice_refusal()[0]:
+        reason, detail = voice_refusal()  # the plan changed, or the minutes ran out, since it was queued
     elif contact is None or contact.erased_at is not None or not contact.phone:
         reason = "no_contact_number"
     elif not _voice_consent_allows(contact):
@@ -139,7 +157,7 @@ def call_place(*, call_id: int) -> str:
         except ValidationError as exc:
             reason = str(exc.code or "no_agent")
     if reason:
-        _refuse(call, reason)
+        _refuse(call, reason, detail=detail)
         return reason
     opening = _quiet_opening()
     if opening is not None:
@@ -174,7 +192,7 @@ def _refuse(call: Call, reason: str, detail: str = "") -> None:
     Call.objects.filter(pk=call.pk).update(
         status=CallStatus.ERROR if reason == "error_retell" else CallStatus.NOT_CONNECTED,
         disconnection_reason=reason[:60],
-        error_reason=detail or reason,
+        error_reason=(detail or reason)[:300],
         updated_at=timezone.now(),
     )
 

@@ -4,15 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_email_verified_and_audit_log'),
+        ("accounts", "0002_email_verified_and_audit_log"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('login', 'Signed in'), ('login_failed', 'Failed sign-in'), ('token_created', 'API token created'), ('token_revoked', 'API token revoked'), ('export', 'Contacts exported'), ('erase', 'Personal data erased'), ('role_changed', 'Role changed'), ('member_removed', 'Member removed'), ('channel_credentials', 'Channel credentials changed'), ('superadmin', 'Superadmin action'), ('plan_changed', 'Plan changed'), ('limit_override', 'Limit extended')], max_length=30, verbose_name='action'),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("login", "Signed in"),
+                    ("login_failed", "Failed sign-in"),
+                    ("token_created", "API token created"),
+                    ("token_revoked", "API token revoked"),
+                    ("export", "Contacts exported"),
+                    ("erase", "Personal data erased"),
+                    ("role_changed", "Role changed"),
+                    ("member_removed", "Member removed"),
+                    ("channel_credentials", "Channel credentials changed"),
+                    ("superadmin", "Superadmin action"),
+                    ("plan_changed", "Plan changed"),
+                    ("limit_override", "Limit extended"),
+                ],
+                max_length=30,
+                verbose_name="action",
+            ),
         ),
     ]

@@ -7,116 +7,204 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0003_plan_related_name'),
+        ("tenants", "0003_plan_related_name"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='plan',
-            name='ai_tokens',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='AI tokens per month'),
+            model_name="plan",
+            name="ai_tokens",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="AI tokens per month"
+            ),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='feature_ai',
-            field=models.BooleanField(default=True, verbose_name='AI assistants'),
+            model_name="plan",
+            name="feature_ai",
+            field=models.BooleanField(default=True, verbose_name="AI assistants"),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='feature_api',
-            field=models.BooleanField(default=True, verbose_name='REST API'),
+            model_name="plan",
+            name="feature_api",
+            field=models.BooleanField(default=True, verbose_name="REST API"),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='feature_qr',
-            field=models.BooleanField(default=True, verbose_name='WhatsApp (QR) channels'),
+            model_name="plan",
+            name="feature_qr",
+            field=models.BooleanField(default=True, verbose_name="WhatsApp (QR) channels"),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='feature_voice',
-            field=models.BooleanField(default=True, verbose_name='voice calls'),
+            model_name="plan",
+            name="feature_voice",
+            field=models.BooleanField(default=True, verbose_name="voice calls"),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='feature_webhooks',
-            field=models.BooleanField(default=True, verbose_name='outgoing webhooks'),
+            model_name="plan",
+            name="feature_webhooks",
+            field=models.BooleanField(default=True, verbose_name="outgoing webhooks"),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='is_default',
-            field=models.BooleanField(default=False, help_text='The plan a new workspace starts on.', verbose_name='default for new sign-ups'),
+            model_name="plan",
+            name="is_default",
+            field=models.BooleanField(
+                default=False, help_text="The plan a new workspace starts on.", verbose_name="default for new sign-ups"
+            ),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='max_contacts',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='contacts'),
+            model_name="plan",
+            name="max_contacts",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="contacts"
+            ),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='messages_sms',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='SMS messages per month'),
+            model_name="plan",
+            name="messages_sms",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="SMS messages per month"
+            ),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='messages_whatsapp_cloud',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='WhatsApp Cloud messages per month'),
+            model_name="plan",
+            name="messages_whatsapp_cloud",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="WhatsApp Cloud messages per month"
+            ),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='messages_whatsapp_web',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='WhatsApp (QR) messages per month'),
+            model_name="plan",
+            name="messages_whatsapp_web",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="WhatsApp (QR) messages per month"
+            ),
         ),
         migrations.AddField(
-            model_name='plan',
-            name='voice_minutes',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='voice minutes per month'),
+            model_name="plan",
+            name="voice_minutes",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="voice minutes per month"
+            ),
         ),
         migrations.AlterField(
-            model_name='plan',
-            name='max_channels',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='channels'),
+            model_name="plan",
+            name="max_channels",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="channels"
+            ),
         ),
         migrations.AlterField(
-            model_name='plan',
-            name='max_users',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='seats'),
+            model_name="plan",
+            name="max_users",
+            field=models.PositiveBigIntegerField(
+                blank=True, help_text="Blank: unlimited.", null=True, verbose_name="seats"
+            ),
         ),
         migrations.CreateModel(
-            name='LimitOverride',
+            name="LimitOverride",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('metric', models.CharField(choices=[('messages.whatsapp_cloud', 'WhatsApp Cloud messages'), ('messages.whatsapp_web', 'WhatsApp (QR) messages'), ('messages.sms', 'SMS messages'), ('ai.tokens', 'AI tokens'), ('voice.minutes', 'voice minutes'), ('seats', 'seats'), ('channels', 'channels'), ('contacts', 'contacts')], max_length=40, verbose_name='metric')),
-                ('limit', models.PositiveBigIntegerField(blank=True, help_text='Blank: unlimited.', null=True, verbose_name='limit')),
-                ('until', models.DateField(blank=True, help_text='Last day it applies; blank: no end.', null=True, verbose_name='until')),
-                ('reason', models.CharField(max_length=200, verbose_name='reason')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('set_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL, verbose_name='set by')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='limit_overrides', to='tenants.tenant', verbose_name='tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "metric",
+                    models.CharField(
+                        choices=[
+                            ("messages.whatsapp_cloud", "WhatsApp Cloud messages"),
+                            ("messages.whatsapp_web", "WhatsApp (QR) messages"),
+                            ("messages.sms", "SMS messages"),
+                            ("ai.tokens", "AI tokens"),
+                            ("voice.minutes", "voice minutes"),
+                            ("seats", "seats"),
+                            ("channels", "channels"),
+                            ("contacts", "contacts"),
+                        ],
+                        max_length=40,
+                        verbose_name="metric",
+                    ),
+                ),
+                (
+                    "limit",
+                    models.PositiveBigIntegerField(
+                        blank=True, help_text="Blank: unlimited.", null=True, verbose_name="limit"
+                    ),
+                ),
+                (
+                    "until",
+                    models.DateField(
+                        blank=True, help_text="Last day it applies; blank: no end.", null=True, verbose_name="until"
+                    ),
+                ),
+                ("reason", models.CharField(max_length=200, verbose_name="reason")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="created at")),
+                (
+                    "set_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="set by",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="limit_overrides",
+                        to="tenants.tenant",
+                        verbose_name="tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'limit override',
-                'verbose_name_plural': 'limit overrides',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['tenant', 'metric', '-created_at'], name='limit_override_recent')],
+                "verbose_name": "limit override",
+                "verbose_name_plural": "limit overrides",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["tenant", "metric", "-created_at"], name="limit_override_recent")],
             },
         ),
         migrations.CreateModel(
-            name='UsageDay',
+            name="UsageDay",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField(verbose_name='day')),
-                ('metric', models.CharField(choices=[('messages.whatsapp_cloud', 'WhatsApp Cloud messages'), ('messages.whatsapp_web', 'WhatsApp (QR) messages'), ('messages.sms', 'SMS messages'), ('ai.tokens', 'AI tokens'), ('voice.minutes', 'voice minutes'), ('seats', 'seats'), ('channels', 'channels'), ('contacts', 'contacts')], max_length=40, verbose_name='metric')),
-                ('amount', models.PositiveBigIntegerField(default=0, verbose_name='amount')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_days', to='tenants.tenant', verbose_name='tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("day", models.DateField(verbose_name="day")),
+                (
+                    "metric",
+                    models.CharField(
+                        choices=[
+                            ("messages.whatsapp_cloud", "WhatsApp Cloud messages"),
+                            ("messages.whatsapp_web", "WhatsApp (QR) messages"),
+                            ("messages.sms", "SMS messages"),
+                            ("ai.tokens", "AI tokens"),
+                            ("voice.minutes", "voice minutes"),
+                            ("seats", "seats"),
+                            ("channels", "channels"),
+                            ("contacts", "contacts"),
+                        ],
+                        max_length=40,
+                        verbose_name="metric",
+                    ),
+                ),
+                ("amount", models.PositiveBigIntegerField(default=0, verbose_name="amount")),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage_days",
+                        to="tenants.tenant",
+                        verbose_name="tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'usage day',
-                'verbose_name_plural': 'usage',
-                'ordering': ['-day', 'tenant', 'metric'],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'metric', 'day'), name='usage_one_row_per_tenant_metric_day')],
+                "verbose_name": "usage day",
+                "verbose_name_plural": "usage",
+                "ordering": ["-day", "tenant", "metric"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "metric", "day"), name="usage_one_row_per_tenant_metric_day"
+                    )
+                ],
             },
         ),
     ]
