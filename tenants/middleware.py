@@ -67,23 +67,27 @@ FEATURE_PATHS: tuple[tuple[str, str], ...] = (
     ("/settings/api-tokens/", "api"),
     ("/settings/webhooks/inbound/", ""),  # incoming hooks are not outgoing webhooks
     ("/settings/webhooks/", "webhooks"),
+    ("/api/v1/calls/", "voice"),
+    ("/api/v1/voice-", "voice"),
+    ("/api/v1/assistants/", "ai"),
+    ("/api/v1/ai-tools/", "ai"),
+    ("/api/v1/faq-suggestions/", "ai"),
+    ("/api/v1/lead-suggestions/", "ai"),
+    ("/api/v1/webhook-", "webhooks"),
 )
 FEATURE_PATH_PARTS: tuple[tuple[str, str], ...] = (("/copilot/", "ai"), ("/bot/", "ai"))
 
 
-def feature_of_path(path: str, *, token_auth: bool = False) -> str:
-    """The plan feature a request needs ("" when none). The REST API needs `api` when called with a
-    token (the pages' own calls, signed in by session, are judged by their pages)."""
-    if path.startswith("/api/") and token_auth:
-        return "api"
+def features_of_path(path: str, *, token_auth: bool = False) -> list[str]:
+    """The plan features a request needs. The REST API needs `api` when called with a token (the pages'
+    own calls, signed in by session, need only their page's feature)."""
+    needed = ["api"] if path.startswith("/api/") and token_auth else []
     for prefix, feature in FEATURE_PATHS:
         if path.startswith(prefix):
-            return feature
-    if path.startswith("/conversations/"):
-        for part, feature in FEATURE_PATH_PARTS:
-            if part in path:
-                return feature
-    return ""
+            return needed + ([feature] if feature else [])
+    if path.startswith(("/conversations/", "/api/v1/conversations/")):
+        needed += [feature for part, feature in FEATURE_PATH_PARTS if part in path][:1]
+    return needed
 
 
 class PlanFeatureMiddleware:
@@ -101,8 +105,9 @@ class PlanFeatureMiddleware:
         features = usage.features_of(tenant)
         request.plan_features = features  # type: ignore[attr-defined]  # the navigation reads it
         auth = request.headers.get("Authorization", "")
-        feature = feature_of_path(request.path, token_auth=auth.split(" ")[0].lower() in ("token", "bearer"))
-        if feature and not features.get(feature, True):
+        needed = features_of_path(request.path, token_auth=auth.split(" ")[0].lower() in ("token", "bearer"))
+        feature = next((f for f in needed if not features.get(f, True)), "")
+        if feature:
             message = usage.feature_refusal(feature)
             if request.path.startswith("/api/"):
                 return JsonResponse(

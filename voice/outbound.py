@@ -16,12 +16,10 @@ from django.utils.translation import gettext as _
 
 from core.contributions import QUIET_HOURS_OPENING, collect
 from crm.models import Contact
-from tenants import usage
-from tenants.models import Feature, Metric
 from tenants.selectors import tenant_is_active
 from voice.models import Call, CallDirection, CallStatus, VoiceAgent
 from voice.retell import RetellClient, RetellError
-from voice.services import _voice_consent_allows, voice_settings_ensure
+from voice.services import _voice_consent_allows, voice_refusal, voice_settings_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +53,6 @@ def _check_agent(agent: VoiceAgent | None) -> VoiceAgent:
     if not agent.from_number:
         raise ValidationError(_("This agent has no phone number to call from."), code="no_number")
     return agent
-
-
-def voice_refusal() -> tuple[str, str]:
-    """Why the plan lets no call go now: (code, message in the active language), or ("", "")."""
-    if not usage.feature_enabled(Feature.VOICE):
-        return usage.FEATURE_CODE, usage.feature_refusal(Feature.VOICE)
-    try:
-        usage.limit_check(metric=Metric.VOICE_MINUTES)  # a minute left this month, at least
-    except usage.LimitReached as exc:
-        return usage.LIMIT_CODE, " ".join(exc.messages)
-    return "", ""
 
 
 def call_queue(

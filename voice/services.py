@@ -24,7 +24,7 @@ from crm import models as crm_models
 from crm.models import Contact
 from crm.services import consent_allows, contact_get_or_create
 from tenants import usage
-from tenants.models import Metric
+from tenants.models import Feature, Metric
 from tenants.selectors import tenant_current, tenant_is_active
 from voice.models import (
     FINAL_STATUSES,
@@ -467,6 +467,9 @@ def call_inbound_answer(*, from_number: str, to_number: str, twilio_call_sid: st
     call, _created = Call.objects.get_or_create(twilio_call_sid=twilio_call_sid, defaults=fields)
     if not tenant_is_active():  # a suspended tenant's agents answer no calls
         return _inbound_fallback(call, row, FallbackCause.SUSPENDED)
+    refused, why = voice_refusal()
+    if refused:  # voice is not in the plan, or its minutes are used up: the fallback answers
+        return _inbound_fallback(call, row, FallbackCause.PLAN_LIMIT, reason=why)
     if agent is None:
         return _inbound_fallback(call, row, cause)
     if not row.api_key:
@@ -552,6 +555,17 @@ def call_twilio_status_apply(*, twilio_call_sid: str, call_status: str, duration
             call_minutes_meter(duration_ms=call.duration_ms)
         call.save(update_fields=[*changed, "updated_at"])
     return call
+
+
+def voice_refusal() -> tuple[str, str]:
+    """Why the plan lets no call go now: (code, message in the active language), or ("", "")."""
+    if not usage.feature_enabled(Feature.VOICE):
+        return usage.FEATURE_CODE, usage.feature_refusal(Feature.VOICE)
+    try:
+        usage.limit_check(metric=Metric.VOICE_MINUTES)  # a minute left this month, at least
+    except usage.LimitReached as exc:
+        return usage.LIMIT_CODE, " ".join(exc.messages)
+    return "", ""
 
 
 def call_minutes_meter(*, duration_ms: int | None) -> int:

@@ -39,8 +39,16 @@ from tests.conftest import RETELL_KEY, tenant_client
 from tests.dispatching import send_queued
 from tests.messaging import open_conversation
 from tests.usage.support import plan_give, used
-from tests.voice.conftest import agent, post_retell, retell_event, retell_quiet, voice_a  # noqa: F401 (fixtures)
-from voice.models import Call, CallStatus, VoiceAgent, VoiceSettings
+from tests.voice.conftest import (  # noqa: F401 (fixtures)
+    agent,
+    post_retell,
+    retell_event,
+    retell_quiet,
+    retell_script,
+    voice_a,
+)
+from tests.voice.test_inbound import inbound_agent, number, ring
+from voice.models import Call, CallStatus, FallbackCause, VoiceAgent, VoiceSettings
 from voice.outbound import call_place, call_queue
 
 pytestmark = pytest.mark.django_db
@@ -237,6 +245,24 @@ def test_voice_calls_are_refused_with_the_reason_when_off_or_out_of_minutes(
     assert len(retell_quiet.calls) == calls_before and Call.objects.filter(contact=person).count() == 1
 
 
+def test_an_inbound_call_past_the_plan_gets_the_fallback_with_the_reason(
+    voice_a: VoiceSettings,  # noqa: F811
+    tenant_a: Tenant,
+    retell_script: RetellEmulator,  # noqa: F811
+) -> None:
+    to = number()
+    inbound_agent(to)
+    plan_give(tenant_a, voice_minutes=1)
+    usage.usage_add(metric=Metric.VOICE_MINUTES, amount=1, tenant=tenant_a)
+    calls_before = len(retell_script.calls)
+    response = ring(voice_a.webhook_route, to)
+    assert response.status_code == 200 and "<Sip>" not in response.content.decode()  # never silence
+    connection.set_tenant(tenant_a)
+    call = Call.objects.get(twilio_call_sid=response.params["CallSid"])
+    assert call.fallback_cause == FallbackCause.PLAN_LIMIT and "1 minutos de voz" in call.error_reason
+    assert len(retell_script.calls) == calls_before  # Retell was never asked
+
+
 def test_seats_and_contacts_past_the_plan_are_refused(in_tenant_a: Tenant, owner_a: User) -> None:
     seats = in_tenant_a.memberships.count()  # type: ignore[attr-defined]
     plan_give(in_tenant_a, max_users=seats + 1, max_contacts=Contact.objects.count() + 1)
@@ -266,6 +292,11 @@ def test_features_off_hide_the_navigation_and_their_pages_answer_403(in_tenant_a
     api = Client(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Token {raw}")
     refused = api.get("/api/v1/conversations/")
     assert refused.status_code == 403 and refused.json()["code"] == "feature_disabled"
+    assert "REST" in refused.json()["detail"]
+    type(in_tenant_a.plan).objects.filter(pk=in_tenant_a.plan.pk).update(feature_api=True)  # type: ignore[union-attr]
+    assert api.get("/api/v1/conversations/").status_code == 200
+    calls = api.get("/api/v1/calls/")  # the API is in the plan now, voice still is not
+    assert calls.status_code == 403 and "voz" in calls.json()["detail"].lower()
     assert browser.get("/conversations/").status_code == 200  # what the plan includes stays open
     usage.feature_check(Feature.QR)  # left on
     with pytest.raises(usage.FeatureDisabled):
