@@ -401,3 +401,21 @@ def test_the_month_turns_at_midnight_in_the_tenants_time_zone(in_tenant_a: Tenan
     with time_machine.travel(datetime.datetime(2026, 12, 1, 3, 30, tzinfo=datetime.UTC), tick=False):
         assert usage.usage_month(metric=Metric.MESSAGES_SMS, tenant=in_tenant_a) == 0  # December there
         usage.limit_check(metric=Metric.MESSAGES_SMS, tenant=in_tenant_a)
+
+
+def test_a_plan_without_outgoing_webhooks_delivers_nothing(in_tenant_a: Tenant) -> None:
+    from tests.webhooks.receiver import Receiver
+    from webhooks.models import Delivery
+    from webhooks.services import endpoint_create, endpoint_event_send, event_publish, subscriptions_changed
+
+    receiver = Receiver().start()
+    try:
+        endpoint, _secret = endpoint_create(url=receiver.url, events=["lead.won"])
+    finally:
+        receiver.stop()
+    assert event_publish("lead.won", {"card_id": 1}) == 1  # on: delivered
+    plan_give(in_tenant_a, feature_webhooks=False)
+    subscriptions_changed()
+    assert event_publish("lead.won", {"card_id": 2}) == 0
+    assert endpoint_event_send(endpoint.pk, "lead.won", {"card_id": 3}) == []
+    assert Delivery.objects.filter(endpoint=endpoint).count() == 1
