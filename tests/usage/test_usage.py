@@ -381,8 +381,11 @@ def test_superadmin_changes_the_plan_and_extends_a_limit_in_the_admin_audited(
     assert usage.limit_of(metric=Metric.MESSAGES_SMS, tenant=tenant_a).limit == 9000
     audited = AuditEntry.objects.get(action=AuditAction.LIMIT_OVERRIDE, actor=admin)
     assert audited.metadata["from"] == pro.messages_sms and audited.metadata["to"] == 9000
-    listing = root.get("/admin/tenants/usageday/")
+    usage.usage_add(metric=Metric.MESSAGES_SMS, amount=42, tenant=tenant_a)
+    listing = root.get(f"/admin/tenants/usageday/?tenant__id__exact={tenant_a.pk}&metric={Metric.MESSAGES_SMS}")
     assert listing.status_code == 200
+    totals = listing.content.decode().split('id="usage-totals"')[1].split("</p>")[0]
+    assert "42" in totals and "SMS" in totals
 
 
 # --- the month in the tenant's time zone -------------------------------------------------------------
@@ -419,3 +422,38 @@ def test_a_plan_without_outgoing_webhooks_delivers_nothing(in_tenant_a: Tenant) 
     assert event_publish("lead.won", {"card_id": 2}) == 0
     assert endpoint_event_send(endpoint.pk, "lead.won", {"card_id": 3}) == []
     assert Delivery.objects.filter(endpoint=endpoint).count() == 1
+
+
+def test_an_import_past_the_contacts_limit_marks_the_rows_left_out(in_tenant_a: Tenant) -> None:
+    import csv
+    import io
+
+    from django.core.files.base import ContentFile
+
+    from crm.imports import import_configure, import_run, import_start
+
+    limit = Contact.objects.count() + 2
+    plan_give(in_tenant_a, max_contacts=limit)
+    text = "phone,name\n" + "".join(f"+5511981120{i:03d},Pessoa {i}\n" for i in range(4))
+    upload = import_start(file=ContentFile(text.encode()), original_name="lista.csv")
+    import_configure(upload=upload, mapping=upload.mapping, update_existing=False, tag_ids=[])
+    done = import_run(import_id=upload.pk)
+    assert (done.created_count, done.failed_count) == (2, 2)
+    assert f"{limit} contatos" in done.failure  # which limit, in the tenant's pt-BR
+    report = list(csv.reader(io.StringIO(done.error_report.read().decode("utf-8-sig"))))
+    assert [row[0] for row in report[1:]] == ["4", "5"] and all("contatos" in row[-1] for row in report[1:])
+    assert not Contact.objects.filter(phone__in=["+5511981120002", "+5511981120003"]).exists()
+
+
+def test_a_channel_past_the_plan_or_a_qr_channel_off_the_plan_is_refused(
+    in_tenant_a: Tenant, channels: dict[str, int]
+) -> None:
+    from inbox.services import channel_create
+
+    before = Channel.objects.count()
+    plan_give(in_tenant_a, max_channels=before, feature_qr=False)
+    with pytest.raises(usage.LimitReached):
+        channel_create(kind="sms_twilio", name="Outro SMS", phone_number="+5511900000099", credentials={})
+    with pytest.raises(usage.FeatureDisabled):
+        channel_create(kind="whatsapp_web", name="QR", phone_number="", credentials={})
+    assert Channel.objects.count() == before
