@@ -119,6 +119,7 @@ TEMPLATES = [
                 "alerts.context_processors.bell",
                 "tenants.context_processors.plan",
             ],
+            "builtins": ["core.templatetags.ui"],  # {% page_header %} and the other shared components
         },
     },
 ]

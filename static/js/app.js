@@ -38,16 +38,45 @@
   // Behaviour declared in the markup (no inline handlers: the Content-Security-Policy forbids them).
   // data-confirm on a form or a button asks first; data-autosubmit submits its form on change;
   // data-dismiss removes its parent (a toast); data-reload reloads the page.
+  // The question goes through the page's one <dialog> (components/confirm.html); OK replays the click or
+  // the submit that asked. A page without the dialog (the sign-in cards) falls back to the browser's own.
+  function ask(element, proceed) {
+    const dialog = document.getElementById("confirm-dialog");
+    const text = element.dataset.confirm;
+    if (!dialog || typeof dialog.showModal !== "function") {
+      if (window.confirm(text)) proceed();
+      return;
+    }
+    dialog.querySelector("[data-confirm-text]").textContent = text;
+    const ok = dialog.querySelector("[data-confirm-ok]");
+    ok.classList.toggle("danger", element.classList.contains("danger"));
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function done() {
+      dialog.removeEventListener("close", done);
+      if (dialog.returnValue === "ok") proceed();
+    });
+    dialog.showModal();
+    ok.focus();
+  }
   document.addEventListener("submit", function (event) {
     const form = event.target;
-    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+    if (!form.dataset || !form.dataset.confirm) return;
+    if (form.dataset.confirmed) { delete form.dataset.confirmed; return; }
+    event.preventDefault();
+    const submitter = event.submitter;
+    ask(form, function () { form.dataset.confirmed = "1"; form.requestSubmit(submitter || undefined); });
   });
   document.addEventListener("click", function (event) {
     const asking = event.target.closest("[data-confirm]");
-    if (asking && asking.tagName !== "FORM" && !window.confirm(asking.dataset.confirm)) {
-      event.preventDefault();
-      event.stopImmediatePropagation();
-      return;
+    if (asking && asking.tagName !== "FORM") {
+      if (asking.dataset.confirmed) {
+        delete asking.dataset.confirmed;
+      } else {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        ask(asking, function () { asking.dataset.confirmed = "1"; asking.click(); });
+        return;
+      }
     }
     const dismiss = event.target.closest("[data-dismiss]");
     if (dismiss && dismiss.parentElement) dismiss.parentElement.remove();

@@ -12,6 +12,7 @@ from django.db import connection
 from playwright.sync_api import Browser, expect
 
 from accounts.models import Role
+from campaigns.models import Campaign
 from crm.models import Contact, Tag
 from emulators.twilio import TwilioEmulator
 from inbox.models import Channel
@@ -51,11 +52,11 @@ def test_compose_preview_launch_and_follow_a_campaign_live(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("dialog", lambda dialog: dialog.accept())
     try:
         _login(page, base, email)
         page.goto(f"{base}/campaigns/new/")
-        page.fill("input[name=name]", f"Vitrine {uuid.uuid4().hex[:4]}")
+        name = f"Vitrine {uuid.uuid4().hex[:4]}"
+        page.fill("input[name=name]", name)
         page.select_option("select[name=channel]", str(channels["sms"]))
         page.select_option("select[name=tags]", [str(tag.pk)])
         page.fill("textarea[name=body]", "{Olá|Oi|E aí} {{first_name}}, chegou a coleção nova!")
@@ -72,6 +73,15 @@ def test_compose_preview_launch_and_follow_a_campaign_live(
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / "campaign-preview.png"), full_page=True)
         page.locator("form[action$='/launch/'] button").click()
+        dialog = page.get_by_test_id("confirm-dialog")  # the page's own dialog, not the browser's
+        expect(dialog).to_be_visible()
+        expect(dialog).to_contain_text("Enviar para 30 contatos?")
+        page.screenshot(path=str(SHOTS / "campaign-confirm.png"))
+        dialog.get_by_role("button", name="Cancelar").click()
+        expect(dialog).to_be_hidden()
+        assert Campaign.objects.get(name=name).status == "draft"  # Cancel sent nothing
+        page.locator("form[action$='/launch/'] button").click()
+        dialog.get_by_role("button", name="Confirmar").click()
         box = page.locator("#campaign-progress")
         expect(box).to_have_attribute("data-live-updates", re.compile(r"[1-9]"), timeout=20_000)
         expect(page.get_by_test_id("rate")).to_contain_text("/s", timeout=20_000)
