@@ -141,6 +141,8 @@ class AuditAction(models.TextChoices):
     MEMBER_REMOVED = "member_removed", _("Member removed")
     CHANNEL_CREDENTIALS = "channel_credentials", _("Channel credentials changed")
     SUPERADMIN = "superadmin", _("Superadmin action")
+    PLAN_CHANGED = "plan_changed", _("Plan changed")
+    LIMIT_OVERRIDE = "limit_override", _("Limit extended")
 
 
 class AuditEntry(models.Model):

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,10 +24,16 @@ from accounts.models import ApiToken, AuditAction, Invitation, Membership, Role,
 from core import realtime
 from core.redis import redis_client
 from core.roles import Action, permission_check
-from tenants.models import Tenant
+from tenants import usage
+from tenants.models import Metric, Tenant
 from tenants.services import tenant_create, tenant_url
 
 HANDOFF_SALT = "accounts.handoff"
+
+
+def _invitations_open(tenant: Tenant) -> QuerySet[Invitation]:
+    """Invitations that may still be accepted: each holds a seat."""
+    return Invitation.objects.filter(tenant=tenant, accepted_at=None, revoked_at=None, expires_at__gt=timezone.now())
 
 
 def _sha256(raw: str) -> str:
@@ -143,6 +150,8 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User
     email = email.strip().lower()
     if Membership.objects.filter(tenant=tenant, user__email=email).exists():
         raise ValidationError(_("This person is already a member."))
+    seats = Membership.objects.filter(tenant=tenant).count() + _invitations_open(tenant).exclude(email=email).count()
+    usage.count_check(metric=Metric.SEATS, existing=seats, tenant=tenant)  # the plan's seats, invitations included
     raw = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         tenant=tenant,

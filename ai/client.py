@@ -73,7 +73,17 @@ class ChatResult:
         return value if isinstance(value, dict) else {}
 
 
+def _admit() -> None:
+    """The tenant's plan: AI on, and tokens left this month (else a permanent AIError with the reason)."""
+    from ai.usage import ai_refusal
+
+    code, message = ai_refusal()
+    if code:
+        raise AIError(message, retryable=False, code=code)
+
+
 def _client(row: AISettings) -> openai.OpenAI:
+    _admit()
     return _pooled_client(row.api_key or "none", row.effective_base_url, settings.AI_TIMEOUT_S, settings.AI_MAX_RETRIES)
 
 

@@ -26,6 +26,7 @@ from ai.grounding import passages_for
 from ai.models import Assistant, BotMode, ConversationBot, OutOfHours, ReplyMode
 from ai.services import ai_settings_current, assistant_for, bot_handoff, bot_reply_send, bot_state_locked
 from ai.tools import Toolbox
+from ai.usage import ai_refusal
 from core import events
 from crm.services import MEDIUM_OF_KIND, consent_keyword
 from inbox.models import Conversation, Direction, Message, MessageType
@@ -188,6 +189,11 @@ def bot_reply(*, conversation_id: int, attempt: int = 0) -> float | None:
     )
     assistant = assistant_for(conversation)
     if not pending or assistant is None:
+        return None
+    refused, why = ai_refusal()
+    if refused:  # the plan leaves AI out, or this month's tokens are spent: a person answers instead
+        logger.warning("assistant %s hands conversation %s over: %s", assistant.pk, conversation_id, refused)
+        bot_handoff(conversation=conversation, reason=why)
         return None
     last_id = pending[-1].pk
     row = ai_settings_current()

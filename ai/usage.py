@@ -8,6 +8,8 @@ from django.db import connection
 from django.utils import timezone
 
 from ai.models import AISettings, AIUsageDay
+from tenants import usage
+from tenants.models import Metric
 
 MILLION = Decimal(1_000_000)
 
@@ -27,7 +29,8 @@ def usage_record(
     completion_tokens: int,
     audio_seconds: float = 0.0,
 ) -> None:
-    """Add one request's usage to today's row (the tenant's own schema: the table is per tenant)."""
+    """Add one request's usage to today's row (the tenant's own schema: the table is per tenant), and its
+    tokens to the plan's meter (tenants.UsageDay, in the public schema)."""
     cost = usage_cost(row=row, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     table = AIUsageDay._meta.db_table
     with connection.cursor() as cursor:
@@ -52,3 +55,19 @@ def usage_record(
                 cost,
             ],
         )
+    usage.usage_add(metric=Metric.AI_TOKENS, amount=prompt_tokens + completion_tokens)
+
+
+def ai_refusal() -> tuple[str, str]:
+    """Why the plan lets no AI request go now: (code, message in the active language), or ("", "").
+    The month's tokens are checked before a request (its size is known only after), so the request that
+    crosses the limit finishes and the next one is refused."""
+    from tenants.models import Feature
+
+    if not usage.feature_enabled(Feature.AI):
+        return usage.FEATURE_CODE, usage.feature_refusal(Feature.AI)
+    try:
+        usage.limit_check(metric=Metric.AI_TOKENS)
+    except usage.LimitReached as exc:
+        return usage.LIMIT_CODE, " ".join(exc.messages)
+    return "", ""

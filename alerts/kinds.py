@@ -14,6 +14,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from tenants.models import Metric
+
 CHANNEL_DISCONNECTED = "channel.disconnected"
 CHANNEL_NEEDS_RESCAN = "channel.needs_rescan"
 CHANNEL_TOKEN_REJECTED = "channel.token_rejected"  # noqa: S105 (a kind name)
@@ -170,15 +172,15 @@ KINDS: dict[str, Kind] = {
         title=_("%(metric)s is at %(percent)s%% of the plan"),
         happened=_("This month %(used)s of %(limit)s %(metric)s are used."),
         fix=_("Ask for a larger plan before the limit is reached: at the limit, sends are refused."),
-        link=_link("home"),
-        link_label=_("Open the dashboard"),
+        link=_link("usage"),
+        link_label=_("Open Usage"),
     ),
     USAGE_LIMIT_REACHED: Kind(
         title=_("The plan's limit of %(metric)s is reached"),
         happened=_("This month %(used)s of %(limit)s %(metric)s are used: sends past it are refused."),
         fix=_("Ask for a larger plan or wait for the next month."),
-        link=_link("home"),
-        link_label=_("Open the dashboard"),
+        link=_link("usage"),
+        link_label=_("Open Usage"),
         level="error",
     ),
 }
@@ -198,6 +200,8 @@ def word(kind: str, detail: Mapping[str, Any]) -> Worded:
     """The alert in the active language, filled from `detail`."""
     spec = KINDS.get(kind)
     values = _Lenient({k: v for k, v in detail.items() if isinstance(v, str | int | float)})
+    if kind in (USAGE_LIMIT_NEAR, USAGE_LIMIT_REACHED) and values.get("metric") in Metric.values:
+        values["metric"] = str(Metric(values["metric"]).label)  # the announcer sent the code
     if spec is None:
         return Worded(kind, "", "", "", "", "warning")
     return Worded(

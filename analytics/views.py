@@ -93,3 +93,33 @@ def export_csv(request: HttpRequest, report: str) -> HttpResponse:
         writer.writerow(header)
     writer.writerows(rows)
     return response
+
+
+@action_required(Action.USAGE_VIEW)
+def usage(request: HttpRequest) -> HttpResponse:
+    """The owner's usage page: the plan's limits, this month's use against them, and the last 30 days."""
+    from accounts.selectors import members_of
+    from crm.models import Contact
+    from inbox.models import Channel
+    from tenants import usage as plan_usage
+
+    tenant = request.tenant  # type: ignore[attr-defined]
+    counts = {
+        "seats": members_of(tenant=tenant).count(),
+        "channels": Channel.objects.count(),
+        "contacts": Contact.objects.count(),
+    }
+    rows = plan_usage.usage_overview(tenant=tenant, counts=counts)
+    days, _amounts = plan_usage.usage_series(metric="messages.whatsapp_cloud", tenant=tenant)
+    chart = {
+        "days": [d.isoformat() for d in days],
+        "series": [{"metric": r.metric, "label": r.label, "values": r.series} for r in rows if r.metered],
+    }
+    context = {
+        "plan": plan_usage.plan_of(tenant),
+        "rows": rows,
+        "chart": chart,
+        "month": plan_usage.tenant_today(tenant),
+        "feature_rows": [(f.value, f.label, on) for f, on in plan_usage.features_list(tenant)],
+    }
+    return render(request, "analytics/usage.html", context)

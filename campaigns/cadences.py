@@ -51,7 +51,7 @@ from crm.models import ConsentStatus, Contact, ContactConsent
 from crm.services import MEDIUM_OF_KIND
 from inbox.models import Channel, ChannelKind, Conversation, Direction, Message, MessageStatus, MessageType
 from inbox.providers import provider_class
-from inbox.services import address_check
+from inbox.services import address_check, message_limit_refusal, message_room
 from tenants.selectors import tenant_is_active
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ MAX_BATCH = 2000  # enrollments claimed per transaction of the tick
 DEDUPE_HOURS_CADENCE = 24  # the duplicate guard's window for cadence steps (campaigns set their own)
 RESUME_RATE_PER_S = 10  # on resume, overdue enrollments go out at about this pace...
 RESUME_SPREAD_MAX = datetime.timedelta(minutes=30)  # ...spread over at most this window
+PLAN_LIMIT_RECHECK = datetime.timedelta(hours=1)  # a step held at the plan's limit is tried again this often
 STEP_CHANNEL_KINDS = (ChannelKind.WHATSAPP_CLOUD, ChannelKind.WHATSAPP_WEB, ChannelKind.SMS_TWILIO)
 Actor = str | HasRole | None
 
@@ -554,6 +555,7 @@ def _advance_batch(limit: int, now: datetime.datetime) -> tuple[int, int]:
             later[enrollment_id] = next_business_moment(now, tz, days)
             continue
         to_run.append((enrollment_id, step.pk))
+    to_run = _plan_room_hold(to_run, steps, cadences, later, now)
     won = _runs_insert(to_run, now)
     results: dict[int, tuple[str, str, str, int | None, str]] = {}  # run id -> status, code, detail, message, call
     exits: dict[int, tuple[str, str]] = {}  # enrollment -> (reason, detail)
@@ -593,6 +595,40 @@ def _advance_batch(limit: int, now: datetime.datetime) -> tuple[int, int]:
     if later:
         _due_set(later)
     return handed, len(due)
+
+
+def _plan_room_hold(
+    to_run: list[tuple[int, int]],
+    steps: dict[int, CadenceStep],
+    cadences: dict[int, Cadence],
+    later: dict[int, datetime.datetime],
+    now: datetime.datetime,
+) -> list[tuple[int, int]]:
+    """Message steps past the plan's monthly messages of their channel kind are held, not run: the step
+    waits (checked again every PLAN_LIMIT_RECHECK) with the reason on the enrollment, and runs when the
+    month turns or the limit is raised. Returns the steps that run now."""
+    room: dict[str, int | None] = {}
+    kept: list[tuple[int, int]] = []
+    held: dict[str, list[int]] = defaultdict(list)
+    for enrollment_id, step_id in to_run:
+        step = steps[step_id]
+        if step.action != StepAction.CALL:
+            kind = (step.step_channel or cadences[step.cadence_id].channel).kind
+            if kind not in room:
+                room[kind] = message_room(channel_kind=kind)
+            left = room[kind]
+            if left is not None and left <= 0:
+                later[enrollment_id] = now + PLAN_LIMIT_RECHECK
+                held[kind].append(enrollment_id)
+                continue
+            if left is not None:
+                room[kind] = left - 1
+        kept.append((enrollment_id, step_id))
+    for kind, ids in held.items():
+        reason = message_limit_refusal(channel_kind=kind)
+        Enrollment.objects.filter(pk__in=ids).update(exit_detail=reason[:300])
+        logger.warning("cadence steps of %s enrollments held at the plan's limit (%s)", len(ids), kind)
+    return kept
 
 
 def _runs_insert(pairs: list[tuple[int, int]], now: datetime.datetime) -> list[tuple[int, int, int]]:
@@ -949,7 +985,7 @@ def _enrollments_advance(
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Enrollment._meta.db_table} AS e SET last_step_id = e.next_step_id, "  # noqa: S608
-            "steps_sent = e.steps_sent + v.handed, next_step_id = v.next_step, next_run_at = v.at, "
+            "steps_sent = e.steps_sent + v.handed, next_step_id = v.next_step, next_run_at = v.at, exit_detail = '', "
             "status = CASE WHEN v.next_step IS NULL THEN 'completed' ELSE e.status END, "
             "finished_at = CASE WHEN v.next_step IS NULL THEN %s ELSE e.finished_at END "
             "FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::int[]) AS v(id, next_step, at, handed) "

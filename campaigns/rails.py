@@ -222,3 +222,9 @@ def _alert(campaign: Campaign, reason: str) -> None:
     schema = str(getattr(connection, "schema_name", "public"))
     payload: dict[str, Any] = {"campaign_id": campaign.pk, "name": campaign.name, "reason": reason}
     transaction.on_commit(lambda: push(schema, MANAGERS_TOPIC, "campaign.auto_paused", payload))
+
+
+def auto_paused_toast(campaign: Campaign, reason: str) -> None:
+    """The managers' toast for a campaign paused by the system for a reason other than failures (the
+    plan's limit): the reason is on the campaign page, and the usage alert is the one in the bell."""
+    _alert(campaign, reason)

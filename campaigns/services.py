@@ -38,7 +38,7 @@ from crm.models import ConsentStatus, Contact, ContactConsent
 from crm.services import MEDIUM_OF_KIND
 from inbox.models import Channel, Conversation, Direction, Message, MessageStatus, MessageType
 from inbox.providers import provider_class
-from inbox.services import address_check, conversation_open, message_send
+from inbox.services import address_check, conversation_open, message_limit_refusal, message_room, message_send
 from tenants.selectors import tenant_is_active
 
 logger = logging.getLogger(__name__)
@@ -455,8 +455,14 @@ def campaigns_build(channel_id: int, wanted: int) -> int:
             cap, why = rails.cap_room(campaign, now)
             if cap is not None and cap < room:
                 room = cap
+            plan_room = message_room(channel_kind=campaign.channel.kind)  # the plan's messages this month
+            if plan_room is not None and plan_room < room:
+                room = plan_room
             if room <= 0 and cap == 0:
                 handled = _campaign_cap_reached(campaign, why, now)
+            elif room <= 0 and plan_room == 0:
+                _campaign_limit_reached(campaign)
+                continue
             elif room > 0:
                 handled = _campaign_build_batch(campaign, min(room, MAX_BATCH))
             built += handled
@@ -478,6 +484,16 @@ def _campaign_cap_reached(campaign: Campaign, reason: str, now: datetime.datetim
     Campaign.objects.filter(pk=campaign.pk).update(hold_until=opening, hold_reason=reason[:200])
     live.progress_push([campaign.pk], force=True)
     return 0
+
+
+def _campaign_limit_reached(campaign: Campaign) -> None:
+    """The plan's monthly messages of this channel kind are spent: the campaign pauses with that reason.
+    Its recipients not built stay pending (nothing half-sent, resumed later); its messages already built
+    were admitted within the limit and go on."""
+    reason = message_limit_refusal(channel_kind=campaign.channel.kind)
+    if campaign_pause(campaign=campaign, reason=reason, hold_built=False):
+        logger.warning("campaign %s paused at the plan's limit", campaign.pk)
+        rails.auto_paused_toast(campaign, reason)
 
 
 def campaign_channels_to_build() -> list[int]:
@@ -782,14 +798,16 @@ def _campaign_queued(campaign: Campaign) -> QuerySet[Message]:
     )
 
 
-def campaign_pause(*, campaign: Campaign, reason: str = "") -> bool:
+def campaign_pause(*, campaign: Campaign, reason: str = "", hold_built: bool = True) -> bool:
     """Stop sending: nothing more is built, and the messages already built (deferred retries included)
-    are held (no due time) until resumed. A request already in flight finishes. `reason` is shown on the
-    page (the automatic pause says why)."""
+    are held (no due time) until resumed (`hold_built` False: they go on, as at the plan's limit, where
+    they were admitted within it). A request already in flight finishes. `reason` is shown on the page
+    (the automatic pause says why)."""
     with transaction.atomic():
         moved = _campaign_move(campaign, [CampaignStatus.RUNNING, CampaignStatus.SCHEDULED], CampaignStatus.PAUSED)
-        if moved:
+        if moved and hold_built:
             _campaign_queued(campaign).update(next_attempt_at=None)
+        if moved:
             Campaign.objects.filter(pk=campaign.pk).update(pause_reason=reason[:300])
             campaign.pause_reason = reason[:300]
             live.progress_push([campaign.pk], force=True)

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.TenantMembershipMiddleware",
+    "tenants.middleware.PlanFeatureMiddleware",
     "accounts.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -116,6 +117,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "core.context_processors.shell",
                 "alerts.context_processors.bell",
+                "tenants.context_processors.plan",
             ],
             "builtins": ["core.templatetags.ui"],  # {% page_header %} and the other shared components
         },
@@ -210,6 +212,12 @@ CELERY_BEAT_SCHEDULE = {
     "voice-agents-resync": {"task": "voice.agents_resync", "schedule": 30.0, "options": {"queue": "voice"}},
     # Each tenant's daily or weekly summary, when its local send time has come (once per period).
     "reports-tick": {"task": "reports.tick", "schedule": 900.0, "options": {"queue": "default"}},
+    # Usage alerts in line with the month's use and limits (the month's turn closes last month's).
+    "usage-alerts-refresh": {
+        "task": "tenants.usage_alerts_refresh_all",
+        "schedule": 86400.0,
+        "options": {"queue": "default"},
+    },
     # A safety net under the event-driven rollups: the current and previous hour of every tenant again.
     "analytics-rollups-recent": {
         "task": "analytics.rollups_recent_all",

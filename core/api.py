@@ -34,11 +34,13 @@ def problem_response(status_code: int, title: str, detail: Any = None, **extra: 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Turns every API error into one shape: {type, title, status, detail[, errors]}."""
+    code = ""  # a service's refusal code (usage_limit, opted_out...), kept at the top for clients
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, DjangoValidationError):  # a service refused: 400 with its messages, field by field
+        code = str(getattr(exc, "code", "") or "")
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
     response = exception_handler(exc, context)
     if response is None:
@@ -52,10 +54,17 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, exceptions.ValidationError):
         detail: Any = "One or more fields are invalid."
         extra["errors"] = data
+        if isinstance(data, dict) and set(data) == {"detail", "code"}:  # a view passed the service's refusal on
+            found = data["code"]
+            code = str(found[0] if isinstance(found, list) and found else found or "")
+        if code and isinstance(data, dict) and isinstance(data.get("detail"), list) and data["detail"]:
+            detail = " ".join(str(d) for d in data["detail"])
     elif isinstance(data, dict) and "detail" in data:
         detail = data["detail"]
     else:
         detail = data
+    if code:
+        extra["code"] = code
     problem = problem_response(response.status_code, title, detail, **extra)
     for header in ("WWW-Authenticate", "Retry-After", "Allow"):
         if header in response:

@@ -36,6 +36,7 @@ class Action(StrEnum):
     OWNERSHIP_TRANSFER = "ownership.transfer"
     SETTINGS_MANAGE = "settings.manage"
     AUDIT_VIEW = "audit.view"  # the audit log of sensitive actions
+    USAGE_VIEW = "usage.view"  # the plan's limits and this month's use
     # contacts
     CONTACT_VIEW = "contact.view"
     CONTACT_EDIT = "contact.edit"
@@ -117,6 +118,7 @@ PERMISSIONS: dict[Action, frozenset[str]] = {
     Action.OWNERSHIP_TRANSFER: OWNERS,
     Action.SETTINGS_MANAGE: MANAGERS,
     Action.AUDIT_VIEW: MANAGERS,
+    Action.USAGE_VIEW: MANAGERS,
     Action.CONTACT_VIEW: EVERYONE,
     Action.CONTACT_EDIT: EVERYONE,
     Action.CONTACT_MERGE: EVERYONE,

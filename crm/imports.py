@@ -26,6 +26,8 @@ from django.utils.translation import gettext as _
 from crm.export import SafeCSVWriter
 from crm.models import Contact, ContactIdentity, ContactImport, CustomField, IdentityKind, ImportStatus
 from crm.services import bsuid_valid, contact_resolve, custom_fields_clean, phone_normalize
+from tenants import usage
+from tenants.models import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -319,6 +321,7 @@ def _import_chunk(
     upload: ContactImport, chunk: list[tuple[int, list[str]]], targets: dict[str, int], writer: Any, seen: set[str]
 ) -> None:
     parsed: dict[str, dict[str, Any]] = {}
+    line_of: dict[str, tuple[int, list[str]]] = {}  # phone -> its row (the plan's refusal names it)
     by_user_id: list[tuple[int, list[str], dict[str, Any]]] = []  # rows without a phone, keyed by BSUID
     values: dict[str, Any]
     for number, row in chunk:
@@ -362,6 +365,7 @@ def _import_chunk(
                 "wa_username": values["wa_username"] or previous.get("wa_username", ""),
             }
         parsed[phone] = values
+        line_of.setdefault(phone, (number, row))
     with transaction.atomic():
         existing = {str(c.phone): c for c in Contact.objects.filter(phone__in=list(parsed))}
         new = [
@@ -375,6 +379,15 @@ def _import_chunk(
             for p, v in parsed.items()
             if p not in existing
         ]
+        room = usage.count_room(metric=Metric.CONTACTS, existing=Contact.objects.count())
+        if room is not None and len(new) > room:  # past the plan's contacts: each row left out says so
+            refusal = usage.limit_refusal(Metric.CONTACTS, usage.limit_of(metric=Metric.CONTACTS).limit or 0)
+            for contact in new[room:]:
+                number, row = line_of[str(contact.phone)]
+                writer.writerow([number, *row, refusal])
+                upload.failed_count += 1
+            new = new[:room]
+            upload.failure = refusal[:300]
         Contact.objects.bulk_create(new, batch_size=CHUNK)
         changed = []
         for phone, contact in existing.items():

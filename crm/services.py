@@ -26,6 +26,8 @@ from crm.models import (
     Segment,
 )
 from crm.phones import phone_normalize
+from tenants import usage
+from tenants.models import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ def contact_get_or_create(
     """The contact with this phone, made if new; a newer WhatsApp profile name is kept. A phone typed by
     a person must be a valid number; one a provider reports (`from_provider`) need only be possible."""
     e164 = phone_normalize(phone, from_provider=from_provider)
+    if not from_provider and not Contact.objects.filter(phone=e164).exists():
+        # a person adds a contact: the plan's number of contacts holds (a customer who writes in never waits)
+        usage.count_check(metric=Metric.CONTACTS, existing=Contact.objects.count())
     contact, created = Contact.objects.get_or_create(
         phone=e164, defaults={"name": name, "wa_profile_name": wa_profile_name}
     )

@@ -52,6 +52,7 @@ from crm.models import ConsentStatus, ContactConsent
 from crm.services import MEDIUM_OF_KIND, consent_record
 from inbox.models import Channel, Direction, Message, MessageStatus
 from inbox.providers import ChannelProvider, ErrorKind, OutboundMessage, ProviderError, SendResult, provider_for
+from tenants import usage
 from tenants.selectors import tenant_is_active
 
 logger = logging.getLogger(__name__)
@@ -409,6 +410,9 @@ def record(outcomes: list[Outcome], *, runner_id: str, channel: Channel) -> None
                 if o.error_code:
                     payload.update(error_code=o.error_code, error_text=o.error_text)
                 payloads.append(payload)
+        sent = sum(1 for o in done if o.status == MessageStatus.SENT)
+        if sent and channel.kind in usage.MESSAGES_OF_KIND:  # metered where the send is recorded
+            usage.usage_add(metric=usage.MESSAGES_OF_KIND[channel.kind], amount=sent)
         events.announce_many(events.MESSAGE_STATUS, _schema(), payloads)  # the batch's handlers at once
         statuses_changed([(o.id, o.status, o.error_code) for o in done if o.status != MessageStatus.QUEUED])
         _credentials_alert(channel, done)

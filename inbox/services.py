@@ -43,6 +43,8 @@ from inbox.providers import (
     provider_for,
 )
 from intake.services import RouteTaken, route_register, route_remove
+from tenants import usage
+from tenants.models import Feature, Metric
 from tenants.selectors import tenant_current, tenant_is_active
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,9 @@ def channel_create(
     `onboarding` records how it was connected; `coexistence`, that the WhatsApp Business app stays on it."""
     from crm.services import phone_normalize
 
+    if kind == "whatsapp_web":
+        usage.feature_check(Feature.QR)
+    usage.count_check(metric=Metric.CHANNELS, existing=Channel.objects.count())
     channel = Channel(
         kind=kind,
         name=name,
@@ -181,6 +186,43 @@ def window_open(conversation: Conversation) -> bool:
     return last is not None and timezone.now() - last < timedelta(hours=hours)
 
 
+# --- plan limits on sending ------------------------------------------------------------------------
+
+
+def outbound_pending(*, channel_kind: str) -> int:
+    """Outbound messages of this channel kind admitted and not yet sent (queued, held or in flight):
+    they count against the month's limit before they are metered, so nothing admitted is lost."""
+    return Message.objects.filter(
+        direction=Direction.OUTBOUND,
+        status__in=[MessageStatus.QUEUED, MessageStatus.SENDING],
+        channel__kind=channel_kind,
+    ).count()
+
+
+def message_room(*, channel_kind: str) -> int | None:
+    """How many more messages of this channel kind the plan lets through this month (None: unlimited)."""
+    metric = usage.MESSAGES_OF_KIND.get(channel_kind)
+    if metric is None:
+        return None
+    limit = usage.limit_of(metric=metric).limit
+    if limit is None:
+        return None
+    return max(0, limit - usage.usage_month(metric=metric) - outbound_pending(channel_kind=channel_kind))
+
+
+def message_limit_refusal(*, channel_kind: str) -> str:
+    """What a refused send says (the active language)."""
+    metric = usage.MESSAGES_OF_KIND[channel_kind]
+    return usage.limit_refusal(metric, usage.limit_of(metric=metric).limit or 0)
+
+
+def message_limit_check(*, channel_kind: str, amount: int = 1) -> None:
+    """Refuse (LimitReached, code ``usage_limit``) a send that would pass the month's message limit."""
+    room = message_room(channel_kind=channel_kind)
+    if room is not None and room < amount:
+        raise usage.LimitReached(message_limit_refusal(channel_kind=channel_kind), code=usage.LIMIT_CODE)
+
+
 # --- sending ----------------------------------------------------------------------------------
 
 
@@ -208,8 +250,8 @@ def message_send(
     queued all the same, the caller wakes or runs the sender). The same idempotency key never makes two
     messages. ``hold_quiet_hours``: an automated send, held at send time while quiet hours last.
 
-    Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``, ``tenant_suspended``)
-    with a message the user can act on."""
+    Raises ValidationError (codes ``opted_out``, ``window_closed``, ``unsupported``, ``tenant_suspended``,
+    ``usage_limit``) with a message the user can act on."""
     if idempotency_key:
         existing = Message.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -219,6 +261,7 @@ def message_send(
             _("This workspace is suspended: nothing is sent until it is reactivated."), code="tenant_suspended"
         )
     channel = conversation.channel
+    message_limit_check(channel_kind=channel.kind)  # the plan's monthly messages of this kind
     caps = provider_class(channel.kind).capabilities
     medium = MEDIUM_OF_KIND[channel.kind]
     if not consent_notice and not consent_allows(contact=conversation.contact, medium=medium, marketing=is_marketing):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone, translation
 from django_tenants.middleware.main import TenantMainMiddleware
@@ -55,3 +55,71 @@ class TenantActiveMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+# The pages of each plan feature (path prefixes). A feature the plan leaves out answers 403 with a clear
+# page (or problem+json under /api/); the navigation hides its links (tenants.context_processors).
+FEATURE_PATHS: tuple[tuple[str, str], ...] = (
+    ("/calls/", "voice"),
+    ("/voice/", "voice"),
+    ("/ai/", "ai"),
+    ("/channels/qr/new/", "qr"),
+    ("/settings/api-tokens/", "api"),
+    ("/settings/webhooks/inbound/", ""),  # incoming hooks are not outgoing webhooks
+    ("/settings/webhooks/", "webhooks"),
+    ("/api/v1/calls/", "voice"),
+    ("/api/v1/voice-", "voice"),
+    ("/api/v1/assistants/", "ai"),
+    ("/api/v1/ai-tools/", "ai"),
+    ("/api/v1/faq-suggestions/", "ai"),
+    ("/api/v1/lead-suggestions/", "ai"),
+    ("/api/v1/webhook-", "webhooks"),
+)
+FEATURE_PATH_PARTS: tuple[tuple[str, str], ...] = (("/copilot/", "ai"), ("/bot/", "ai"))
+
+
+def features_of_path(path: str, *, token_auth: bool = False) -> list[str]:
+    """The plan features a request needs. The REST API needs `api` when called with a token (the pages'
+    own calls, signed in by session, need only their page's feature)."""
+    needed = ["api"] if path.startswith("/api/") and token_auth else []
+    for prefix, feature in FEATURE_PATHS:
+        if path.startswith(prefix):
+            return needed + ([feature] if feature else [])
+    if path.startswith(("/conversations/", "/api/v1/conversations/")):
+        needed += [feature for part, feature in FEATURE_PATH_PARTS if part in path][:1]
+    return needed
+
+
+class PlanFeatureMiddleware:
+    """Refuses the pages (and token API) of a feature the tenant's plan does not include."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from tenants import usage
+
+        tenant: Tenant | None = getattr(request, "tenant", None)
+        if tenant is None or tenant.schema_name == "public":
+            return self.get_response(request)
+        features = usage.features_of(tenant)
+        request.plan_features = features  # type: ignore[attr-defined]  # the navigation reads it
+        auth = request.headers.get("Authorization", "")
+        needed = features_of_path(request.path, token_auth=auth.split(" ")[0].lower() in ("token", "bearer"))
+        feature = next((f for f in needed if not features.get(f, True)), "")
+        if feature:
+            message = usage.feature_refusal(feature)
+            if request.path.startswith("/api/"):
+                return JsonResponse(
+                    {
+                        "type": "about:blank",
+                        "title": "Permission denied",
+                        "status": 403,
+                        "detail": message,
+                        "code": usage.FEATURE_CODE,
+                    },
+                    status=403,
+                    content_type="application/problem+json",
+                )
+            return render(request, "tenants/feature_off.html", {"message": message}, status=403)
+        return self.get_response(request)

@@ -60,17 +60,26 @@ def public_tenant() -> Tenant:
     return tenant
 
 
+def plan_default() -> Plan | None:
+    """The plan a new sign-up starts on: the active one marked default (else "free", if it exists)."""
+    return (
+        Plan.objects.filter(is_active=True, is_default=True).order_by("price_monthly", "pk").first()
+        or Plan.objects.filter(code="free").first()
+    )
+
+
 def tenant_create(
     *,
     name: str,
     slug: str,
-    plan_code: str | None = "free",
+    plan_code: str | None = "",
     language: str = "pt-br",
     timezone_name: str | None = None,
 ) -> Tenant:
-    """Create the tenant row, its schema (migrated) and its domain. Raises ValidationError on a bad slug."""
+    """Create the tenant row, its schema (migrated) and its domain. Raises ValidationError on a bad slug.
+    `plan_code` "" takes the default plan (the one marked for new sign-ups); None, no plan (unlimited)."""
     slug_validate(slug)
-    plan = Plan.objects.filter(code=plan_code).first() if plan_code else None
+    plan = plan_default() if plan_code == "" else Plan.objects.filter(code=plan_code).first() if plan_code else None
     tenant = Tenant(
         name=name,
         slug=slug,

@@ -78,8 +78,14 @@ def tenants(django_db_setup: Any, django_db_blocker: Any) -> tuple[Tenant, Tenan
     """Two tenants, created once per session (schema creation is the slow part)."""
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
-        alpha = Tenant.objects.filter(slug="alpha").first() or tenant_create(name="Alpha Ltda", slug="alpha")
-        beta = Tenant.objects.filter(slug="beta").first() or tenant_create(name="Beta SA", slug="beta", language="en")
+        # No plan: the suite's tenants are unlimited (tests about plans give one inside the test).
+        alpha = Tenant.objects.filter(slug="alpha").first() or tenant_create(
+            name="Alpha Ltda", slug="alpha", plan_code=None
+        )
+        beta = Tenant.objects.filter(slug="beta").first() or tenant_create(
+            name="Beta SA", slug="beta", language="en", plan_code=None
+        )
+        Tenant.objects.filter(pk__in=[alpha.pk, beta.pk]).update(plan=None)
         for tenant in (alpha, beta):
             _quiet_hours_off(tenant)
         connection.set_schema_to_public()

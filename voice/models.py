@@ -231,6 +231,7 @@ class FallbackCause(models.TextChoices):
     RETELL_ERROR = "retell_error", _("Retell refused to register the call")
     RETELL_TIMEOUT = "retell_timeout", _("Retell answered too slowly")
     SUSPENDED = "tenant_suspended", _("The workspace is suspended")
+    PLAN_LIMIT = "plan_limit", _("Voice is not in the plan, or its minutes are used up")
 
 
 class Call(models.Model):

@@ -19,7 +19,7 @@ from crm.models import Contact
 from tenants.selectors import tenant_is_active
 from voice.models import Call, CallDirection, CallStatus, VoiceAgent
 from voice.retell import RetellClient, RetellError
-from voice.services import _voice_consent_allows, voice_settings_ensure
+from voice.services import _voice_consent_allows, voice_refusal, voice_settings_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ def call_queue(
         raise ValidationError(
             _("This workspace is suspended: no calls are made until it is reactivated."), code="tenant_suspended"
         )
+    refused, why = voice_refusal()
+    if refused:
+        raise ValidationError(why, code=refused)
     agent = _check_agent(agent)
     if contact.erased_at is not None or not contact.phone:
         raise ValidationError(_("This contact has no phone number to call."), code="no_contact_number")
@@ -126,9 +129,11 @@ def call_place(*, call_id: int) -> str:
         return "not_due"
     call = Call.objects.select_related("agent", "contact").get(pk=call_id)
     contact, agent = call.contact, call.agent
-    reason = ""
+    reason, detail = "", ""
     if not tenant_is_active():
         reason = "tenant_suspended"
+    elif voice_refusal()[0]:
+        reason, detail = voice_refusal()  # the plan changed, or the minutes ran out, since it was queued
     elif contact is None or contact.erased_at is not None or not contact.phone:
         reason = "no_contact_number"
     elif not _voice_consent_allows(contact):
@@ -139,7 +144,7 @@ def call_place(*, call_id: int) -> str:
         except ValidationError as exc:
             reason = str(exc.code or "no_agent")
     if reason:
-        _refuse(call, reason)
+        _refuse(call, reason, detail=detail)
         return reason
     opening = _quiet_opening()
     if opening is not None:
@@ -174,7 +179,7 @@ def _refuse(call: Call, reason: str, detail: str = "") -> None:
     Call.objects.filter(pk=call.pk).update(
         status=CallStatus.ERROR if reason == "error_retell" else CallStatus.NOT_CONNECTED,
         disconnection_reason=reason[:60],
-        error_reason=detail or reason,
+        error_reason=(detail or reason)[:300],
         updated_at=timezone.now(),
     )
 

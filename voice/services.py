@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,8 @@ from core import events
 from crm import models as crm_models
 from crm.models import Contact
 from crm.services import consent_allows, contact_get_or_create
+from tenants import usage
+from tenants.models import Feature, Metric
 from tenants.selectors import tenant_current, tenant_is_active
 from voice.models import (
     FINAL_STATUSES,
@@ -464,6 +467,9 @@ def call_inbound_answer(*, from_number: str, to_number: str, twilio_call_sid: st
     call, _created = Call.objects.get_or_create(twilio_call_sid=twilio_call_sid, defaults=fields)
     if not tenant_is_active():  # a suspended tenant's agents answer no calls
         return _inbound_fallback(call, row, FallbackCause.SUSPENDED)
+    refused, why = voice_refusal()
+    if refused:  # voice is not in the plan, or its minutes are used up: the fallback answers
+        return _inbound_fallback(call, row, FallbackCause.PLAN_LIMIT, reason=why)
     if agent is None:
         return _inbound_fallback(call, row, cause)
     if not row.api_key:
@@ -546,8 +552,29 @@ def call_twilio_status_apply(*, twilio_call_sid: str, call_status: str, duration
         if call.fallback_cause and seconds is not None and TWILIO_CALL_RANK[call_status] == 3:
             call.duration_ms, call.ended_at = seconds * 1000, timezone.now()
             changed += ["duration_ms", "ended_at"]
+            call_minutes_meter(duration_ms=call.duration_ms)
         call.save(update_fields=[*changed, "updated_at"])
     return call
+
+
+def voice_refusal() -> tuple[str, str]:
+    """Why the plan lets no call go now: (code, message in the active language), or ("", "")."""
+    if not usage.feature_enabled(Feature.VOICE):
+        return usage.FEATURE_CODE, usage.feature_refusal(Feature.VOICE)
+    try:
+        usage.limit_check(metric=Metric.VOICE_MINUTES)  # a minute left this month, at least
+    except usage.LimitReached as exc:
+        return usage.LIMIT_CODE, " ".join(exc.messages)
+    return "", ""
+
+
+def call_minutes_meter(*, duration_ms: int | None) -> int:
+    """A call ended with its duration: its minutes (started minutes count whole) go on the plan's meter,
+    once (the callers run it on the change to final only)."""
+    minutes = math.ceil((duration_ms or 0) / 60_000)
+    if minutes > 0:
+        usage.usage_add(metric=Metric.VOICE_MINUTES, amount=minutes)
+    return minutes
 
 
 def _contact_for(phone: str) -> Contact | None:
@@ -695,6 +722,8 @@ def call_event_apply(*, payload: dict[str, Any]) -> Call | None:
             call.save(update_fields=[*changed, "updated_at"])
         if call.is_final and not was_final:
             from voice.outbound import call_retry_if_unanswered
+
+            call_minutes_meter(duration_ms=call.duration_ms)
 
             call_retry_if_unanswered(call=call)  # no answer or busy: queued again after a delay
             events.announce(

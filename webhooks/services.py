@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 
 from core import events
 from core.urlguard import FetchFailed, url_check
+from tenants import usage
+from tenants.models import Feature
 from webhooks import signing
 from webhooks.catalog import EVENT_TYPES, TEST_EVENT
 from webhooks.models import Delivery, DeliveryStatus, Endpoint
@@ -181,7 +183,11 @@ def _subscriptions() -> dict[str, list[int]]:
     found = cache.get(key)
     if found is None:
         found = {}
-        for pk, names in Endpoint.objects.filter(enabled=True).values_list("pk", "events"):
+        # A plan without outgoing webhooks delivers nothing (a plan change counts within the cache's 5 min).
+        enabled = Endpoint.objects.filter(enabled=True)
+        if not usage.feature_enabled(Feature.WEBHOOKS):
+            enabled = enabled.none()
+        for pk, names in enabled.values_list("pk", "events"):
             for name in names:
                 found.setdefault(name, []).append(pk)
         cache.set(key, found, 300)
@@ -238,8 +244,11 @@ def events_publish(event_type: str, datas: list[dict[str, Any]]) -> int:
 
 def endpoint_event_send(endpoint_id: int, event_type: str, data: dict[str, Any]) -> list[int]:
     """One delivery of `event_type` to one enabled endpoint (an automation rule's "call a webhook"),
-    whatever it subscribed to. Returns the delivery's id ([] when the endpoint is gone or disabled)."""
+    whatever it subscribed to. Returns the delivery's id ([] when the endpoint is gone or disabled, or the
+    plan leaves outgoing webhooks out)."""
     if not Endpoint.objects.filter(pk=endpoint_id, enabled=True).exists():
+        return []
+    if not usage.feature_enabled(Feature.WEBHOOKS):
         return []
     body = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
     delivery = Delivery.objects.create(

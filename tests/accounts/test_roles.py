@@ -157,6 +157,7 @@ EXERCISES: dict[Action, list[Exercise]] = {
     ],
     Action.SETTINGS_MANAGE: [page("get", lambda w: "/settings/")],
     Action.AUDIT_VIEW: [page("get", lambda w: "/settings/audit/"), api("get", lambda w: "/api/v1/audit/")],
+    Action.USAGE_VIEW: [page("get", lambda w: "/settings/usage/")],
     Action.CONTACT_VIEW: [
         page("get", lambda w: f"/contacts/{w.contact.pk}/"),
         api("get", lambda w: f"/api/v1/contacts/{w.contact.pk}/"),

@@ -15,6 +15,7 @@ know, or a kwarg it cannot fill, fails with a message saying what to add.
 
 from __future__ import annotations
 
+import datetime
 import random
 import re
 import uuid
@@ -137,7 +138,14 @@ ID_KWARGS = {"pk", "id"} | {f"{r}_id" for r in ("contact", "message", "stage", "
 NOT_TENANT_DATA = {"contenttypes.ContentType", "analytics.TenantUsage"}  # a proxy of the public Tenant
 SINGLETONS = {"inbox.InboxSettings", "campaigns.QuietHours", "reports.ReportSettings"}
 # Public-schema rows that belong to one tenant: their ids are shared by every tenant's URLs.
-PUBLIC_TENANT_MODELS = ["accounts.Membership", "accounts.Invitation", "accounts.ApiToken", "accounts.AuditEntry"]
+PUBLIC_TENANT_MODELS = [
+    "accounts.Membership",
+    "accounts.Invitation",
+    "accounts.ApiToken",
+    "accounts.AuditEntry",
+    "tenants.UsageDay",
+    "tenants.LimitOverride",
+]
 
 
 def _id_kwargs(route: Route) -> list[tuple[str, str]]:
@@ -486,6 +494,12 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
     "accounts.Membership": lambda w: Membership.objects.get(user=w.owner, tenant=w.tenant),
     "accounts.Invitation": _invitation,
     "accounts.ApiToken": lambda w: api_token_create(user=w.owner, tenant=w.tenant, name=f"{MARK} token")[0],
+    "tenants.UsageDay": lambda w: apps.get_model("tenants.UsageDay").objects.create(
+        tenant=w.tenant, metric="messages.sms", day=datetime.date(2026, 1, 1), amount=1
+    ),
+    "tenants.LimitOverride": lambda w: apps.get_model("tenants.LimitOverride").objects.create(
+        tenant=w.tenant, metric="messages.sms", limit=7, reason=f"{MARK} override"
+    ),
     "accounts.AuditEntry": lambda w: AuditEntry.objects.create(
         tenant=w.tenant, actor=w.owner, action=AuditAction.EXPORT, target_label=f"{MARK} audit"
     ),

@@ -22,8 +22,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         password = self._password()
+        # No plan: the demo shows everything (voice, AI, QR) without a limit in the way.
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first() or tenant_create(
-            name="Demo Store", slug=DEMO_SLUG, plan_code="pro"
+            name="Demo Store", slug=DEMO_SLUG, plan_code=None
         )
         owner = self._user(OWNER_EMAIL, password, "Demo Owner", staff=False)
         membership_ensure(user=owner, tenant=tenant, role=Role.OWNER)
