@@ -324,7 +324,17 @@ class VoiceCampaign(models.Model):
 
     name = models.CharField(_("name"), max_length=120)
     agent = models.ForeignKey(VoiceAgent, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("agent"))
-    audience = models.JSONField(default=dict, blank=True)  # {"segment": id, "tags": [ids]}; {}: every contact
+    # the number the calls come from (imported into Retell); None: the agent's own number
+    number = models.ForeignKey(
+        VoiceNumber,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="campaigns",
+        verbose_name=_("call from"),
+    )
+    # {"segment": id, "tags": [ids]} or {"contacts": [ids]}; {}: every contact
+    audience = models.JSONField(default=dict, blank=True)
     max_concurrent = models.PositiveSmallIntegerField(_("calls at once, at most"), default=2)
     retries = models.PositiveSmallIntegerField(_("retries"), default=1)
     retry_delay_minutes = models.PositiveIntegerField(_("retry after (minutes)"), default=30)
