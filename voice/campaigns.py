@@ -253,7 +253,8 @@ def voice_campaign_fill(*, campaign_id: int) -> int:
         left = VoiceCampaignRecipient.objects.filter(
             campaign=campaign, status__in=[VoiceRecipientStatus.PENDING, VoiceRecipientStatus.CALLING]
         ).exists()
-        if not left and campaign.status == VoiceCampaignStatus.RUNNING:
+        # nobody left to call: done, even if paused meanwhile (a pause that outlived the last call)
+        if not left:
             VoiceCampaign.objects.filter(pk=campaign.pk).update(
                 status=VoiceCampaignStatus.DONE, finished_at=now, updated_at=now
             )
