@@ -13,7 +13,7 @@ from crm.api import ContactViewSet, CustomFieldViewSet, SegmentViewSet, TagViewS
 from inbox.api import CannedResponseViewSet, ConversationViewSet
 from kanban.api import BoardViewSet, CardViewSet, StageViewSet
 from knowledge.api import DocumentViewSet, KnowledgeBaseViewSet, QAPairViewSet
-from voice.api import CallViewSet, VoiceAgentViewSet, VoiceNumberViewSet
+from voice.api import CallViewSet, VoiceAgentViewSet, VoiceCampaignViewSet, VoiceNumberViewSet
 from webhooks.api import DeliveryViewSet, EndpointViewSet
 
 router = DefaultRouter()
@@ -35,6 +35,7 @@ router.register("enrollments", EnrollmentViewSet, basename="enrollment")
 router.register("calls", CallViewSet, basename="call")
 router.register("voice-agents", VoiceAgentViewSet, basename="voice-agent")
 router.register("voice-numbers", VoiceNumberViewSet, basename="voice-number")
+router.register("voice-campaigns", VoiceCampaignViewSet, basename="voice-campaign")
 router.register("webhook-endpoints", EndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", DeliveryViewSet, basename="webhook-delivery")
 router.register("knowledge-bases", KnowledgeBaseViewSet, basename="knowledge-base")

@@ -15,7 +15,9 @@ from typing import Any
 _slots: dict[str, list[Callable[..., list[Any]]]] = defaultdict(list)
 
 CONTACT_PANEL = "contact.panel"  # -> HTML fragments about a contact
-CONTACT_TIMELINE = "contact.timeline"  # -> {"when": datetime, "text": str, "detail": str}
+# -> {"when": datetime, "text": str, "detail": str} and optionally "url" (the entry's page) and "body" with
+# "body_label" (a longer text shown folded, e.g. a call's transcript)
+CONTACT_TIMELINE = "contact.timeline"
 CONTACT_FILTERS = "contacts.filters"  # -> HTML form controls for the contacts table's filter form
 CONTACT_BULK = "contacts.bulk"  # -> BulkAction: more actions on the contacts table's selection
 CONTACT_CONVERSATIONS = "contact.conversations"  # (contact, user, role) -> the conversations this member may open

@@ -2,7 +2,9 @@
 numbers (import, get; create-phone-call can refuse a number not imported), phone calls (create-phone-call,
 register-phone-call, get-call), JSON errors with Retell's status codes, error injection, and for each
 created call the signed webhooks Retell sends to the agent's webhook_url: call_started, call_ended
-(transcript, duration, disconnection reason, recording) and call_analyzed (call_analysis).
+(transcript, duration, disconnection reason, recording) and call_analyzed (call_analysis). A call that
+never connects (dial_busy, dial_no_answer, ...) ends `not_connected` with call_ended only, as Retell's do;
+POST /_emulator/outcomes scripts how the next calls to a number end.
 
 Webhooks are signed as Retell signs them: `x-retell-signature: v=<ms>,d=<hex HMAC-SHA256(api key, body + v)>`,
 with the API key that created the call.
@@ -41,6 +43,24 @@ DEMO_TRANSCRIPT = [
     ("user", "Quero, na quinta de manhã."),
     ("agent", "Perfeito, agendado para quinta às dez. Obrigada e até logo!"),
 ]
+
+
+# Retell's disconnection reasons of a call that never connected: its status is `not_connected`, it has no
+# transcript and no recording, and no call_started is sent (docs.retellai.com, "Debug call disconnection").
+NOT_CONNECTED_REASONS = frozenset(
+    {
+        "dial_busy",
+        "dial_failed",
+        "dial_no_answer",
+        "invalid_destination",
+        "telephony_provider_permission_denied",
+        "telephony_provider_unavailable",
+        "sip_routing_error",
+        "marked_as_spam",
+        "user_declined",
+    }
+)
+VOICEMAIL_GREETING = "Você ligou para a caixa postal. Deixe o seu recado após o sinal."
 
 
 def sign(body: bytes, api_key: str, now_ms: int | None = None) -> str:
@@ -264,12 +284,21 @@ class RetellHandler(EmulatorHandler):
                 self.server.fail_next.clear()
                 self.server.fail_paths.clear()
                 self.server.delay_next.clear()
+                self.server.outcomes_by_number.clear()
             self.send_json(200, {"ok": True})
         elif parts == ["errors"]:
             status = int(body["status"])
             self.server.fail_next.extend([status] * int(body.get("count", 0 if "rate" in body else 1)))
             self.server.error_rate = float(body.get("rate", self.server.error_rate))
             self.server.error_status = status
+            self.send_json(200, {"ok": True})
+        elif parts == ["outcomes"]:
+            # How the next calls to this number end, in order, e.g. [{"disconnection_reason": "dial_busy"}];
+            # a number with none left ends as `outcome` says (answered, by default).
+            with self.server.lock:
+                self.server.outcomes_by_number.setdefault(str(body["to_number"]), []).extend(
+                    dict(item) for item in body.get("outcomes") or []
+                )
             self.send_json(200, {"ok": True})
         elif len(parts) == 3 and parts[0] == "calls" and parts[2] == "connect":
             # A registered call was dialled over SIP (by Twilio): the conversation happens now.
@@ -393,6 +422,7 @@ class RetellEmulator(EmulatorServer):
         self.delay_next: list[float] = []  # seconds before answering each of the next requests
         self.error_rate, self.error_status = 0.0, 429
         self.outcome: dict[str, Any] = {"disconnection_reason": "user_hangup", "duration_ms": 90000}
+        self.outcomes_by_number: dict[str, list[dict[str, Any]]] = {}  # scripted endings, per to_number
         self.send_webhooks = True  # False: calls are created but nobody is called back (tests without a server)
         self.callbacks = CallbackQueue()
 
@@ -405,12 +435,47 @@ class RetellEmulator(EmulatorServer):
         if call is None or agent is None:
             return False
         url = agent.get("webhook_url")
-        settings = {**self.outcome, **outcome}
+        with self.lock:
+            scripted = self.outcomes_by_number.get(str(call.get("to_number") or ""))
+            settings = {**self.outcome, **(scripted.pop(0) if scripted else {}), **outcome}
+        reason = str(settings["disconnection_reason"])
         start = int(time.time() * 1000)
-        duration = int(settings["duration_ms"])
+        if reason in NOT_CONNECTED_REASONS:  # never connected: only call_ended, with nothing said
+            ended = {
+                **call,
+                "call_status": "not_connected",
+                "start_timestamp": start,
+                "end_timestamp": start,
+                "duration_ms": 0,
+                "disconnection_reason": reason,
+                "transcript": "",
+                "transcript_object": [],
+                "call_cost": {"combined_cost": 0, "total_duration_seconds": 0},
+            }
+            with self.lock:
+                self.calls[call_id] = ended
+            events: list[tuple[str, dict[str, Any]]] = [("call_ended", ended)]
+            delays: tuple[float, ...] = self.delays[1:2]
+        else:
+            events, delays = self._conversation(call_id, call, reason, start, settings), self.delays
+        if not url or not self.send_webhooks:
+            return True
+        for (event, payload), delay in zip(events, delays, strict=True):
+            body = json.dumps({"event": event, "call": payload}, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json", "x-retell-signature": sign(body, key)}
+            self.callbacks.schedule(delay, url, body, headers)
+        return True
+
+    def _conversation(
+        self, call_id: str, call: dict[str, Any], reason: str, start: int, settings: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """A call that connected: started, ended (transcript, recording, cost), analysed; a voicemail is a
+        short call with the greeting as its transcript and `in_voicemail` in the analysis."""
+        voicemail = reason == "voicemail_reached"
+        duration = int(settings.get("duration_ms") or 0) if not voicemail else 12000
+        turns = [("user", VOICEMAIL_GREETING)] if voicemail else DEMO_TRANSCRIPT
         transcript_object = [
-            {"role": role, "content": text, "words": _words(text, i * 6.0)}
-            for i, (role, text) in enumerate(DEMO_TRANSCRIPT)
+            {"role": role, "content": text, "words": _words(text, i * 6.0)} for i, (role, text) in enumerate(turns)
         ]
         started = {**call, "call_status": "ongoing", "start_timestamp": start}
         ended = {
@@ -418,8 +483,8 @@ class RetellEmulator(EmulatorServer):
             "call_status": "ended",
             "end_timestamp": start + duration,
             "duration_ms": duration,
-            "disconnection_reason": settings["disconnection_reason"],
-            "transcript": "\n".join(f"{'Agent' if r == 'agent' else 'User'}: {t}" for r, t in DEMO_TRANSCRIPT),
+            "disconnection_reason": reason,
+            "transcript": "\n".join(f"{'Agent' if r == 'agent' else 'User'}: {t}" for r, t in turns),
             "transcript_object": transcript_object,
             "recording_url": f"{self.base_url}/recordings/{call_id}.wav",
             "call_cost": {
@@ -427,27 +492,19 @@ class RetellEmulator(EmulatorServer):
                 "total_duration_seconds": duration // 1000,
             },
         }
-        analyzed = {
-            **ended,
-            "call_analysis": {
-                "call_summary": "O cliente aceitou agendar uma demonstração na quinta de manhã.",
-                "user_sentiment": "Positive",
-                "call_successful": True,
-                "in_voicemail": False,
-                "custom_analysis_data": {},
-            },
+        analysis: dict[str, Any] = {
+            "call_summary": "Caixa postal: nenhuma conversa."
+            if voicemail
+            else "O cliente aceitou agendar uma demonstração na quinta de manhã.",
+            "user_sentiment": "Neutral" if voicemail else "Positive",
+            "call_successful": not voicemail,
+            "in_voicemail": voicemail,
+            "custom_analysis_data": {},
         }
+        analyzed = {**ended, "call_analysis": analysis}
         with self.lock:
             self.calls[call_id] = analyzed
-        if not url or not self.send_webhooks:
-            return True
-        for (event, payload), delay in zip(
-            (("call_started", started), ("call_ended", ended), ("call_analyzed", analyzed)), self.delays, strict=True
-        ):
-            body = json.dumps({"event": event, "call": payload}, separators=(",", ":")).encode()
-            headers = {"Content-Type": "application/json", "x-retell-signature": sign(body, key)}
-            self.callbacks.schedule(delay, url, body, headers)
-        return True
+        return [("call_started", started), ("call_ended", ended), ("call_analyzed", analyzed)]
 
 
 def _words(text: str, offset: float) -> list[dict[str, Any]]:

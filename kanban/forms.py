@@ -20,6 +20,7 @@ class CardForm(forms.ModelForm):  # type: ignore[type-arg]
             "notes": forms.Textarea(attrs={"rows": 3}),
             "tags": forms.CheckboxSelectMultiple,
         }
+        labels = {"owner": _("Owner"), "tags": _("Tags")}
 
     def __init__(self, *args: Any, members: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

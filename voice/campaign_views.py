@@ -23,7 +23,7 @@ from voice.campaigns import (
     voice_campaign_resume,
     voice_campaign_save,
 )
-from voice.models import VoiceCampaign, VoiceCampaignStatus
+from voice.models import VoiceCampaign, VoiceCampaignStatus, VoiceNumber
 from voice.selectors import voice_agents_outbound, voice_campaign_audience_choices, voice_campaign_counts
 
 PAGE_SIZE = 50
@@ -58,15 +58,20 @@ def voice_campaign_create(request: HttpRequest) -> HttpResponse:
             "max_concurrent": _int(request.POST.get("max_concurrent"), 0),
             "retries": _int(request.POST.get("retries"), -1),
             "retry_delay_minutes": _int(request.POST.get("retry_delay_minutes"), 0),
+            "number": _int(request.POST.get("number"), 0) or None,
         }
         audience: dict[str, Any] = {"tags": values["tags"]}
         if values["segment"]:
             audience["segment"] = values["segment"]
+        number = VoiceNumber.objects.filter(pk=values["number"]).first() if values["number"] else None
         try:
+            if values["number"] and number is None:
+                raise ValidationError({"number": _("Choose one of your voice numbers.")})
             campaign = voice_campaign_save(
                 name=values["name"],
                 agent=voice_agents_outbound().filter(pk=agent_id).first(),
                 audience=audience,
+                number=number,
                 max_concurrent=values["max_concurrent"],
                 retries=values["retries"],
                 retry_delay_minutes=values["retry_delay_minutes"],
@@ -81,6 +86,7 @@ def voice_campaign_create(request: HttpRequest) -> HttpResponse:
         "errors": errors,
         "agents": voice_agents_outbound().order_by("name"),
         "choices": voice_campaign_audience_choices(),
+        "numbers": VoiceNumber.objects.exclude(retell_imported_at=None).order_by("e164"),
         "max_concurrent": MAX_CONCURRENT,
         "max_retries": MAX_RETRIES,
     }
@@ -89,7 +95,7 @@ def voice_campaign_create(request: HttpRequest) -> HttpResponse:
 
 @action_required(Action.CAMPAIGN_VIEW)
 def voice_campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(VoiceCampaign.objects.select_related("agent"), pk=pk)
+    campaign = get_object_or_404(VoiceCampaign.objects.select_related("agent", "number"), pk=pk)
     recipients = campaign.recipients.select_related("contact", "call").order_by("id")
     page = Paginator(recipients, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {

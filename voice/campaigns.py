@@ -30,6 +30,7 @@ from voice.models import (
     VoiceCampaign,
     VoiceCampaignRecipient,
     VoiceCampaignStatus,
+    VoiceNumber,
     VoiceOutcome,
     VoiceRecipientStatus,
 )
@@ -49,10 +50,16 @@ OUTCOME_OF_REASON = {
 }
 
 
+MAX_LISTED_CONTACTS = 10_000
+
+
 def voice_campaign_audience(audience: dict[str, Any] | None) -> Any:
-    """The contacts an audience names: a segment and/or tags (any of them); {} is every contact with a
-    phone. Erased contacts and contacts without a phone are never in it."""
+    """The contacts an audience names: the listed contacts, or a segment and/or tags (any of them); {} is
+    every contact with a phone. Erased contacts and contacts without a phone are never in it."""
     spec = dict(audience or {})
+    if "contacts" in spec:
+        listed = [int(c) for c in spec.get("contacts") or [] if str(c).isdigit()]
+        return contacts_filter().filter(pk__in=listed, erased_at=None).exclude(Q(phone="") | Q(phone=None))
     segment = str(spec.get("segment") or "")
     qs = contacts_filter({"segment": int(segment)}) if segment.isdigit() else contacts_filter()
     tags = [int(t) for t in spec.get("tags") or [] if str(t).isdigit()]
@@ -66,12 +73,15 @@ def voice_campaign_save(
     name: str,
     agent: VoiceAgent | None,
     audience: dict[str, Any] | None = None,
+    number: VoiceNumber | None = None,
     max_concurrent: int = 2,
     retries: int = 1,
     retry_delay_minutes: int = 30,
     campaign: VoiceCampaign | None = None,
 ) -> VoiceCampaign:
-    """Create (or edit, before launch) a voice campaign. Raises ValidationError with what to fix."""
+    """Create (or edit, before launch) a voice campaign. The audience is {"segment": id, "tags": [ids]}
+    or {"contacts": [ids]}; `number` (one imported into Retell) replaces the agent's own caller number.
+    Raises ValidationError with what to fix, field by field."""
     if campaign is not None and campaign.status != VoiceCampaignStatus.DRAFT:
         raise ValidationError(_("A launched campaign cannot be changed."), code="launched")
     errors: dict[str, str] = {}
@@ -96,11 +106,30 @@ def voice_campaign_save(
         if Tag.objects.filter(pk__in=tags).count() != len(set(tags)):
             errors["audience"] = _("That tag does not exist.")
         clean["tags"] = sorted(set(tags))
+    if "contacts" in spec:
+        listed = spec.get("contacts")
+        ids = (
+            {int(c) for c in listed if not isinstance(c, bool) and str(c).isdigit()}
+            if isinstance(listed, list)
+            else set()
+        )
+        if clean:
+            errors["audience"] = _("List the contacts, or choose a segment and tags; not both.")
+        elif not ids or not isinstance(listed, list) or len(ids) != len(listed):
+            errors["audience"] = _("List the contacts by their ids, each once.")
+        elif len(ids) > MAX_LISTED_CONTACTS:
+            errors["audience"] = _("At most %(n)s contacts in a list.") % {"n": MAX_LISTED_CONTACTS}
+        elif Contact.objects.filter(pk__in=ids, erased_at=None).count() != len(ids):
+            errors["audience"] = _("Some of these contacts do not exist.")
+        else:
+            clean["contacts"] = sorted(ids)
+    if number is not None and number.retell_imported_at is None:
+        errors["number"] = _("This number is not imported into Retell yet: import it on the number's page first.")
     if errors:
         raise ValidationError(errors)
     assert agent is not None
     row = campaign or VoiceCampaign()
-    row.name, row.agent, row.audience = name.strip()[:120], agent, clean
+    row.name, row.agent, row.audience, row.number = name.strip()[:120], agent, clean, number
     row.max_concurrent, row.retries, row.retry_delay_minutes = max_concurrent, retries, retry_delay_minutes
     row.save()
     return row
@@ -130,18 +159,23 @@ def voice_campaign_launch(*, campaign: VoiceCampaign) -> int:
 
 
 def voice_campaign_pause(*, campaign: VoiceCampaign) -> VoiceCampaign:
-    """No new call starts; the calls in progress end as they will."""
-    VoiceCampaign.objects.filter(pk=campaign.pk, status=VoiceCampaignStatus.RUNNING).update(
+    """No new call starts; the calls in progress end as they will. Refused unless it is running."""
+    changed = VoiceCampaign.objects.filter(pk=campaign.pk, status=VoiceCampaignStatus.RUNNING).update(
         status=VoiceCampaignStatus.PAUSED, updated_at=timezone.now()
     )
+    if changed != 1:
+        raise ValidationError(_("Only a running campaign can be paused."), code="not_running")
     campaign.refresh_from_db()
     return campaign
 
 
 def voice_campaign_resume(*, campaign: VoiceCampaign) -> VoiceCampaign:
-    VoiceCampaign.objects.filter(pk=campaign.pk, status=VoiceCampaignStatus.PAUSED).update(
+    """Start calls again after a pause. Refused unless it is paused."""
+    changed = VoiceCampaign.objects.filter(pk=campaign.pk, status=VoiceCampaignStatus.PAUSED).update(
         status=VoiceCampaignStatus.RUNNING, updated_at=timezone.now()
     )
+    if changed != 1:
+        raise ValidationError(_("Only a paused campaign can be resumed."), code="not_paused")
     _fill_on_commit(campaign.pk)
     campaign.refresh_from_db()
     return campaign
@@ -183,7 +217,12 @@ def voice_campaign_fill(*, campaign_id: int) -> int:
     (queued, registered or ongoing). Returns how many calls it started."""
     started = 0
     with transaction.atomic():
-        campaign = VoiceCampaign.objects.select_for_update().filter(pk=campaign_id).select_related("agent").first()
+        campaign = (
+            VoiceCampaign.objects.select_for_update(of=("self",))
+            .filter(pk=campaign_id)
+            .select_related("agent", "number")
+            .first()
+        )
         if campaign is None or campaign.status not in (VoiceCampaignStatus.RUNNING, VoiceCampaignStatus.PAUSED):
             return 0
         now = timezone.now()
@@ -214,7 +253,8 @@ def voice_campaign_fill(*, campaign_id: int) -> int:
         left = VoiceCampaignRecipient.objects.filter(
             campaign=campaign, status__in=[VoiceRecipientStatus.PENDING, VoiceRecipientStatus.CALLING]
         ).exists()
-        if not left and campaign.status == VoiceCampaignStatus.RUNNING:
+        # nobody left to call: done, even if paused meanwhile (a pause that outlived the last call)
+        if not left:
             VoiceCampaign.objects.filter(pk=campaign.pk).update(
                 status=VoiceCampaignStatus.DONE, finished_at=now, updated_at=now
             )
@@ -232,6 +272,7 @@ def _start(campaign: VoiceCampaign, recipient: VoiceCampaignRecipient) -> str:
             idempotency_key=f"voice-campaign-{campaign.pk}-{recipient.pk}#{attempt}",
             context={"campaign": campaign.name},
             voice_campaign_id=campaign.pk,
+            from_number=campaign.number.e164 if campaign.number is not None else "",
         )
     except ValidationError as exc:
         code = str(exc.code or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from core.contributions import (
@@ -35,10 +36,10 @@ def call_timeline(*, contact: Any, **kwargs: Any) -> list[dict[str, Any]]:
         kind = _("Outbound call") if call.direction == CallDirection.OUTBOUND else _("Inbound call")
         outcome = call.get_status_display()
         if call.disconnection_reason:
-            outcome = _("%(status)s: %(reason)s") % {"status": outcome, "reason": call.disconnection_reason}
+            outcome = _("%(status)s: %(reason)s") % {"status": outcome, "reason": call.disconnection_display}
         detail = [call.agent.name if call.agent else _("Call")]
         if call.sentiment:
-            detail.append(_("sentiment: %(sentiment)s") % {"sentiment": call.sentiment})
+            detail.append(_("sentiment: %(sentiment)s") % {"sentiment": call.sentiment_display})
         if call.summary:
             detail.append(call.summary)
         entries.append(
@@ -46,6 +47,9 @@ def call_timeline(*, contact: Any, **kwargs: Any) -> list[dict[str, Any]]:
                 "when": call.created_at,
                 "text": " · ".join([kind, call.duration_display, outcome]),
                 "detail": " · ".join(detail),
+                "url": reverse("call_detail", args=[call.pk]),
+                "body": call.transcript,
+                "body_label": _("Transcript"),
             }
         )
     return entries

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.fields import EncryptedTextField
 
@@ -234,6 +235,36 @@ class FallbackCause(models.TextChoices):
     PLAN_LIMIT = "plan_limit", _("Voice is not in the plan, or its minutes are used up")
 
 
+# How Retell rates the caller's mood (call_analysis.user_sentiment), and why calls end
+# (disconnection_reason: Retell's, and ours for a call refused before dialling); unknown codes show as is.
+SENTIMENT_LABELS = {
+    "positive": _("Positive"),
+    "negative": _("Negative"),
+    "neutral": _("Neutral"),
+    "unknown": _("Unknown"),
+}
+DISCONNECTION_LABELS = {
+    "user_hangup": _("the contact hung up"),
+    "agent_hangup": _("the agent hung up"),
+    "call_transfer": _("transferred"),
+    "voicemail_reached": _("voicemail"),
+    "ivr_reached": _("an automated menu answered"),
+    "inactivity": _("silence for too long"),
+    "max_duration_reached": _("maximum duration reached"),
+    "dial_busy": _("line busy"),
+    "dial_no_answer": _("no answer"),
+    "dial_failed": _("dialling failed"),
+    "invalid_destination": _("invalid number"),
+    "user_declined": _("the contact declined"),
+    "opted_out": _("the contact opted out of calls"),
+    "no_contact_number": _("the contact has no phone number"),
+    "tenant_suspended": _("the workspace is suspended"),
+    "no_agent": _("no active agent"),
+    "not_published": _("the agent is not published"),
+    "error_retell": _("Retell refused the call"),
+}
+
+
 class Call(models.Model):
     agent = models.ForeignKey(
         VoiceAgent, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls", verbose_name=_("agent")
@@ -294,6 +325,14 @@ class Call(models.Model):
         return self.status in FINAL_STATUSES
 
     @property
+    def sentiment_display(self) -> str:
+        return str(SENTIMENT_LABELS.get(self.sentiment.lower(), self.sentiment))
+
+    @property
+    def disconnection_display(self) -> str:
+        return str(DISCONNECTION_LABELS.get(self.disconnection_reason, self.disconnection_reason))
+
+    @property
     def duration_display(self) -> str:
         return duration_format(self.duration_ms)
 
@@ -325,7 +364,17 @@ class VoiceCampaign(models.Model):
 
     name = models.CharField(_("name"), max_length=120)
     agent = models.ForeignKey(VoiceAgent, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("agent"))
-    audience = models.JSONField(default=dict, blank=True)  # {"segment": id, "tags": [ids]}; {}: every contact
+    # the number the calls come from (imported into Retell); None: the agent's own number
+    number = models.ForeignKey(
+        VoiceNumber,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="campaigns",
+        verbose_name=_("call from"),
+    )
+    # {"segment": id, "tags": [ids]} or {"contacts": [ids]}; {}: every contact
+    audience = models.JSONField(default=dict, blank=True)
     max_concurrent = models.PositiveSmallIntegerField(_("calls at once, at most"), default=2)
     retries = models.PositiveSmallIntegerField(_("retries"), default=1)
     retry_delay_minutes = models.PositiveIntegerField(_("retry after (minutes)"), default=30)
@@ -354,7 +403,7 @@ class VoiceRecipientStatus(models.TextChoices):
 
 
 class VoiceOutcome(models.TextChoices):
-    ANSWERED = "answered", _("Answered")
+    ANSWERED = "answered", pgettext_lazy("call outcome", "Answered")
     NO_ANSWER = "no_answer", _("No answer")
     BUSY = "busy", _("Busy")
     VOICEMAIL = "voicemail", _("Voicemail")

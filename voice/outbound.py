@@ -63,9 +63,11 @@ def call_queue(
     context: dict[str, Any] | None = None,
     actor: Any = None,
     voice_campaign_id: int | None = None,
+    from_number: str = "",
 ) -> Call:
     """Queue one outbound call and have the `voice` queue place it after commit. The same idempotency key
-    returns the call already queued and places nothing. Refused at once (ValidationError) for an
+    returns the call already queued and places nothing. `from_number` (a voice campaign's number)
+    replaces the agent's own caller number. Refused at once (ValidationError) for an
     unusable agent, a contact without a number, or one who opted out of calls."""
     if idempotency_key:
         existing = Call.objects.filter(idempotency_key=idempotency_key).first()
@@ -88,7 +90,7 @@ def call_queue(
         "contact": contact,
         "initiated_by": actor if getattr(actor, "is_authenticated", False) else None,
         "direction": CallDirection.OUTBOUND,
-        "from_number": agent.from_number,
+        "from_number": from_number or agent.from_number,
         "to_number": contact.phone,
         "status": CallStatus.QUEUED,
         "due_at": timezone.now(),
@@ -154,7 +156,7 @@ def call_place(*, call_id: int) -> str:
     assert agent is not None and contact is not None
     try:
         answer = RetellClient(row.api_key).create_phone_call(
-            from_number=agent.from_number,
+            from_number=call.from_number or agent.from_number,
             to_number=call.to_number,
             agent_id=agent.retell_agent_id,
             metadata={"call_id": call.pk, "contact_id": contact.pk},

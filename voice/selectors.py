@@ -86,3 +86,23 @@ def voice_campaign_counts(campaign_ids: list[int]) -> dict[int, dict[str, int]]:
     for pk in campaign_ids:
         counts[pk]["total"] = sum(v for k, v in counts[pk].items() if k in ("pending", "calling", "done", "skipped"))
     return counts
+
+
+def voice_campaign_stats(campaign: Any) -> dict[str, Any]:
+    """A campaign's numbers: recipients by state and by outcome, its calls (all, in progress, answered:
+    ended with someone on the line, not a voicemail nor a dial that never connected)."""
+    from voice.campaigns import OUTCOME_OF_REASON
+    from voice.models import FINAL_STATUSES, VoiceOutcome, VoiceRecipientStatus
+
+    counts = voice_campaign_counts([campaign.pk])[campaign.pk]
+    calls = Call.objects.filter(voice_campaign=campaign)
+    return {
+        "recipients": {state: counts.get(state, 0) for state in VoiceRecipientStatus.values}
+        | {"total": counts["total"]},
+        "outcomes": {outcome: counts.get(outcome, 0) for outcome in VoiceOutcome.values},
+        "calls": calls.count(),
+        "calls_in_progress": calls.exclude(status__in=list(FINAL_STATUSES)).count(),
+        "answered": calls.filter(status=CallStatus.ENDED)
+        .exclude(disconnection_reason__in=list(OUTCOME_OF_REASON))
+        .count(),
+    }

@@ -106,6 +106,7 @@ RESOURCES = {
     "voice-agents": "voice.VoiceAgent",
     "numbers": "voice.VoiceNumber",
     "voice-numbers": "voice.VoiceNumber",
+    "voice-campaigns": "voice.VoiceCampaign",
     "webhooks": "webhooks.Endpoint",
     "webhook-endpoints": "webhooks.Endpoint",
     "deliveries": "webhooks.Delivery",

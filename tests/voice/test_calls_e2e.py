@@ -66,7 +66,7 @@ def test_outbound_call_from_the_contact_page(
     connection.set_schema_to_public()
     english = tenant_client(alpha, manager, lang="en")
     page = english.get(f"/contacts/{contact.pk}/").content.decode()
-    assert "Outbound call · 1m30s · Ended: user_hangup" in page
+    assert "Outbound call · 1m30s · Ended: the contact hung up" in page
     assert f"/calls/{call.pk}/" in page  # the panel's last calls
     detail = english.get(f"/calls/{call.pk}/").content.decode()
     assert detail.count('data-testid="turn"') == 5 and call.summary in detail and "<audio" in detail

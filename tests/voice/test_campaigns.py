@@ -1,10 +1,12 @@
 """Voice campaigns through the real services, the Retell emulator and Retell's signed webhooks: never more
-calls in progress than the limit, a no-answer called again once after the delay (and not before), every
-other contact called exactly once, a contact who refused calls skipped, results per recipient."""
+calls in progress than the limit, a no-answer, a busy line and a voicemail called again once after the
+delay (and not before), every other contact called exactly once, a contact who refused calls skipped,
+results per recipient."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -229,3 +231,86 @@ def test_the_pages_create_launch_list_and_pause_a_campaign_in_portuguese(
     assert campaign.status == VoiceCampaignStatus.PAUSED
     listing = client.get("/voice/campaigns/").content.decode()
     assert "Reativar" in listing and "Pausado" in listing
+
+
+def test_a_busy_line_and_a_voicemail_as_retell_reports_them_are_called_again_after_the_delay(
+    agent: VoiceAgent,
+    voice_a: VoiceSettings,
+    tenant_a: Tenant,
+    retell_quiet: RetellEmulator,
+    retell_script: RetellEmulator,
+    commit: Callable[[Callable[[], Any]], None],
+) -> None:
+    """The Retell emulator ends each call as scripted for its number (a busy line: `not_connected` with
+    `dial_busy` and nothing said; a voicemail: `ended` with `voicemail_reached`); the call_ended it would
+    send reaches the signed webhook. Each is called again once the delay has passed, not a minute before."""
+    import httpx
+    import time_machine
+
+    busy, voicemail = new_contact("+55119877", "Ocupado"), new_contact("+55119878", "Caixa")
+    tag = Tag.objects.create(name=f"ocupado-{uuid.uuid4().hex[:6]}")
+    for person in (busy, voicemail):
+        person.tags.add(tag)
+    for person, reason in ((busy, "dial_busy"), (voicemail, "voicemail_reached")):
+        httpx.post(
+            f"{retell_script.base_url}/_emulator/outcomes",
+            json={"to_number": person.phone, "outcomes": [{"disconnection_reason": reason}]},
+        ).raise_for_status()
+    campaign = voice_campaign_save(
+        name="Ocupado", agent=agent, audience={"tags": [tag.pk]}, max_concurrent=2, retries=1, retry_delay_minutes=30
+    )
+    commit(lambda: voice_campaign_launch(campaign=campaign))
+
+    def place_and_end() -> list[Call]:
+        """Place the queued calls at Retell, then deliver the call_ended Retell sends for each."""
+        ended = []
+        for call in Call.objects.filter(voice_campaign=campaign, status=CallStatus.QUEUED).order_by("pk"):
+            assert call_place(call_id=call.pk) == "placed"
+            call.refresh_from_db()
+            remote = {k: v for k, v in retell_quiet.calls[str(call.retell_call_id)].items() if k != "call_analysis"}
+            payload = {"event": "call_ended", "call": remote}
+            commit(functools.partial(post_retell, voice_a.webhook_route, payload, RETELL_KEY))
+            connection.set_tenant(tenant_a)
+            call.refresh_from_db()
+            ended.append(call)
+        return ended
+
+    first = {call.contact_id: call for call in place_and_end()}
+    assert (first[busy.pk].status, first[busy.pk].disconnection_reason) == (CallStatus.NOT_CONNECTED, "dial_busy")
+    assert first[busy.pk].duration_ms in (None, 0) and first[busy.pk].transcript == ""
+    assert (first[voicemail.pk].status, first[voicemail.pk].disconnection_reason) == (
+        CallStatus.ENDED,
+        "voicemail_reached",
+    )
+    waiting = {r.contact_id: r for r in campaign.recipients.all()}
+    assert (waiting[busy.pk].status, waiting[busy.pk].outcome) == (VoiceRecipientStatus.PENDING, VoiceOutcome.BUSY)
+    assert (waiting[voicemail.pk].status, waiting[voicemail.pk].outcome) == (
+        VoiceRecipientStatus.PENDING,
+        VoiceOutcome.VOICEMAIL,
+    )
+    due = waiting[busy.pk].next_attempt_at
+    assert due is not None and abs((due - timezone.now()).total_seconds() - 30 * 60) < 60
+
+    with time_machine.travel(due - datetime.timedelta(minutes=1), tick=True):
+        commit(voice_campaigns_due_fill)
+    assert Call.objects.filter(voice_campaign=campaign).count() == 2  # a minute early: nobody called again
+
+    with time_machine.travel(due + datetime.timedelta(seconds=5), tick=True):
+        commit(voice_campaigns_due_fill)
+        second = {call.contact_id: call for call in place_and_end()}
+    assert set(second) == {busy.pk, voicemail.pk}
+    assert all(
+        call.status == CallStatus.ENDED and call.disconnection_reason == "user_hangup" for call in second.values()
+    )
+    results = {r.contact_id: (r.status, r.outcome, r.attempts) for r in campaign.recipients.all()}
+    assert results == {
+        busy.pk: (VoiceRecipientStatus.DONE, VoiceOutcome.ANSWERED, 2),
+        voicemail.pk: (VoiceRecipientStatus.DONE, VoiceOutcome.ANSWERED, 2),
+    }
+    campaign.refresh_from_db()
+    assert campaign.status == VoiceCampaignStatus.DONE
+
+    from voice.selectors import voice_campaign_stats
+
+    stats = voice_campaign_stats(campaign)
+    assert (stats["calls"], stats["answered"], stats["calls_in_progress"]) == (4, 2, 0)

@@ -45,7 +45,7 @@ def test_pages_for_members_and_managers(agent: VoiceAgent, tenant_a: Tenant, own
     assert Client(HTTP_HOST="alpha.localhost").get("/calls/").status_code == 302  # to the login page
     contact_page = member.get(f"/contacts/{contact.pk}/").content.decode()
     assert 'data-testid="call-panel"' in contact_page and "Call with AI agent" in contact_page
-    assert "Outbound call · 1m05s · Ended: agent_hangup" in contact_page
+    assert "Outbound call · 1m05s · Ended: the agent hung up" in contact_page
 
 
 def test_agent_form_and_api_key_form(
