@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("voice", "0004_voice_campaigns"),
+        ("voice", "0005_fallback_plan_limit"),
     ]
 
     operations = [
