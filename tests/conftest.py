@@ -146,6 +146,12 @@ def committed(django_db_blocker: Any) -> Iterator[None]:
     with django_db_blocker.unblock():
         yield
         connection.set_schema_to_public()
+        # The suite's tenants have no plan (unlimited): a committed test that gives one must take it back,
+        # or every later test meets its limits. Put back here and reported, not left to fail others.
+        left = list(Tenant.objects.filter(slug__in=("alpha", "beta")).exclude(plan=None).values_list("slug", flat=True))
+        if left:
+            Tenant.objects.filter(slug__in=left).update(plan=None)
+            pytest.fail(f"this test left {', '.join(left)} on a plan")
 
 
 @pytest.fixture(scope="session", autouse=True)

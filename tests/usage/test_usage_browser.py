@@ -28,10 +28,11 @@ def alpha_on_a_plan(tenants: tuple[Tenant, Tenant], committed: Any) -> Iterator[
     plan = Plan.objects.create(
         code=f"b-{uuid.uuid4().hex[:6]}", name="Plano Teste", messages_sms=200, feature_voice=False
     )
-    Tenant.objects.filter(pk=alpha.pk).update(plan=plan)
-    today = tenant_today(alpha)
-    UsageDay.objects.create(tenant=alpha, metric=Metric.MESSAGES_SMS, day=today, amount=50)
     try:
+        Tenant.objects.filter(pk=alpha.pk).update(plan=plan)
+        UsageDay.objects.update_or_create(  # earlier tests metered alpha's SMS today, committed
+            tenant=alpha, metric=Metric.MESSAGES_SMS, day=tenant_today(alpha), defaults={"amount": 50}
+        )
         yield alpha
     finally:
         connection.set_schema_to_public()

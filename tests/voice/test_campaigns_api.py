@@ -12,7 +12,8 @@ import pytest
 from django.db import connection
 from django.db.models import Max
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from accounts.models import Role, User
 from accounts.services import api_token_create
@@ -96,10 +97,14 @@ def test_create_refuses_other_tenants_ids_bad_audiences_and_roles_without_the_pe
     refused = post(owner, URL, dict(good, number=free_number_pk))
     assert refused.status_code == 400 and "number" in refused.json()["errors"]
     refused = post(owner, URL, dict(good, contacts=[people[0].pk, free_contact_pk]))
-    assert refused.json()["errors"] == {"audience": ["Some of these contacts do not exist."]}
+    with translation.override(tenant_a.language):  # the API answers in the tenant's language
+        missing = gettext("Some of these contacts do not exist.")
+        not_in_retell = gettext("This number is not imported into Retell yet: import it on the number's page first.")
+        not_running = gettext("Only a running campaign can be paused.")
+    assert refused.json()["errors"] == {"audience": [missing]}
     refused = post(owner, URL, dict(good, number=not_imported.pk))
     assert refused.status_code == 400
-    assert "not imported into Retell" in refused.json()["errors"]["number"][0]
+    assert refused.json()["errors"]["number"] == [not_in_retell]
     refused = post(owner, URL, dict(good, audience={"tags": [tag.pk]}))
     assert refused.status_code == 400 and "contacts" in refused.json()["errors"]
     refused = post(owner, URL, dict(good, max_concurrent=21, retries=6))
@@ -128,9 +133,7 @@ def test_create_refuses_other_tenants_ids_bad_audiences_and_roles_without_the_pe
     assert patched.status_code == 200 and patched.json()["max_concurrent"] == 3
     assert patched.json()["audience"] == body["audience"] and patched.json()["retries"] == 2  # the rest kept
     paused = post(owner, f"{detail}pause/")
-    assert paused.status_code == 400 and paused.json()["errors"] == {
-        "detail": ["Only a running campaign can be paused."]
-    }
+    assert paused.status_code == 400 and paused.json()["errors"] == {"detail": [not_running]}
     assert owner.get(f"{URL}{body['id'] + 10**6}/").status_code == 404
     assert api_for(tenant_b, make_member(tenant_b, f"b-{uuid.uuid4().hex[:6]}@beta.test", Role.OWNER)).get(
         detail

@@ -123,7 +123,6 @@ def test_a_tenant_sets_up_voice_calls_from_a_card_and_runs_a_campaign_in_the_bro
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("dialog", lambda dialog: dialog.accept())  # "Start calling this audience now?"
 
     page.goto(f"{base}/login/")
     page.fill("input[name=email]", email)
@@ -239,6 +238,9 @@ def test_a_tenant_sets_up_voice_calls_from_a_card_and_runs_a_campaign_in_the_bro
     page.get_by_test_id("voice-campaign-save").click()
     expect(page.get_by_test_id("voice-campaign-status")).to_have_text("Rascunho")
     page.get_by_test_id("voice-campaign-launch").click()
+    dialog = page.get_by_test_id("confirm-dialog")  # the page's own dialog, not the browser's
+    expect(dialog).to_contain_text("Começar a ligar para este público agora?")
+    dialog.get_by_role("button", name="Confirmar").click()
     expect(page.get_by_test_id("voice-campaign-status")).to_have_text("Em andamento")
     expect(page.get_by_test_id("voice-recipient-row")).to_have_count(3)
     shot(page, "campaign-running")

@@ -26,6 +26,7 @@ from intake.models import WebhookEvent
 from intake.services import RawEvent, insert_statement
 from tests.conftest import WA_PNID
 from tests.messaging import fixture, inbound, meta_envelope, meta_messages_value, status
+from tests.support import wait_until
 from whatsapp.providers import CloudProvider
 from whatsapp.webhooks import json_loads_strict, split_events
 
@@ -263,6 +264,11 @@ def test_the_drain_records_odd_payloads_once_and_never_retries_them(
         ids.append(row.pk)
     drain_batch()  # or a running worker's drain claimed some first: either way, each once
     connection.set_schema_to_public()
+    wait_until(  # rows a worker's drain holds are settled when its batch commits
+        lambda: not WebhookEvent.objects.filter(pk__in=ids, processed_at=None).exists() or drain_batch() < 0,
+        timeout=30,
+        what="every odd payload settled",
+    )
     rows = list(WebhookEvent.objects.filter(pk__in=ids).order_by("pk"))
     assert [row.outcome.split(":")[0] for row in rows] == ["bad payload"] * len(ODD_PAYLOADS), [
         (r.payload, r.outcome) for r in rows
