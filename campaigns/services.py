@@ -455,16 +455,17 @@ def campaigns_build(channel_id: int, wanted: int) -> int:
             cap, why = rails.cap_room(campaign, now)
             if cap is not None and cap < room:
                 room = cap
-            plan_room = message_room(channel_kind=campaign.channel.kind)  # the plan's messages this month
-            if plan_room is not None and plan_room < room:
-                room = plan_room
+            with transaction.atomic():  # the plan's messages this month, locked until the batch is written
+                plan_room = message_room(channel_kind=campaign.channel.kind, lock=True)
+                if plan_room is not None and plan_room < room:
+                    room = plan_room
+                if room > 0:
+                    handled = _campaign_build_batch(campaign, min(room, MAX_BATCH))
             if room <= 0 and cap == 0:
                 handled = _campaign_cap_reached(campaign, why, now)
             elif room <= 0 and plan_room == 0:
                 _campaign_limit_reached(campaign)
                 continue
-            elif room > 0:
-                handled = _campaign_build_batch(campaign, min(room, MAX_BATCH))
             built += handled
         if handled == 0:
             _campaign_complete_if_done(campaign)

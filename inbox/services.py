@@ -199,14 +199,18 @@ def outbound_pending(*, channel_kind: str) -> int:
     ).count()
 
 
-def message_room(*, channel_kind: str) -> int | None:
-    """How many more messages of this channel kind the plan lets through this month (None: unlimited)."""
+def message_room(*, channel_kind: str, lock: bool = False) -> int | None:
+    """How many more messages of this channel kind the plan lets through this month (None: unlimited).
+    ``lock``: hold the tenant's lock on this limit until the surrounding transaction ends (the caller then
+    writes the messages it admits in that transaction: concurrent senders cannot pass the limit)."""
     metric = usage.MESSAGES_OF_KIND.get(channel_kind)
     if metric is None:
         return None
     limit = usage.limit_of(metric=metric).limit
     if limit is None:
         return None
+    if lock:
+        usage.limit_lock(metric=metric)
     return max(0, limit - usage.usage_month(metric=metric) - outbound_pending(channel_kind=channel_kind))
 
 
@@ -216,9 +220,9 @@ def message_limit_refusal(*, channel_kind: str) -> str:
     return usage.limit_refusal(metric, usage.limit_of(metric=metric).limit or 0)
 
 
-def message_limit_check(*, channel_kind: str, amount: int = 1) -> None:
+def message_limit_check(*, channel_kind: str, amount: int = 1, lock: bool = False) -> None:
     """Refuse (LimitReached, code ``usage_limit``) a send that would pass the month's message limit."""
-    room = message_room(channel_kind=channel_kind)
+    room = message_room(channel_kind=channel_kind, lock=lock)
     if room is not None and room < amount:
         raise usage.LimitReached(message_limit_refusal(channel_kind=channel_kind), code=usage.LIMIT_CODE)
 
@@ -261,7 +265,6 @@ def message_send(
             _("This workspace is suspended: nothing is sent until it is reactivated."), code="tenant_suspended"
         )
     channel = conversation.channel
-    message_limit_check(channel_kind=channel.kind)  # the plan's monthly messages of this kind
     caps = provider_class(channel.kind).capabilities
     medium = MEDIUM_OF_KIND[channel.kind]
     if not consent_notice and not consent_allows(contact=conversation.contact, medium=medium, marketing=is_marketing):
@@ -283,6 +286,8 @@ def message_send(
     now = timezone.now()
     try:
         with transaction.atomic():
+            # the plan's monthly messages of this kind, checked under the limit's lock until this commits
+            message_limit_check(channel_kind=channel.kind, lock=True)
             message = Message.objects.create(
                 conversation=conversation,
                 channel=channel,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import zlib
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,23 @@ def usage_room(*, metric: str, pending: int = 0, tenant: Tenant | None = None) -
     if limit is None:
         return None
     return max(0, limit - usage_month(metric=metric, tenant=tenant) - pending)
+
+
+LOCK_NAMESPACE = 0x5553  # pg_advisory_xact_lock(namespace, key): the first half of the two-int key
+
+
+def limit_lock(*, metric: str, tenant: Tenant | None = None) -> None:
+    """Serialise the check-then-admit of a limited metric for one tenant until the transaction ends, so two
+    sends racing for the last unit cannot both see room. Only limited tenants take it (unlimited ones never
+    check); it must be called inside the atomic block that also writes what it admits."""
+    found = _tenant(tenant)
+    if found is None:
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("limit_lock outside a transaction would be released at once")
+    key = zlib.crc32(f"{found.pk}:{metric}".encode()) - 2**31  # a signed int4
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, key])
 
 
 def limit_refusal(metric: str, limit: int) -> str:

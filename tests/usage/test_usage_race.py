@@ -1,0 +1,63 @@
+"""The limit's lock: senders on their own connections, racing for the month's last messages, never pass
+the plan's limit. Committed for real (each thread has its own transaction), undone after."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from inbox.models import Conversation, Message
+from inbox.services import message_room, message_send, outbound_pending
+from tenants import usage
+from tenants.models import Metric, Tenant
+from tests.messaging import open_conversation
+from tests.usage.support import plan_give
+
+
+def test_senders_racing_for_the_last_messages_of_the_month_never_pass_the_limit(
+    tenants: tuple[Tenant, Tenant], channels: dict[str, int], committed: Any
+) -> None:
+    """Eight threads, each on its own connection and transaction, send at once with room for two: the
+    limit's lock lets exactly two through (without it, all eight see room before any commits)."""
+    alpha = tenants[0]
+    connection.set_tenant(alpha)
+    conversations = [open_conversation(channels["sms"], f"+5511981{uuid.uuid4().int % 10**6:06d}") for _ in range(8)]
+    room_before = message_room(channel_kind="sms_twilio")
+    assert room_before is None  # the suite's tenants are unlimited
+    connection.set_schema_to_public()
+    already = usage.usage_month(metric=Metric.MESSAGES_SMS, tenant=alpha)
+    connection.set_tenant(alpha)
+    plan_give(alpha, messages_sms=already + outbound_pending(channel_kind="sms_twilio") + 2)
+    barrier = threading.Barrier(len(conversations))
+    outcomes: list[str] = []
+
+    def send(conversation_id: int) -> None:
+        from django.db import connections
+
+        try:
+            connection.set_tenant(alpha)
+            conversation = Conversation.objects.select_related("channel", "contact").get(pk=conversation_id)
+            barrier.wait(timeout=10)
+            message_send(conversation=conversation, body="o último do mês", dispatch=False)
+            outcomes.append("queued")
+        except ValidationError as exc:
+            outcomes.append(exc.code or "")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send, args=(c.pk,)) for c in conversations]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(outcomes) == ["queued"] * 2 + [usage.LIMIT_CODE] * 6, outcomes
+    finally:
+        connection.set_tenant(alpha)
+        Message.objects.filter(conversation__in=conversations).delete()  # never sent by a later worker
+        connection.set_schema_to_public()
+        Tenant.objects.filter(pk=alpha.pk).update(plan=None)
