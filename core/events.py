@@ -44,6 +44,8 @@ CALL_ENDED = "call.ended"  # payload: call_id, contact_id, direction, status, du
 CALL_ANALYZED = "call.analyzed"  # Retell's analysis arrived; payload: call_id, contact_id, sentiment, successful
 CAMPAIGN_FINISHED = "campaign.finished"  # payload: campaign_id
 BOARD_CHANGED = "kanban.changed"  # anything on a board changed: viewers refresh; payload: board_id
+# The tenant's plan (or the plan it is on) changed: what caches a feature drops it; payload: tenant_id
+PLAN_CHANGED = "tenant.plan_changed"
 TENANT_REACTIVATED = "tenant.reactivated"  # held sends and events go on; payload: tenant_id
 CONVERSATION_CREATED = "conversation.created"  # payload: conversation_id, contact_id, channel_id
 CONTACT_TAGGED = "contact.tagged"  # a tag newly on a contact; payload: contact_id, tag_id, tag

@@ -115,6 +115,11 @@ class PlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         (_("Features"), {"fields": ("feature_voice", "feature_ai", "feature_qr", "feature_api", "feature_webhooks")}),
     )
 
+    def save_model(self, request: HttpRequest, obj: Plan, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            usage.plan_saved(plan=obj)  # the tenants on it: cached features drop at once
+
 
 @admin.register(UsageDay)
 class UsageDayAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

@@ -63,6 +63,7 @@ FEATURE_PATHS: tuple[tuple[str, str], ...] = (
     ("/calls/", "voice"),
     ("/voice/", "voice"),
     ("/ai/", "ai"),
+    ("/knowledge/", "ai"),  # what the assistants answer from: nothing else reads it
     ("/channels/qr/new/", "qr"),
     ("/settings/api-tokens/", "api"),
     ("/settings/webhooks/inbound/", ""),  # incoming hooks are not outgoing webhooks
@@ -70,6 +71,8 @@ FEATURE_PATHS: tuple[tuple[str, str], ...] = (
     ("/api/v1/calls/", "voice"),
     ("/api/v1/voice-", "voice"),
     ("/api/v1/assistants/", "ai"),
+    ("/api/v1/knowledge-", "ai"),
+    ("/api/v1/qa-pairs/", "ai"),
     ("/api/v1/ai-tools/", "ai"),
     ("/api/v1/faq-suggestions/", "ai"),
     ("/api/v1/lead-suggestions/", "ai"),

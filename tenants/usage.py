@@ -326,7 +326,14 @@ def tenant_plan_change(*, tenant: Tenant, plan: Plan | None, actor: Any) -> bool
             metadata={"from": old.code if old else None, "to": plan.code if plan else None},
         )
         transaction.on_commit(lambda: usage_alerts_refresh(tenant=tenant))
+        events.announce(events.PLAN_CHANGED, tenant.schema_name, {"tenant_id": tenant.pk})
     return True
+
+
+def plan_saved(*, plan: Plan) -> None:
+    """The superadmin edited a plan: every tenant on it hears PLAN_CHANGED (its features count now)."""
+    for tenant_id, schema_name in Tenant.objects.filter(plan=plan).values_list("pk", "schema_name"):
+        events.announce(events.PLAN_CHANGED, schema_name, {"tenant_id": tenant_id})
 
 
 def limit_override_set(

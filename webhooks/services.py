@@ -183,7 +183,7 @@ def _subscriptions() -> dict[str, list[int]]:
     found = cache.get(key)
     if found is None:
         found = {}
-        # A plan without outgoing webhooks delivers nothing (a plan change counts within the cache's 5 min).
+        # A plan without outgoing webhooks delivers nothing (a plan change drops this: subscribers).
         enabled = Endpoint.objects.filter(enabled=True)
         if not usage.feature_enabled(Feature.WEBHOOKS):
             enabled = enabled.none()

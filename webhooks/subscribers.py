@@ -7,7 +7,7 @@ from typing import Any
 from django_tenants.utils import schema_context
 
 from core import events
-from webhooks.services import event_publish, events_publish
+from webhooks.services import event_publish, events_publish, subscriptions_changed
 
 
 def _publisher(public_name: str, *, keep: Any = None) -> events.Handler:
@@ -34,7 +34,13 @@ def _inbound(payload: dict[str, Any]) -> bool:
     return payload.get("direction") == "in"  # outbound and internal notes never go out as "received"
 
 
+def _plan_changed(schema_name: str, payload: dict[str, Any]) -> None:
+    with schema_context(schema_name):
+        subscriptions_changed()  # the plan may have turned outgoing webhooks on or off
+
+
 def connect() -> None:
+    events.subscribe(events.PLAN_CHANGED, _plan_changed)
     events.subscribe(events.MESSAGE_CREATED, _publisher("message.received", keep=_inbound))
     events.subscribe_many(events.MESSAGE_STATUS, _publisher_many("message.status"))
     events.subscribe(

@@ -33,7 +33,7 @@ from emulators.twilio import TwilioEmulator
 from inbox.models import Channel, Message
 from inbox.services import message_send
 from tenants import usage
-from tenants.models import Feature, LimitOverride, Metric, Tenant, UsageDay
+from tenants.models import Feature, LimitOverride, Metric, Plan, Tenant, UsageDay
 from tests.ai.conftest import ai_key, assistant, customer_says, phone, wa_channel  # noqa: F401 (fixtures)
 from tests.conftest import RETELL_KEY, tenant_client
 from tests.dispatching import send_queued
@@ -284,7 +284,16 @@ def test_features_off_hide_the_navigation_and_their_pages_answer_403(in_tenant_a
     browser = tenant_client(in_tenant_a, owner_a, lang="en")
     home = browser.get("/").content.decode()
     assert 'href="/calls/"' not in home and 'href="/ai/assistants/"' not in home and "/settings/usage/" in home
-    for path in ("/calls/", "/voice/agents/", "/ai/assistants/", "/settings/api-tokens/", "/settings/webhooks/"):
+    assert 'href="/knowledge/"' not in home  # what only the assistants read goes with them
+    pages = (
+        "/calls/",
+        "/voice/agents/",
+        "/ai/assistants/",
+        "/knowledge/",
+        "/settings/api-tokens/",
+        "/settings/webhooks/",
+    )
+    for path in pages:
         page = browser.get(path)
         assert page.status_code == 403, path
         assert "Your plan does not include" in page.content.decode()
@@ -297,6 +306,8 @@ def test_features_off_hide_the_navigation_and_their_pages_answer_403(in_tenant_a
     assert api.get("/api/v1/conversations/").status_code == 200
     calls = api.get("/api/v1/calls/")  # the API is in the plan now, voice still is not
     assert calls.status_code == 403 and "voz" in calls.json()["detail"].lower()
+    for path in ("/api/v1/knowledge-bases/", "/api/v1/qa-pairs/"):
+        assert api.get(path).status_code == 403, path
     assert browser.get("/conversations/").status_code == 200  # what the plan includes stays open
     usage.feature_check(Feature.QR)  # left on
     with pytest.raises(usage.FeatureDisabled):
@@ -406,22 +417,38 @@ def test_the_month_turns_at_midnight_in_the_tenants_time_zone(in_tenant_a: Tenan
         usage.limit_check(metric=Metric.MESSAGES_SMS, tenant=in_tenant_a)
 
 
-def test_a_plan_without_outgoing_webhooks_delivers_nothing(in_tenant_a: Tenant) -> None:
+def test_a_plan_without_outgoing_webhooks_delivers_nothing_from_the_moment_it_changes(
+    in_tenant_a: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
     from tests.webhooks.receiver import Receiver
     from webhooks.models import Delivery
-    from webhooks.services import endpoint_create, endpoint_event_send, event_publish, subscriptions_changed
+    from webhooks.services import endpoint_create, endpoint_event_send, event_publish
 
     receiver = Receiver().start()
     try:
         endpoint, _secret = endpoint_create(url=receiver.url, events=["lead.won"])
     finally:
         receiver.stop()
-    assert event_publish("lead.won", {"card_id": 1}) == 1  # on: delivered
-    plan_give(in_tenant_a, feature_webhooks=False)
-    subscriptions_changed()
-    assert event_publish("lead.won", {"card_id": 2}) == 0
+    assert event_publish("lead.won", {"card_id": 1}) == 1  # on: delivered (and the subscriptions cached)
+    plan = Plan.objects.create(code=f"t-{uuid.uuid4().hex[:8]}", name="Sem webhooks", feature_webhooks=False)
+    with django_capture_on_commit_callbacks(execute=True):  # the superadmin's change, as the admin makes it
+        usage.tenant_plan_change(tenant=in_tenant_a, plan=plan, actor=None)
+    connection.set_tenant(in_tenant_a)
+    assert event_publish("lead.won", {"card_id": 2}) == 0  # at once, not when the cache expires
     assert endpoint_event_send(endpoint.pk, "lead.won", {"card_id": 3}) == []
     assert Delivery.objects.filter(endpoint=endpoint).count() == 1
+
+    connection.set_schema_to_public()
+    root = Client(HTTP_HOST="localhost")
+    root.force_login(User.objects.create_superuser(email=f"root-{uuid.uuid4().hex[:6]}@x.test", password="pw-A-123"))
+    form = root.get(f"/admin/tenants/plan/{plan.pk}/change/").context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, bool)}
+    data.update({k: "on" for k, v in form.initial.items() if v is True})
+    data["feature_webhooks"] = "on"  # the plan itself edited: its tenants deliver again, at once
+    with django_capture_on_commit_callbacks(execute=True):
+        assert root.post(f"/admin/tenants/plan/{plan.pk}/change/", data).status_code == 302
+    connection.set_tenant(in_tenant_a)
+    assert event_publish("lead.won", {"card_id": 4}) == 1
 
 
 def test_an_import_past_the_contacts_limit_marks_the_rows_left_out(in_tenant_a: Tenant) -> None:
