@@ -236,3 +236,16 @@ class Filling:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.cursor, name)
+
+
+def bench_tenant(slug: str, name: str) -> Any:
+    """The benchmark's tenant, on no plan: a benchmark measures the engine, not a plan's limits (the default
+    plan for new sign-ups has a month of 1,000 messages and no outgoing webhooks)."""
+    from tenants.models import Tenant
+    from tenants.services import tenant_create
+
+    tenant = Tenant.objects.filter(slug=slug).first() or tenant_create(name=name, slug=slug, plan_code=None)
+    if tenant.plan_id is not None:
+        Tenant.objects.filter(pk=tenant.pk).update(plan=None)
+        tenant.plan = None
+    return tenant

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _support import Filling, bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http
+from _support import Filling, bench_channel, bench_env, bench_tenant, database_ensure, free_port, start, stop, wait_http
 
 TARGET_P95_MS = 100.0
 TARGET_LAG_S = 5.0
@@ -102,10 +102,8 @@ def prepare(env: dict[str, str], conversations: int, each: int, calls: int) -> d
     from inbox.models import Conversation, Message
     from kanban.models import Board
     from kanban.services import board_create
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
-    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    tenant = bench_tenant("bench", "Bench")
     user = User.objects.filter(email="bench@bench.test").first() or User.objects.create_user(
         "bench@bench.test", "x-bench-pass-1"
     )

@@ -28,7 +28,7 @@ import time
 import uuid
 from typing import Any
 
-from _support import bench_channel, bench_env, database_ensure, free_port
+from _support import bench_channel, bench_env, bench_tenant, database_ensure, free_port
 
 TARGET_P95_MS = 300.0
 PNID, WABA = "100000000009101", "200000000009101"
@@ -94,12 +94,10 @@ def main() -> None:
     from emulators.openai import OpenAIEmulator
     from inbox.ingest import ingest_drain
     from inbox.models import Conversation, Direction, Message
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
     emulator = OpenAIEmulator(keys={"sk-bench"})
     emulator.start()
-    tenant = Tenant.objects.filter(slug="benchbot").first() or tenant_create(name="Bench bot", slug="benchbot")
+    tenant = bench_tenant("benchbot", "Bench bot")
     connection.set_tenant(tenant)  # type: ignore[attr-defined]
     channel = bench_channel(
         kind="whatsapp_cloud",

@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any
 
-from _support import bench_channel, bench_env, database_ensure, free_port
+from _support import bench_channel, bench_env, bench_tenant, database_ensure, free_port
 
 TARGET_S = 10.0
 
@@ -59,10 +59,8 @@ def main() -> None:
     from campaigns.tasks import cadence_tick
     from crm.models import Contact
     from inbox.models import Conversation, Message
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
-    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    tenant = bench_tenant("bench", "Bench")
     connection.set_tenant(tenant)  # type: ignore[attr-defined]
     schema = tenant.schema_name
     with connection.cursor() as cursor:  # a clean slate for this run (our own database)

@@ -14,7 +14,7 @@ import os
 import random
 import time
 
-from _support import bench_env, database_ensure, free_port
+from _support import bench_env, bench_tenant, database_ensure, free_port
 
 TARGET_S = 60.0
 
@@ -53,10 +53,8 @@ def main() -> None:
 
     from crm.imports import import_configure, import_run, import_start
     from crm.models import Contact
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
-    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    tenant = bench_tenant("bench", "Bench")
     connection.set_tenant(tenant)
     Contact.objects.all().delete()
     data = make_csv(args.rows)

@@ -34,7 +34,17 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from _support import BASE_DIR, bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http
+from _support import (
+    BASE_DIR,
+    bench_channel,
+    bench_env,
+    bench_tenant,
+    database_ensure,
+    free_port,
+    start,
+    stop,
+    wait_http,
+)
 
 PNID, WABA, TOKEN = "100000000009003", "200000000009003", "bench-token"
 
@@ -189,10 +199,8 @@ def main() -> None:
     from inbox.models import Channel, Message, MessageStatus
     from inbox.services import message_send
     from inbox.tasks import dispatch_ensure, dispatch_message, dispatch_run
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
-    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    tenant = bench_tenant("bench", "Bench")
     connection.set_tenant(tenant)  # type: ignore[attr-defined]
     schema = {"_schema_name": tenant.schema_name}
     channel = bench_channel(

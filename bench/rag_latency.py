@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from _support import bench_env, database_ensure, free_port
+from _support import bench_env, bench_tenant, database_ensure, free_port
 
 TARGET_P95_MS = 30.0
 WORDS = [
@@ -214,15 +214,13 @@ def main() -> None:
     from knowledge import services
     from knowledge.embeddings import local_embedder
     from knowledge.query import query_expand
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
     model = local_embedder().name
-    other = Tenant.objects.filter(slug="rag-other").first() or tenant_create(name="RAG other", slug="rag-other")
+    other = bench_tenant("rag-other", "RAG other")
     connection.set_tenant(other)  # type: ignore[attr-defined]
     fill(other.schema_name, args.others, model)
     connection.set_schema_to_public()  # type: ignore[attr-defined]
-    tenant = Tenant.objects.filter(slug="rag-latency").first() or tenant_create(name="RAG latency", slug="rag-latency")
+    tenant = bench_tenant("rag-latency", "RAG latency")
     connection.set_tenant(tenant)  # type: ignore[attr-defined]
     kb_id = fill(tenant.schema_name, args.chunks, model)
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _support import BASE_DIR, bench_env, database_ensure, free_port, start, stop
+from _support import BASE_DIR, bench_env, bench_tenant, database_ensure, free_port, start, stop
 
 TARGET_PER_S, TARGET_P99_MS = 500.0, 1000.0
 
@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 seen, lock, log = set(), threading.Lock(), open(sys.argv[2], "a", buffering=1)
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as any real server: no 40 ms delayed-ACK stall between headers and body
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         wid = self.headers.get("webhook-id", "")
@@ -65,12 +66,10 @@ def main() -> None:
     from django.db import connection, transaction
 
     from core.redis import redis_client
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
     from webhooks.models import Delivery, DeliveryStatus, Endpoint
     from webhooks.services import endpoint_create, event_publish
 
-    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    tenant = bench_tenant("bench", "Bench")
     connection.set_tenant(tenant)  # type: ignore[attr-defined]
     Endpoint.objects.all().delete()
     for key in redis_client().scan_iter("hooks:*"):

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _support import bench_channel, bench_env, database_ensure, free_port, start, stop, wait_http, wrk
+from _support import bench_channel, bench_env, bench_tenant, database_ensure, free_port, start, stop, wait_http, wrk
 
 TARGET_PER_S, TARGET_P99_MS = 1500.0, 200.0
 
@@ -39,10 +39,8 @@ def prepare(env: dict[str, str], messages: int, run: str) -> list[tuple[str, str
 
     from inbox.models import Conversation, Direction, Message, MessageStatus
     from intake.models import WebhookEvent
-    from tenants.models import Tenant
-    from tenants.services import tenant_create
 
-    tenant = Tenant.objects.filter(slug="bench").first() or tenant_create(name="Bench", slug="bench")
+    tenant = bench_tenant("bench", "Bench")
     WebhookEvent.objects.filter(route_key="100000000009001").delete()
     connection.set_tenant(tenant)
     channel = bench_channel(

@@ -466,7 +466,13 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx and httpcore log every request at INFO: one line per webhook delivery or provider call, taken
+    # under the handler's lock by every sending thread. Their warnings still show; our clients log what counts.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": env_str("HTTPX_LOG_LEVEL", "WARNING")},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

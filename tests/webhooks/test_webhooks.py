@@ -354,3 +354,17 @@ def test_a_disabled_endpoint_raises_its_alert_and_switching_it_on_clears_it(
         endpoint_update(endpoint, enabled=True)
     alert.refresh_from_db()
     assert alert.resolution == "cleared"
+
+
+def test_an_address_that_turned_private_is_refused_at_connect_with_nothing_sent(
+    in_tenant_a: Tenant, receiver: Receiver, settings: Any
+) -> None:
+    """Saved while allowed, its host now leads somewhere that is not public (DNS rebinding, here the
+    loopback setting turned off): the guard's network backend refuses the connection, the attempt says why."""
+    endpoint, _secret = endpoint_create(url=receiver.url, events=["lead.won"])
+    event_publish("lead.won", {"card_id": 1})
+    settings.OUTBOUND_URL_ALLOW_LOOPBACK = False
+    assert runner.deliver_batch() == 1
+    (delivery,) = Delivery.objects.filter(endpoint=endpoint)
+    assert delivery.status == DeliveryStatus.PENDING and delivery.last_error.startswith("refused:")
+    assert "not allowed" in delivery.last_error and receiver.requests == []
