@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import httpx
 from django.db import connection, transaction
@@ -228,7 +229,7 @@ def _deliveries_write(claimed: list[Delivery]) -> None:
     """The batch's outcomes in one UPDATE ... FROM (VALUES ...): bulk_update's CASE per row and field costs
     more Python than the sends themselves. The claim is let go (claimed_until NULL) in the same statement."""
     rows = ", ".join(["(%s::bigint, %s::int, %s::int, %s, %s, %s::timestamptz, %s::timestamptz)"] * len(claimed))
-    params: list[object] = []
+    params: list[Any] = []
     for d in claimed:
         params += [d.pk, d.attempts, d.last_status_code, d.last_error, d.status, d.delivered_at, d.next_attempt_at]
     with connection.cursor() as cursor:
