@@ -368,3 +368,23 @@ def test_an_address_that_turned_private_is_refused_at_connect_with_nothing_sent(
     (delivery,) = Delivery.objects.filter(endpoint=endpoint)
     assert delivery.status == DeliveryStatus.PENDING and delivery.last_error.startswith("refused:")
     assert "not allowed" in delivery.last_error and receiver.requests == []
+
+
+def test_a_429_stops_the_batch_in_flight_the_rest_is_given_back_untried(
+    in_tenant_a: Tenant, receiver: Receiver
+) -> None:
+    """Forty due deliveries, the endpoint says 429 Retry-After 120 from its first answer: only what was
+    already on the wire when it said so reaches it; the rest is given back as it was (no attempt counted),
+    due when the hold ends."""
+    receiver.answer = lambda n, r: (429, {"Retry-After": "120"}, b"slow down")
+    endpoint, _secret = endpoint_create(url=receiver.url, events=["lead.won"])
+    for card in range(40):
+        event_publish("lead.won", {"card_id": card})
+    assert runner.deliver_batch() == 40
+    sent = len(receiver.requests)
+    assert 1 <= sent <= runner.THREADS
+    tried = Delivery.objects.filter(endpoint=endpoint, attempts=1)
+    untried = Delivery.objects.filter(endpoint=endpoint, attempts=0, claimed_until=None, last_status_code=None)
+    assert tried.count() == sent and untried.count() == 40 - sent
+    endpoint.refresh_from_db()
+    assert endpoint.slow_until is not None and runner.deliver_batch() == 0  # all of it waits for the hold
