@@ -150,17 +150,21 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User
     email = email.strip().lower()
     if Membership.objects.filter(tenant=tenant, user__email=email).exists():
         raise ValidationError(_("This person is already a member."))
-    seats = Membership.objects.filter(tenant=tenant).count() + _invitations_open(tenant).exclude(email=email).count()
-    usage.count_check(metric=Metric.SEATS, existing=seats, tenant=tenant)  # the plan's seats, invitations included
+
+    def seats() -> int:  # the plan's seats: members and open invitations
+        return Membership.objects.filter(tenant=tenant).count() + _invitations_open(tenant).exclude(email=email).count()
+
     raw = secrets.token_urlsafe(32)
-    invitation = Invitation.objects.create(
-        tenant=tenant,
-        email=email,
-        role=role,
-        token_hash=_sha256(raw),
-        invited_by=invited_by,
-        expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
-    )
+    with transaction.atomic():  # counted under the limit's lock until the invitation is written
+        usage.count_check(metric=Metric.SEATS, existing=seats, tenant=tenant, lock=True)
+        invitation = Invitation.objects.create(
+            tenant=tenant,
+            email=email,
+            role=role,
+            token_hash=_sha256(raw),
+            invited_by=invited_by,
+            expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
+        )
     link = tenant_url(tenant, f"/invite/{raw}/")
     context = {"tenant": tenant, "link": link, "invited_by": invited_by, "days": settings.INVITATION_MAX_AGE_DAYS}
     send_mail(

@@ -50,12 +50,15 @@ def contact_get_or_create(
     """The contact with this phone, made if new; a newer WhatsApp profile name is kept. A phone typed by
     a person must be a valid number; one a provider reports (`from_provider`) need only be possible."""
     e164 = phone_normalize(phone, from_provider=from_provider)
+    defaults = {"name": name, "wa_profile_name": wa_profile_name}
     if not from_provider and not Contact.objects.filter(phone=e164).exists():
-        # a person adds a contact: the plan's number of contacts holds (a customer who writes in never waits)
-        usage.count_check(metric=Metric.CONTACTS, existing=Contact.objects.count())
-    contact, created = Contact.objects.get_or_create(
-        phone=e164, defaults={"name": name, "wa_profile_name": wa_profile_name}
-    )
+        # a person adds a contact: the plan's number holds, counted under the limit's lock until the new
+        # row commits (a customer who writes in is never refused)
+        with transaction.atomic():
+            usage.count_check(metric=Metric.CONTACTS, existing=Contact.objects.count, lock=True)
+            contact, created = Contact.objects.get_or_create(phone=e164, defaults=defaults)
+    else:
+        contact, created = Contact.objects.get_or_create(phone=e164, defaults=defaults)
     if not created and wa_profile_name and contact.wa_profile_name != wa_profile_name:
         contact.wa_profile_name = wa_profile_name
         contact.save(update_fields=["wa_profile_name", "updated_at"])

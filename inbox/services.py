@@ -128,6 +128,9 @@ def channel_create(
     tenant = tenant_current()
     try:
         with transaction.atomic():
+            # counted again under the limit's lock (the first check, before the provider was asked, is
+            # the quick refusal): two numbers connected at once cannot pass the plan's channels
+            usage.count_check(metric=Metric.CHANNELS, existing=Channel.objects.count, lock=True)
             channel.save()
             for route_kind, external_id in provider.route_keys(channel):
                 route_register(kind=route_kind, external_id=external_id, tenant_id=tenant.pk, channel_id=channel.pk)

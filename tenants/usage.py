@@ -13,6 +13,7 @@ import datetime
 import logging
 import zlib
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,10 +177,24 @@ def limit_check(*, metric: str, amount: int = 1, pending: int = 0, tenant: Tenan
         raise LimitReached(limit_refusal(metric, limit), code=LIMIT_CODE)
 
 
-def count_check(*, metric: str, existing: int, adding: int = 1, tenant: Tenant | None = None) -> None:
-    """Refuse a seat, channel or contact past the plan's number (`existing`: how many there are now)."""
+def count_check(
+    *,
+    metric: str,
+    existing: int | Callable[[], int],
+    adding: int = 1,
+    tenant: Tenant | None = None,
+    lock: bool = False,
+) -> None:
+    """Refuse a seat, channel or contact past the plan's number (`existing`: how many there are now, or a
+    function that counts them). ``lock``: count under the limit's lock, held until the surrounding
+    transaction (which also writes the new row) ends, so two made at once cannot pass the number."""
     limit = limit_of(metric=metric, tenant=tenant).limit
-    if limit is not None and existing + adding > limit:
+    if limit is None:
+        return
+    if lock:
+        limit_lock(metric=metric, tenant=tenant)
+    count = existing() if callable(existing) else existing
+    if count + adding > limit:
         raise LimitReached(limit_refusal(metric, limit), code=LIMIT_CODE)
 
 

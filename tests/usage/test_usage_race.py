@@ -1,5 +1,6 @@
-"""The limit's lock: senders on their own connections, racing for the month's last messages, never pass
-the plan's limit. Committed for real (each thread has its own transaction), undone after."""
+"""The limit's lock: senders on their own connections racing for the month's last messages, and people
+adding contacts at once, never pass the plan's limit. Committed for real (each thread has its own
+transaction), undone after."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from crm.models import Contact
+from crm.services import contact_get_or_create
 from inbox.models import Conversation, Message
 from inbox.services import message_room, message_send, outbound_pending
 from tenants import usage
@@ -59,5 +62,44 @@ def test_senders_racing_for_the_last_messages_of_the_month_never_pass_the_limit(
     finally:
         connection.set_tenant(alpha)
         Message.objects.filter(conversation__in=conversations).delete()  # never sent by a later worker
+        connection.set_schema_to_public()
+        Tenant.objects.filter(pk=alpha.pk).update(plan=None)
+
+
+def test_people_adding_contacts_at_once_never_pass_the_plans_number(
+    tenants: tuple[Tenant, Tenant], committed: Any
+) -> None:
+    """Six threads add six new contacts at once with room for two: exactly two are made."""
+    alpha = tenants[0]
+    connection.set_tenant(alpha)
+    phones = [f"+5511982{uuid.uuid4().int % 10**6:06d}" for _ in range(6)]
+    plan_give(alpha, max_contacts=Contact.objects.count() + 2)
+    barrier = threading.Barrier(len(phones))
+    outcomes: list[str] = []
+
+    def add(phone: str) -> None:
+        from django.db import connections
+
+        try:
+            connection.set_tenant(alpha)
+            barrier.wait(timeout=10)
+            contact_get_or_create(phone=phone, name="Na corrida")
+            outcomes.append("made")
+        except ValidationError as exc:
+            outcomes.append(exc.code or "")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=add, args=(phone,)) for phone in phones]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(outcomes) == ["made"] * 2 + [usage.LIMIT_CODE] * 4, outcomes
+        assert Contact.objects.filter(phone__in=phones).count() == 2
+    finally:
+        connection.set_tenant(alpha)
+        Contact.objects.filter(phone__in=phones).delete()
         connection.set_schema_to_public()
         Tenant.objects.filter(pk=alpha.pk).update(plan=None)
