@@ -192,7 +192,7 @@ class GuardedNetworkBackend(httpcore.SyncBackend):
 class GuardedTransport(httpx.HTTPTransport):
     def __init__(self) -> None:
         super().__init__(trust_env=False)
-        # as many kept alive as may be open: a sender's 32 threads to one endpoint reuse their connections
+        # as many kept alive as may be open: a webhook runner's threads to one endpoint reuse their connections
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=50, keepalive_expiry=30)
         # Same pool httpx builds, with the guarded backend (httpx has no parameter for it).
         self._pool = httpcore.ConnectionPool(

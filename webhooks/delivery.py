@@ -93,8 +93,11 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _attempt(delivery: Delivery, endpoint: Endpoint, secrets: list[str], schema: str = "") -> Outcome:
     """One attempt, in a sending thread (`schema`: the tenant's, for the wait it may be asked for)."""
     started, clock = timezone.now(), time.monotonic()
-    if _asked_to_wait.get((schema, endpoint.pk), 0.0) > time.time():
-        return Outcome(delivery.pk, started, 0, None, "", "", None, skipped=True)
+    waiting_until = _asked_to_wait.get((schema, endpoint.pk))
+    if waiting_until is not None:
+        if waiting_until > time.time():
+            return Outcome(delivery.pk, started, 0, None, "", "", None, skipped=True)
+        _asked_to_wait.pop((schema, endpoint.pk), None)  # the wait is over: forgotten
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
     timestamp = int(time.time())
     headers = {
