@@ -91,9 +91,9 @@ def evaluate(model: str, *, expand: bool = True) -> dict[str, Any]:
     ranks: dict[str, list[tuple[str, int]]] = {"vector": [], "fts": [], "hybrid": []}
     try:
         for question, target, style in QUESTIONS:
-            vec, fts = services.retrieve_lists(query=question, knowledge_base_ids=[kb_id], embedder=embedder)
-            hybrid = [cid for cid, _s in services.rrf_fuse([vec, fts])]
-            for name, ids in (("vector", vec), ("fts", fts), ("hybrid", hybrid)):
+            candidates = services.retrieve_lists(query=question, knowledge_base_ids=[kb_id], embedder=embedder)
+            hybrid = [cid for cid, _s in services.hybrid_rank(candidates)]
+            for name, ids in (("vector", candidates.vector), ("fts", candidates.fts), ("hybrid", hybrid)):
                 ranks[name].append((style, _doc_rank(ids, documents, target)))
     finally:
         query_module.ABBREVIATIONS.update(saved)
@@ -139,6 +139,10 @@ def main() -> None:
                 }
                 print(key, json.dumps(comparison[key]), flush=True)
         result["comparison"] = comparison
+    result["hybrid_above_each"] = {
+        metric: result[f"hybrid_{metric}"] > max(result[f"vector_{metric}"], result[f"fts_{metric}"])
+        for metric in ("recall_at_1", "recall_at_5", "mrr")
+    }
     result["seconds"] = round(time.monotonic() - started, 1)
     result["targets_met"] = (
         all(result[k] >= v for k, v in TARGETS.items())

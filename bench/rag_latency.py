@@ -151,6 +151,7 @@ def fill(schema: str, chunks: int, model: str) -> int:
                 progress=100,
                 version=1,
                 indexed_version=1,
+                chunk_count=min(per_document, batch - i),
             )
             for i in range(0, batch, per_document)
         )
@@ -179,6 +180,11 @@ def fill(schema: str, chunks: int, model: str) -> int:
             cursor.execute(_hnsw_384())
             print(f"{schema}: HNSW index built in {time.perf_counter() - started:.1f} s", flush=True)
         cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
+    from knowledge.services import lexemes_rebuild
+
+    started = time.perf_counter()
+    lexemes = lexemes_rebuild(kb.pk)  # the chunks went in by bulk SQL, not through document_index
+    print(f"{schema}: {lexemes} lexemes counted in {time.perf_counter() - started:.1f} s", flush=True)
     return kb.pk
 
 
@@ -213,7 +219,7 @@ def main() -> None:
 
     from knowledge import services
     from knowledge.embeddings import local_embedder
-    from knowledge.query import query_expand
+    from knowledge.query import query_spell_out
 
     model = local_embedder().name
     other = bench_tenant("rag-other", "RAG other")
@@ -236,13 +242,13 @@ def main() -> None:
         counts.append(len(passages))
         # The same call split in two: embedding the query (CPU, the local model) and the database work.
         started = time.perf_counter()
-        vector = embedder.embed_query(query_expand(query))
+        vector = embedder.embed_query(query_spell_out(query))
         embed_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        vec, fts = services.retrieve_lists(
+        candidates = services.retrieve_lists(
             query=query, knowledge_base_ids=[kb_id], depth=services.CANDIDATES, embedder=_Fixed(embedder, vector)
         )
-        services.passages_for(services.rrf_fuse([vec, fts])[:5])
+        services.passages_for(services.hybrid_rank(candidates)[:5])
         search_ms.append((time.perf_counter() - started) * 1000)
     timings.sort()
     embed_ms.sort()

@@ -112,3 +112,19 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.position}"
+
+
+class Lexeme(models.Model):
+    """How many indexed chunks of a knowledge base hold a full-text lexeme: the document frequency that
+    full-text retrieval weighs query words by (a word every chunk has tells nothing, BM25's IDF). Kept
+    in step when a document's new version is swapped in or a document is deleted (knowledge.services)."""
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
+    lexeme = models.TextField()
+    chunks = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["knowledge_base", "lexeme"], name="knowledge_lexeme_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.lexeme} ({self.chunks})"

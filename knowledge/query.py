@@ -122,3 +122,9 @@ def query_expand(text: str) -> str:
         if full and full != word:
             extra.append(full)
     return f"{text} {' '.join(extra)}" if extra else text
+
+
+def query_spell_out(text: str) -> str:
+    """`text` with each chat abbreviation replaced by its spelled-out form, in place (what the embedding
+    model reads: a sentence as written out, no longer than the customer's)."""
+    return _WORD.sub(lambda m: ABBREVIATIONS.get(m.group(0).lower(), m.group(0)), text)

@@ -8,7 +8,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,8 +23,8 @@ from core import urlguard
 from core.tasks import send_on_commit
 from knowledge import parsing
 from knowledge.embeddings import Embedder, EmbeddingFailed, embedder_current
-from knowledge.models import Chunk, Document, DocumentKind, DocumentStatus, KnowledgeBase, QAPair
-from knowledge.query import query_expand
+from knowledge.models import Chunk, Document, DocumentKind, DocumentStatus, KnowledgeBase, Lexeme, QAPair
+from knowledge.query import query_expand, query_spell_out
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ FILE_KINDS = {
 INDEXED_DIMS = (384, 768, 1024, 1536)
 # Reciprocal rank fusion: score = sum over the lists of weight / (RRF_K + rank). Chosen on bench/rag_eval.py
 # (README "Knowledge"): the dense model is the stronger list on informal pt-BR, full-text adds exact terms
-# (prices, names, codes), so it weighs 0.7, and a small k keeps the top of each list decisive.
+# (prices, names, codes), so it weighs 0.7 times the square of its coverage of the query (see _FTS_SQL),
+# and a small k keeps the top of each list decisive.
 RRF_K = 10
 RRF_WEIGHTS = (1.0, 0.7)
 CANDIDATES = 40  # how deep each list goes before fusion
@@ -177,7 +178,11 @@ def document_add_url(*, knowledge_base: KnowledgeBase, url: str) -> Document:
 def document_delete(*, document: Document) -> None:
     if document.file:
         _file_delete_on_commit(document)
-    document.delete()
+    with transaction.atomic():
+        indexed = _indexed_version_locked(document.pk)
+        if indexed:
+            _lexemes_count(document.knowledge_base_id, document.pk, indexed, -1)
+        document.delete()
 
 
 # --- question/answer pairs ------------------------------------------------------------------------------
@@ -333,6 +338,7 @@ def document_index(*, document_id: int, version: int) -> str:
             Chunk.objects.filter(document_id=document_id, version=version).delete()
             return "stale"
     with transaction.atomic():
+        previous = _indexed_version_locked(document_id)
         swapped = Document.objects.filter(pk=document_id, version=version).update(
             status=DocumentStatus.READY,
             progress=100,
@@ -342,10 +348,61 @@ def document_index(*, document_id: int, version: int) -> str:
             error="",
         )
         if swapped:
+            if previous:
+                _lexemes_count(document.knowledge_base_id, document_id, previous, -1)
+            _lexemes_count(document.knowledge_base_id, document_id, version, 1)
             Chunk.objects.filter(document_id=document_id).exclude(version=version).delete()
         else:
             Chunk.objects.filter(document_id=document_id, version=version).delete()
     return DocumentStatus.READY if swapped else "stale"
+
+
+def _indexed_version_locked(document_id: int) -> int | None:
+    """The document's indexed version, its row locked until the transaction ends (a swap and a delete of
+    one document take turns, so its frequencies are counted in or out once)."""
+    return Document.objects.select_for_update().filter(pk=document_id).values_list("indexed_version", flat=True).first()
+
+
+def _lexemes_count(knowledge_base_id: int, document_id: int, version: int, sign: int) -> None:
+    """Add (sign 1) or take away (-1) the lexemes of one version of a document to its knowledge base's
+    document frequencies (ts_stat's `ndoc`: chunks holding the lexeme), in lexeme order, so two documents
+    swapped in at once lock the shared rows in the same order."""
+    table = Lexeme._meta.db_table
+    chunks = (
+        f"SELECT search_vector FROM {Chunk._meta.db_table} "  # noqa: S608 (ints)
+        f"WHERE document_id = {int(document_id)} AND version = {int(version)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS s (knowledge_base_id, lexeme, chunks) "  # noqa: S608 (our table)
+            "SELECT %(kb)s, word, ndoc FROM ts_stat(%(chunks)s) ORDER BY word "
+            "ON CONFLICT (knowledge_base_id, lexeme) DO UPDATE SET chunks = s.chunks + EXCLUDED.chunks"
+            if sign > 0
+            else f"UPDATE {table} AS s SET chunks = greatest(0, s.chunks - t.ndoc) "  # noqa: S608 (our table)
+            "FROM (SELECT word, ndoc FROM ts_stat(%(chunks)s) ORDER BY word) t "
+            "WHERE s.knowledge_base_id = %(kb)s AND s.lexeme = t.word",
+            {"kb": knowledge_base_id, "chunks": chunks},
+        )
+        if sign < 0:
+            cursor.execute(f"DELETE FROM {table} WHERE knowledge_base_id = %s AND chunks = 0", [knowledge_base_id])  # noqa: S608
+
+
+def lexemes_rebuild(knowledge_base_id: int) -> int:
+    """Count a knowledge base's document frequencies again from its indexed chunks (after chunks were
+    written in bulk outside `document_index`, as the latency benchmark does). Answers the lexemes."""
+    table = Lexeme._meta.db_table
+    chunks = (
+        f"SELECT c.search_vector FROM {Chunk._meta.db_table} c JOIN {Document._meta.db_table} d "  # noqa: S608 (ints)
+        f"ON d.id = c.document_id AND d.indexed_version = c.version "
+        f"WHERE c.knowledge_base_id = {int(knowledge_base_id)}"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE knowledge_base_id = %s", [knowledge_base_id])  # noqa: S608
+        cursor.execute(
+            f"INSERT INTO {table} (knowledge_base_id, lexeme, chunks) SELECT %s, word, ndoc FROM ts_stat(%s)",  # noqa: S608
+            [knowledge_base_id, chunks],
+        )
+        return cursor.rowcount
 
 
 def _document_fail(document_id: int, version: int, reason: str) -> str:
@@ -383,20 +440,36 @@ def _vector_sql(dim: int) -> str:
     """  # noqa: S608 (table names are ours, the cast comes from INDEXED_DIMS)
 
 
+# Full-text side: the query's words as Portuguese and English lexemes (a Portuguese stop word is dropped),
+# less the tenant's commonest (see common_lexemes), each weighed by its inverse document frequency in these
+# knowledge bases (BM25's IDF, from knowledge_lexeme) times ts_rank's saturating count of it in the chunk;
+# no length normalisation (chunks are of one size). `coverage` is the share of the query's lexemes the
+# knowledge bases hold at all: an English question over Portuguese documents matches only stray words, and
+# the fusion weighs the full-text list by it.
 _FTS_SQL = f"""
     WITH words AS (SELECT DISTINCT l FROM regexp_split_to_table(%(text)s, '[^[:alnum:]]+') w,
              LATERAL unnest(tsvector_to_array(CASE WHEN to_tsvector('portuguese', w) = ''::tsvector THEN ''::tsvector
                                               ELSE to_tsvector('portuguese', w) || to_tsvector('english', w) END)) l),
     kept AS (SELECT l FROM words WHERE l <> ALL(%(common)s::text[])
              UNION ALL SELECT l FROM words WHERE NOT EXISTS (SELECT 1 FROM words WHERE l <> ALL(%(common)s::text[]))),
+    total AS (SELECT greatest(coalesce(sum(chunk_count), 0), 1) AS n FROM {Document._meta.db_table}
+              WHERE knowledge_base_id = ANY(%(kbs)s) AND indexed_version > 0),
+    terms AS (SELECT f.lexeme, to_tsquery('simple', quote_literal(f.lexeme)) AS tq,
+                     ln(1 + (greatest(total.n, f.df) - f.df + 0.5) / (f.df + 0.5)) AS idf
+              FROM (SELECT lexeme, sum(chunks) AS df FROM {Lexeme._meta.db_table}
+                    WHERE knowledge_base_id = ANY(%(kbs)s) AND lexeme IN (SELECT l FROM kept)
+                    GROUP BY lexeme) f, total),
     q AS (SELECT to_tsquery('simple', coalesce(nullif(array_to_string(array(
-             SELECT quote_literal(l) FROM kept), ' | '), ''), '''''')) AS q),
+             SELECT quote_literal(lexeme) FROM terms), ' | '), ''), '')) AS q,
+             (SELECT count(*) FROM terms)::float / greatest((SELECT count(*) FROM kept), 1) AS coverage),
     matched AS (SELECT m.id, m.search_vector, m.document_id, m.version FROM {Chunk._meta.db_table} m, q
-                WHERE m.search_vector @@ q.q AND m.knowledge_base_id = ANY(%(kbs)s) LIMIT %(cap)s)
-    SELECT c.id, row_number() OVER (ORDER BY ts_rank(c.search_vector, q.q) DESC, c.id) AS r
-    FROM matched c
-    JOIN {Document._meta.db_table} d ON d.id = c.document_id AND d.indexed_version = c.version, q
-    ORDER BY ts_rank(c.search_vector, q.q) DESC, c.id LIMIT %(n)s
+                WHERE m.search_vector @@ q.q AND m.knowledge_base_id = ANY(%(kbs)s) LIMIT %(cap)s),
+    scored AS (SELECT c.id, (SELECT sum(t.idf * ts_rank(c.search_vector, t.tq)) FROM terms t
+                             WHERE c.search_vector @@ t.tq) AS score
+               FROM matched c
+               JOIN {Document._meta.db_table} d ON d.id = c.document_id AND d.indexed_version = c.version)
+    SELECT s.id, row_number() OVER (ORDER BY s.score DESC, s.id) AS r, q.coverage
+    FROM scored s, q ORDER BY s.score DESC, s.id LIMIT %(n)s
 """  # noqa: S608 (table names are ours)
 
 
@@ -431,22 +504,31 @@ def common_lexemes() -> list[str]:
     return common
 
 
-def _ranked(sql: str, params: dict[str, Any]) -> list[tuple[int, int]]:
+def _ranked(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [(int(row[0]), int(row[1])) for row in cursor.fetchall()]
+        return list(cursor.fetchall())
+
+
+class Candidates(NamedTuple):
+    """What hybrid retrieval fuses: chunk ids by vector similarity and by full-text rank, best first, and
+    the share of the query's lexemes the knowledge bases hold (how much the full-text list can know)."""
+
+    vector: list[int]
+    fts: list[int]
+    coverage: float
 
 
 def retrieve_lists(
     *, query: str, knowledge_base_ids: list[int], depth: int = CANDIDATES, embedder: Embedder | None = None
-) -> tuple[list[int], list[int]]:
-    """The two ranked lists hybrid retrieval fuses: chunk ids by vector similarity, by full-text rank."""
+) -> Candidates:
+    """The two ranked lists hybrid retrieval fuses, and the full-text list's coverage of the query."""
     ids = [int(i) for i in knowledge_base_ids]
     if not query.strip() or not ids:
-        return [], []
+        return Candidates([], [], 0.0)
     expanded = query_expand(query)
     embedder = embedder or embedder_current()
-    embedding = _EMBED_POOL.submit(embedder.embed_query, expanded)
+    embedding = _EMBED_POOL.submit(embedder.embed_query, query_spell_out(query))
     params: dict[str, Any] = {
         "kbs": ids,
         "cap": FTS_MAX_CANDIDATES,
@@ -456,15 +538,15 @@ def retrieve_lists(
     }
     try:
         with transaction.atomic():
-            fts = [cid for cid, _r in _ranked(_FTS_SQL, params)]
+            rows = _ranked(_FTS_SQL, params)
             vector = embedding.result()
             params.update(vec=_vector_literal(vector), dim=len(vector), model=embedder.name)
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, depth * 2)])
-            vec = [cid for cid, _r in _ranked(_vector_sql(len(vector)), params)]
+            vec = [int(row[0]) for row in _ranked(_vector_sql(len(vector)), params)]
     finally:
         embedding.cancel()
-    return vec, fts
+    return Candidates(vec, [int(row[0]) for row in rows], float(rows[0][2]) if rows else 0.0)
 
 
 def rrf_fuse(
@@ -478,22 +560,28 @@ def rrf_fuse(
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+def hybrid_rank(candidates: Candidates) -> list[tuple[int, float]]:
+    """The fused ranking with scores from 0 to 1 (1: first in both lists with the whole query known to
+    the full-text index). The full-text list weighs RRF_WEIGHTS[1] times the square of its coverage."""
+    vector_weight, fts_weight = RRF_WEIGHTS
+    weights = (vector_weight, fts_weight * candidates.coverage**2)
+    best = sum(RRF_WEIGHTS) / (RRF_K + 1)
+    return [(cid, score / best) for cid, score in rrf_fuse([candidates.vector, candidates.fts], weights=weights)]
+
+
 def passages_for(scored: list[tuple[int, float]]) -> list[Passage]:
     if not scored:
         return []
-    rows = {
-        c.pk: c
-        for c in Chunk.objects.filter(pk__in=[cid for cid, _s in scored])
-        .select_related("document")
-        .only("id", "text", "document_id", "document__name")
-    }
+    with connection.cursor() as cursor:  # one plain statement: it is on every answer's critical path
+        cursor.execute(
+            f"SELECT c.id, c.document_id, d.name, c.text FROM {Chunk._meta.db_table} c "  # noqa: S608 (our tables)
+            f"JOIN {Document._meta.db_table} d ON d.id = c.document_id WHERE c.id = ANY(%s)",
+            [[cid for cid, _s in scored]],
+        )
+        rows = {row[0]: row for row in cursor.fetchall()}
     return [
         Passage(
-            chunk_id=cid,
-            document_id=rows[cid].document_id,
-            document_name=rows[cid].document.name,
-            text=rows[cid].text,
-            score=round(score, 6),
+            chunk_id=cid, document_id=rows[cid][1], document_name=rows[cid][2], text=rows[cid][3], score=round(score, 6)
         )
         for cid, score in scored
         if cid in rows
@@ -503,7 +591,7 @@ def passages_for(scored: list[tuple[int, float]]) -> list[Passage]:
 def retrieve(*, query: str, knowledge_base_ids: list[int], k: int = 5) -> list[Passage]:
     """The best `k` passages of these knowledge bases (of the active tenant: the schema is the scope) for
     `query`: vector similarity and full-text (Portuguese + English, accents folded) fused by reciprocal
-    rank. `score` is the fused score (higher is better; 1.7/11 at most)."""
+    rank (`hybrid_rank`: `score` from 0 to 1)."""
     k = max(1, min(int(k), 50))
-    vec, fts = retrieve_lists(query=query, knowledge_base_ids=knowledge_base_ids, depth=max(CANDIDATES, k))
-    return passages_for(rrf_fuse([vec, fts])[:k])
+    candidates = retrieve_lists(query=query, knowledge_base_ids=knowledge_base_ids, depth=max(CANDIDATES, k))
+    return passages_for(hybrid_rank(candidates)[:k])

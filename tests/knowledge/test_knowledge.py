@@ -22,7 +22,7 @@ from accounts.models import Role
 from accounts.services import api_token_create
 from knowledge import parsing, services
 from knowledge.embeddings import embedder_current, embedder_for, local_embedder
-from knowledge.models import Chunk, Document, DocumentKind, DocumentStatus, KnowledgeBase
+from knowledge.models import Chunk, Document, DocumentKind, DocumentStatus, KnowledgeBase, Lexeme
 from tenants.models import Tenant
 from tests.conftest import tenant_client
 from tests.knowledge.files import docx_bytes, pdf_bytes
@@ -281,21 +281,83 @@ def test_hybrid_is_never_below_vector_and_beats_full_text(kb: KnowledgeBase) -> 
     names = dict(Chunk.objects.values_list("id", "document__name"))
     vec, fts, hybrid = [], [], []
     for question, _target in QUESTIONS:
-        v, f = services.retrieve_lists(query=question, knowledge_base_ids=[kb.pk])
-        vec.append(v)
-        fts.append(f)
+        candidates = services.retrieve_lists(query=question, knowledge_base_ids=[kb.pk])
+        vec.append(candidates.vector)
+        fts.append(candidates.fts)
         hybrid.append([p.chunk_id for p in services.retrieve(query=question, knowledge_base_ids=[kb.pk], k=10)])
     scores = {"vector": _mrr(vec, names), "fts": _mrr(fts, names), "hybrid": _mrr(hybrid, names)}
     assert scores["hybrid"] >= scores["vector"] and scores["hybrid"] > scores["fts"], scores
+
+
+def _frequencies(kb: KnowledgeBase) -> dict[str, int]:
+    return dict(Lexeme.objects.filter(knowledge_base=kb).values_list("lexeme", "chunks"))
+
+
+def test_document_frequencies_follow_new_versions_and_deletes(kb: KnowledgeBase) -> None:
+    """The counts full-text retrieval weighs words by stay equal to a recount from the indexed chunks
+    through a first index, a new version swapped in, and a delete."""
+    cenoura = _index(services.document_add_text(knowledge_base=kb, name="a", text="Bolo de cenoura com cobertura."))
+    _index(services.document_add_text(knowledge_base=kb, name="b", text="Bolo de fubá cremoso."))
+    counted = _frequencies(kb)
+    assert counted["bol"] == 2 and counted["cenour"] == 1 and "fuba" in counted
+    assert services.lexemes_rebuild(kb.pk) == len(counted) and _frequencies(kb) == counted
+
+    _index(services.document_update_text(document=cenoura, text="Torta de limão."))
+    counted = _frequencies(kb)
+    assert counted["bol"] == 1 and "cenour" not in counted and counted["limao"] == 1
+    services.lexemes_rebuild(kb.pk)
+    assert _frequencies(kb) == counted
+
+    services.document_delete(document=Document.objects.get(name="b"))
+    assert "bol" not in _frequencies(kb) and _frequencies(kb)["tort"] == 1
+    services.knowledge_base_delete(knowledge_base=kb)
+    assert not Lexeme.objects.exists()
+
+
+def test_a_rare_query_word_outweighs_a_common_one_repeated(kb: KnowledgeBase) -> None:
+    """BM25's IDF: "bolo" is in every document, "cenoura" in one; the chunk that says "bolo" four times
+    and nothing of carrots ranks under the one with the carrot."""
+    _index(services.document_add_text(knowledge_base=kb, name="bolos", text="Bolo, bolo, bolo e mais bolo: temos."))
+    _index(services.document_add_text(knowledge_base=kb, name="cenoura", text="Cenoura com chocolate é a base."))
+    for i in range(4):
+        _index(services.document_add_text(knowledge_base=kb, name=f"outro{i}", text=f"Bolo de sabor número {i}."))
+    names = dict(Chunk.objects.values_list("id", "document__name"))
+    candidates = services.retrieve_lists(query="bolo de cenoura", knowledge_base_ids=[kb.pk])
+    assert names[candidates.fts[0]] == "cenoura"
+    assert candidates.coverage == 1.0  # every lexeme of the query is in the base
+
+
+def test_full_text_weighs_in_the_fusion_by_how_much_of_the_query_the_base_knows(kb: KnowledgeBase) -> None:
+    _index(services.document_add_text(knowledge_base=kb, name="pt", text="Entregamos bolos de segunda a sábado."))
+    english = services.retrieve_lists(query="do you deliver cakes on mondays?", knowledge_base_ids=[kb.pk])
+    portuguese = services.retrieve_lists(query="vcs entregam bolo na segunda?", knowledge_base_ids=[kb.pk])
+    assert english.coverage < 0.2 < 0.5 < portuguese.coverage <= 1.0
+
+    known = services.Candidates(vector=[1, 2, 3], fts=[3], coverage=1.0)
+    assert [cid for cid, _s in services.hybrid_rank(known)] == [3, 1, 2]  # full-text's first lifts the vector's third
+    stray = services.Candidates(vector=[1, 2, 3], fts=[3], coverage=0.2)
+    assert [cid for cid, _s in services.hybrid_rank(stray)] == [1, 2, 3]  # a stray word's match moves nothing
+    top = services.Candidates(vector=[5], fts=[5], coverage=1.0)
+    assert services.hybrid_rank(top) == [(5, pytest.approx(1.0))]  # first in both lists: 1
+
+
+def test_chat_abbreviations_are_spelled_out_for_both_searches() -> None:
+    """Full-text gets the customer's words and their spelled-out forms; the embedding model reads the
+    sentence written out in place (measured in bench/rag_eval.py: vector recall@1 0.80 -> 0.86)."""
+    from knowledge.query import query_expand, query_spell_out
+
+    assert query_expand("vc aceita pix? qnto fica") == "vc aceita pix? qnto fica você quanto"
+    assert query_spell_out("Vc aceita pix? qnto fica") == "você aceita pix? quanto fica"
+    assert query_spell_out("Bolo de cenoura") == "Bolo de cenoura"
 
 
 def test_full_text_folds_accents_and_speaks_portuguese_and_english(kb: KnowledgeBase) -> None:
     _index(services.document_add_text(knowledge_base=kb, name="pt", text="Não fazemos entregas aos domingos."))
     _index(services.document_add_text(knowledge_base=kb, name="en", text="Our shipping partners deliver overseas."))
     names = dict(Chunk.objects.values_list("id", "document__name"))
-    _vec, fts = services.retrieve_lists(query="nao entregamos domingo", knowledge_base_ids=[kb.pk])
+    fts = services.retrieve_lists(query="nao entregamos domingo", knowledge_base_ids=[kb.pk]).fts
     assert [names[i] for i in fts][:1] == ["pt"]  # accents folded, Portuguese stems (entregas ~ entregamos)
-    _vec, fts = services.retrieve_lists(query="delivering", knowledge_base_ids=[kb.pk])
+    fts = services.retrieve_lists(query="delivering", knowledge_base_ids=[kb.pk]).fts
     assert [names[i] for i in fts][:1] == ["en"]  # English stems
 
 
@@ -473,7 +535,9 @@ def test_words_in_most_chunks_are_left_out_of_the_full_text_query_unless_all_are
     from django.db import connection
 
     document = services.document_add_text(knowledge_base=kb, name="receitas", text="x")
-    Document.objects.filter(pk=document.pk).update(version=1, indexed_version=1, status=DocumentStatus.READY)
+    Document.objects.filter(pk=document.pk).update(
+        version=1, indexed_version=1, status=DocumentStatus.READY, chunk_count=60
+    )
     texts = ["bolo de cenoura com cobertura" if i == 7 else f"bolo simples numero {i}" for i in range(60)]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -484,13 +548,14 @@ def test_words_in_most_chunks_are_left_out_of_the_full_text_query_unless_all_are
             [document.pk, kb.pk, texts],
         )
         cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
+    services.lexemes_rebuild(kb.pk)  # written by SQL, not through document_index
     monkeypatch.setattr(services, "COMMON_LEXEME_MIN_CHUNKS", 50)
     monkeypatch.setattr(services, "_common_cache", {})
     assert "bol" in services.common_lexemes()  # in every chunk ("bolo", stemmed)
     names = dict(Chunk.objects.values_list("id", "text"))
-    _vec, fts = services.retrieve_lists(query="bolo de cenoura", knowledge_base_ids=[kb.pk])
+    fts = services.retrieve_lists(query="bolo de cenoura", knowledge_base_ids=[kb.pk]).fts
     assert [names[i] for i in fts] == ["bolo de cenoura com cobertura"]  # only the rare word was searched
-    _vec, fts = services.retrieve_lists(query="bolo", knowledge_base_ids=[kb.pk])
+    fts = services.retrieve_lists(query="bolo", knowledge_base_ids=[kb.pk]).fts
     assert len(fts) == services.CANDIDATES  # every word is common: the query keeps them all
 
     monkeypatch.setattr(services, "COMMON_LEXEME_MIN_CHUNKS", 5000)
