@@ -111,13 +111,13 @@ def recently_sent(
     since = now - datetime.timedelta(hours=hours)
     rows = (
         Message.objects.filter(
-            conversation__contact_id__in=contact_ids,
+            conversation__contact_id__any=contact_ids,
             direction=Direction.OUTBOUND,
             is_marketing=True,
             queued_at__gte=since,
         )
         .exclude(status=MessageStatus.FAILED)
-        .exclude(idempotency_key__in=exclude_keys)
+        .exclude(idempotency_key__any=exclude_keys)
         .values_list("conversation__contact_id", "type", "body", "template_name", "media_url")
     )
     found: dict[int, set[str]] = {}

@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import zoneinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -215,89 +215,80 @@ def outreach_send(
     )
 
 
-def conversations_for(*, channel: Channel, contacts: list[Contact]) -> dict[int, Conversation]:
-    """Each contact's conversation on the channel, opening the missing ones: two statements for a batch."""
-    by_id = {contact.pk: contact for contact in contacts}
-    now = timezone.now()
-    known = set(
-        Conversation.objects.filter(channel_id=channel.pk, contact_id__in=list(by_id)).values_list(
-            "contact_id", flat=True
+def conversation_rows(
+    *, channel: Channel, contact_ids: list[int], now: datetime.datetime
+) -> dict[int, tuple[int, datetime.datetime | None]]:
+    """Each contact's conversation on the channel as (id, last inbound time), opening the missing ones:
+    two statements for a batch (three if another runner opened some of them at the same moment), and
+    no model instances."""
+
+    def found(ids: list[int]) -> dict[int, tuple[int, datetime.datetime | None]]:
+        rows = Conversation.objects.filter(channel_id=channel.pk, contact_id__any=ids).values_list(
+            "contact_id", "id", "last_inbound_at"
         )
-    )
-    _rows_insert(
-        Conversation,
-        [Conversation(contact=c, channel=channel, last_message_at=now) for c in contacts if c.pk not in known],
-        ("contact_id",),
-        ignore_conflicts=True,
-    )
-    # By ids (an `__in` of model instances costs Django more to compile than the query costs to run), the
-    # contacts and the channel the caller holds set on each, not joined again.
-    found = Conversation.objects.filter(channel_id=channel.pk, contact_id__in=list(by_id))
-    result = {}
-    for conversation in found:
-        conversation.channel = channel
-        conversation.contact = by_id[conversation.contact_id]
-        result[conversation.contact_id] = conversation
+        return {contact_id: (pk, last_inbound) for contact_id, pk, last_inbound in rows}
+
+    result = found(contact_ids)
+    missing = [i for i in contact_ids if i not in result]
+    if missing:
+        opened = _columns_insert(
+            Conversation,
+            Conversation(contact_id=missing[0], channel=channel, last_message_at=now),
+            {"contact_id": missing},
+            ignore_conflicts=True,
+        )
+        result.update({contact_id: (pk, None) for contact_id, pk in opened.items()})
+        raced = [i for i in missing if i not in opened]
+        if raced:
+            result.update(found(raced))
     return result
 
 
-def _rows_insert(model: Any, objs: list[Any], varying: tuple[str, ...], *, ignore_conflicts: bool = False) -> None:
-    """bulk_create for a build batch whose rows differ only in `varying` (attnames): the other columns are
-    prepared once (Django prepares each field of each row; for 500 messages that was most of a build's
-    time), the varying ones go as one array each through unnest. Sets the new primary keys on `objs`
-    (those inserted; with ignore_conflicts, a row that existed keeps pk None). Falls back to bulk_create
-    when another column differs between rows."""
-    if not objs:
-        return
+def _columns_insert(
+    model: Any, template: Any, columns: dict[str, list[Any]], *, ignore_conflicts: bool = False
+) -> dict[Any, int]:
+    """INSERT of rows of `model` that differ only in `columns` (attname -> one value per row), as one
+    array per column through unnest; every other column is prepared once, from `template` (Django
+    prepares each field of each row of a bulk_create, and builds an instance per row: for a build batch
+    that was most of its time). The last column is the batch's unique key (idempotency key, contact):
+    answers key -> new primary key (with ignore_conflicts, a row that existed is left out). A column whose
+    default differs per row (a uuid) has to be among `columns`: Message and Conversation have none."""
+    names = list(columns)
+    if not names or not columns[names[0]]:
+        return {}
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    first = objs[0]
-    constant = [f for f in fields if f.attname not in varying]
-    for f in constant:
-        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False):
-            continue
-        value = getattr(first, f.attname)
-        if any(getattr(o, f.attname) != value for o in objs):
-            model.objects.bulk_create(objs, batch_size=1000, ignore_conflicts=ignore_conflicts)
-            return
     by_name = {f.attname: f for f in fields}
-    moving = [by_name[name] for name in varying]
+    constant = [f for f in fields if f.attname not in columns]
     params: list[Any] = []
     select: list[str] = []
     for f in constant:
-        value = f.get_db_prep_save(f.pre_save(first, True), connection)
-        for o in objs[1:]:  # auto_now_add: the same moment for the batch
-            setattr(o, f.attname, getattr(first, f.attname))
         select.append(f"%s::{f.db_type(connection)}")
-        params.append(value)
+        params.append(f.get_db_prep_save(f.pre_save(template, True), connection))
     arrays: list[str] = []
-    for i, f in enumerate(moving):
+    for i, name in enumerate(names):
+        f = by_name[name]
         kind = f.db_type(connection)
-        as_text = kind in ("jsonb", "json")
-        if as_text:
+        if kind in ("jsonb", "json"):
             encoder = getattr(f, "encoder", None)
-            values = [json.dumps(getattr(o, f.attname), cls=encoder) for o in objs]
+            params.append([json.dumps(v, cls=encoder) for v in columns[name]])
+            arrays.append("%s::text[]")
+            select.append(f"v.c{i}::{kind}")
         else:
-            values = [f.get_db_prep_save(getattr(o, f.attname), connection) for o in objs]
-        arrays.append(f"%s::{'text' if as_text else kind}[]")
-        select.append(f"v.c{i}::{kind}" if as_text else f"v.c{i}")
-        params.append(values)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in [*constant, *moving])
-    names = ", ".join(f"c{i}" for i in range(len(moving)))
-    key = moving[-1]  # the last varying column is the batch's unique key (idempotency key, contact)
+            params.append([f.get_db_prep_save(v, connection) for v in columns[name]])
+            arrays.append(f"%s::{kind}[]")
+            select.append(f"v.c{i}")
+    quoted = ", ".join(connection.ops.quote_name(f.column) for f in [*constant, *(by_name[n] for n in names)])
+    key = connection.ops.quote_name(by_name[names[-1]].column)
     sql = (
-        f"INSERT INTO {model._meta.db_table} ({columns}) "  # noqa: S608 (our names; values are parameters)
-        f"SELECT {', '.join(select)} FROM unnest({', '.join(arrays)}) AS v({names})"
+        f"INSERT INTO {model._meta.db_table} ({quoted}) "  # noqa: S608 (our names; values are parameters)
+        f"SELECT {', '.join(select)} FROM unnest({', '.join(arrays)}) "
+        f"AS v({', '.join(f'c{i}' for i in range(len(names)))})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
-        + f" RETURNING {model._meta.pk.column}, {connection.ops.quote_name(key.column)}"
+        + f" RETURNING {model._meta.pk.column}, {key}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        ids = {k: pk for pk, k in cursor.fetchall()}
-    for o in objs:
-        pk = ids.get(getattr(o, key.attname))
-        if pk is not None:
-            o.pk = pk
-            o._state.adding, o._state.db = False, "default"
+        return {k: pk for pk, k in cursor.fetchall()}
 
 
 # --- quiet hours ----------------------------------------------------------------------------------
@@ -508,6 +499,15 @@ def campaign_channels_to_build() -> list[int]:
     )
 
 
+class _Pending(NamedTuple):
+    """A recipient whose message is about to be written: its conversation, content and idempotency key."""
+
+    recipient: CampaignRecipient
+    conversation_id: int
+    content: dict[str, Any]
+    key: str
+
+
 def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
     channel = campaign.channel
     caps = provider_class(channel.kind).capabilities
@@ -522,18 +522,19 @@ def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
         )
         if not batch:
             return 0
-        contacts = [r.contact for r in batch]
-        conversations = conversations_for(channel=channel, contacts=contacts)
+        now = timezone.now()
+        contact_ids = [r.contact_id for r in batch]
+        conversations = conversation_rows(channel=channel, contact_ids=contact_ids, now=now)
         refused = dict(
-            ContactConsent.objects.filter(contact_id__in=[c.pk for c in contacts], medium=medium)
+            ContactConsent.objects.filter(contact_id__any=contact_ids, medium=medium)
             .exclude(status=ConsentStatus.OPTED_IN)
             .values_list("contact_id", "status")
         )
-        now = timezone.now()
         window = caps.session_window_hours
-        messages: list[tuple[CampaignRecipient, Message]] = []
+        pending: list[_Pending] = []
         for recipient in batch:
-            contact, conversation = recipient.contact, conversations[recipient.contact_id]
+            contact = recipient.contact
+            conversation_id, last_inbound = conversations[recipient.contact_id]
             recipient.processed_at = now
             if recipient.contact_id in refused:
                 recipient.status = RecipientStatus.SKIPPED
@@ -542,18 +543,16 @@ def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
                     "medium": medium.label,
                 }
                 continue
-            try:  # no phone: reachable only by a user id of this channel's portfolio (the BSUID rule)
-                address_check(conversation, caps.user_ids)
-            except ValidationError as exc:
-                recipient.status, recipient.reason = RecipientStatus.SKIPPED, " ".join(exc.messages)[:300]
-                continue
+            if not contact.phone or contact.phone.startswith("erased:"):
+                try:  # no phone: reachable only by a user id of this channel's portfolio (the BSUID rule)
+                    address_check(Conversation(pk=conversation_id, contact=contact, channel=channel), caps.user_ids)
+                except ValidationError as exc:
+                    recipient.status, recipient.reason = RecipientStatus.SKIPPED, " ".join(exc.messages)[:300]
+                    continue
             if (
                 campaign.kind != ContentKind.TEMPLATE
                 and window is not None
-                and (
-                    conversation.last_inbound_at is None
-                    or now - conversation.last_inbound_at >= datetime.timedelta(hours=window)
-                )
+                and (last_inbound is None or now - last_inbound >= datetime.timedelta(hours=window))
             ):
                 recipient.status = RecipientStatus.SKIPPED
                 recipient.reason = _(
@@ -561,70 +560,107 @@ def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
                     "Send an approved template to restart the conversation."
                 )
                 continue
-            messages.append(
-                (recipient, _campaign_message(campaign, conversation, contact, template_body, now, recipient.round))
+            key = f"campaign:{campaign.pk}:{contact.pk}" + (f":r{recipient.round}" if recipient.round else "")
+            content = campaign_content(campaign, contact, template_body)
+            pending.append(_Pending(recipient, conversation_id, content, key))
+        if pending:
+            # What every message of the batch shares (the campaign's kind, template, media; the times).
+            shared = {k: v for k, v in pending[0].content.items() if k not in ("body", "template_variables")}
+            template = Message(
+                conversation_id=pending[0].conversation_id,
+                channel_id=campaign.channel_id,
+                direction=Direction.OUTBOUND,
+                is_marketing=True,
+                status=MessageStatus.QUEUED,
+                queued_at=now,
+                next_attempt_at=now,
+                hold_quiet_hours=campaign.respect_quiet_hours,
+                **shared,
             )
-        keys = [m.idempotency_key for _r, m in messages]
-        if campaign.dedupe_hours and messages:
-            # The same content to the same person within the window, from any campaign or cadence on any
-            # channel: skipped and recorded (this campaign's own message of a replay is not a duplicate).
-            recent = rails.recently_sent(
-                contact_ids=[r.contact_id for r, _m in messages],
-                hours=campaign.dedupe_hours,
-                now=now,
-                exclude_keys=keys,
-            )
-            kept = []
-            for recipient, message in messages:
-                fingerprint = rails.content_fingerprint(
-                    type=message.type,
-                    body=message.body,
-                    template_name=message.template_name,
-                    media_url=message.media_url,
-                )
-                if fingerprint in recent.get(recipient.contact_id, set()):
-                    recipient.status = RecipientStatus.SKIPPED
-                    recipient.reason = _("The same message was sent to this contact in the last %(hours)s hours.") % {
-                        "hours": campaign.dedupe_hours
-                    }
-                else:
-                    kept.append((recipient, message))
-            messages = kept
+            if campaign.dedupe_hours:
+                pending = _campaign_dedupe(campaign, pending, template, now)
         # A recipient put back to pending whose message exists (a replay) keeps that message: never two.
         existing = {
-            m.idempotency_key: m
-            for m in Message.objects.filter(idempotency_key__in=[m.idempotency_key for _r, m in messages])
+            key: (pk, status)
+            for key, pk, status in Message.objects.filter(idempotency_key__any=[p.key for p in pending]).values_list(
+                "idempotency_key", "id", "status"
+            )
         }
-        _rows_insert(
-            Message,
-            [m for _r, m in messages if m.idempotency_key not in existing],
-            ("conversation_id", "body", "template_variables", "idempotency_key"),
+        fresh = [p for p in pending if p.key not in existing]
+        written = (
+            _columns_insert(
+                Message,
+                template,
+                {
+                    "conversation_id": [p.conversation_id for p in fresh],
+                    "body": [p.content["body"] for p in fresh],
+                    "template_variables": [p.content.get("template_variables", {}) for p in fresh],
+                    "idempotency_key": [p.key for p in fresh],
+                },
+            )
+            if fresh
+            else {}
         )
-        for recipient, message in messages:
-            found = existing.get(message.idempotency_key)
-            recipient.message = found or message
-            recipient.status = _FOLLOW.get(found.status, RecipientStatus.SENDING) if found else RecipientStatus.SENDING  # type: ignore[call-overload]
+        for p in pending:
+            if p.key in existing:
+                p.recipient.message_id, status = existing[p.key]
+                p.recipient.status = _FOLLOW.get(status, RecipientStatus.SENDING)  # type: ignore[call-overload]
+            else:
+                p.recipient.message_id, p.recipient.status = written[p.key], RecipientStatus.SENDING
         _recipients_record(batch, now)
-        if messages:
-            Conversation.objects.filter(pk__in={m.conversation_id for _r, m in messages}).update(last_message_at=now)
+        if pending:
+            Conversation.objects.filter(pk__any=list({p.conversation_id for p in pending})).update(last_message_at=now)
         live.progress_push([campaign.pk])
     return len(batch)
 
 
+def _campaign_dedupe(
+    campaign: Campaign, pending: list[_Pending], template: Message, now: datetime.datetime
+) -> list[_Pending]:
+    """The same content to the same person within the window, from any campaign or cadence on any
+    channel: skipped and recorded (this campaign's own message of a replay is not a duplicate)."""
+    recent = rails.recently_sent(
+        contact_ids=[p.recipient.contact_id for p in pending],
+        hours=campaign.dedupe_hours,
+        now=now,
+        exclude_keys=[p.key for p in pending],
+    )
+    kept = []
+    for p in pending:
+        fingerprint = rails.content_fingerprint(
+            type=template.type,
+            body=p.content["body"],
+            template_name=template.template_name,
+            media_url=template.media_url,
+        )
+        if fingerprint in recent.get(p.recipient.contact_id, set()):
+            p.recipient.status = RecipientStatus.SKIPPED
+            p.recipient.reason = _("The same message was sent to this contact in the last %(hours)s hours.") % {
+                "hours": campaign.dedupe_hours
+            }
+        else:
+            kept.append(p)
+    return kept
+
+
 def _recipients_record(batch: list[CampaignRecipient], now: datetime.datetime) -> None:
-    """One UPDATE ... FROM (VALUES ...) for the batch (bulk_update's CASE per row grows with the batch)."""
+    """One UPDATE ... FROM unnest(arrays) for the batch (bulk_update's CASE per row grows with the batch; an
+    array per column keeps the statement's text the same for every batch)."""
     if not batch:
         return
-    rows = ", ".join(["(%s::bigint, %s, %s::bigint, %s)"] * len(batch))
-    params: list[Any] = []
-    for r in batch:
-        params += [r.pk, r.status, r.message.pk if r.message else None, r.reason]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {CampaignRecipient._meta.db_table} AS r SET status = v.status, message_id = v.message_id, "  # noqa: S608
-            f"reason = v.reason, processed_at = %s FROM (VALUES {rows}) AS v(id, status, message_id, reason) "
+            "reason = v.reason, processed_at = %s "
+            "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[]) AS v(id, status, message_id, reason) "
             "WHERE r.id = v.id",
-            [now, *params],
+            [
+                now,
+                [r.pk for r in batch],
+                [r.status for r in batch],
+                [r.message_id for r in batch],
+                [r.reason for r in batch],
+            ],
         )
 
 
@@ -690,29 +726,6 @@ def _button_slots(campaign: Campaign, known: bool) -> list[tuple[int, str]]:
     return slots
 
 
-def _campaign_message(
-    campaign: Campaign,
-    conversation: Conversation,
-    contact: Contact,
-    template_body: str | None,
-    now: datetime.datetime,
-    round: int = 0,
-) -> Message:
-    key = f"campaign:{campaign.pk}:{contact.pk}" + (f":r{round}" if round else "")
-    return Message(
-        conversation=conversation,
-        channel_id=campaign.channel_id,
-        direction=Direction.OUTBOUND,
-        is_marketing=True,
-        status=MessageStatus.QUEUED,
-        queued_at=now,
-        next_attempt_at=now,
-        hold_quiet_hours=campaign.respect_quiet_hours,
-        idempotency_key=key,
-        **campaign_content(campaign, contact, template_body),
-    )
-
-
 def _campaign_complete_if_done(campaign: Campaign) -> None:
     """Complete only once every recipient has an outcome (never before: that is how broadcasts send twice)."""
     if CampaignRecipient.objects.filter(
@@ -739,35 +752,38 @@ def recipients_follow(changes: list[tuple[int, str, str]]) -> int:
     """Dispatcher and status hook: the recipients of these messages take their new state, forward only
     (RECIPIENT_RANK; failed after anything short of delivered; an opt-out found at send time is a skip).
     One statement for the batch."""
-    rows: list[Any] = []
+    ids: list[int] = []
+    targets: list[str] = []
+    ranks: list[int] = []
     for message_id, status, code in changes:
         target = _FOLLOW.get(status)  # type: ignore[call-overload]
         if target is None:
             continue
         if target == RecipientStatus.FAILED and code == "opted_out":
             target = RecipientStatus.SKIPPED
-        rows += [message_id, target, RECIPIENT_RANK.get(target, 0)]
-    if not rows:
+        ids.append(message_id)
+        targets.append(target)
+        ranks.append(RECIPIENT_RANK.get(target, 0))
+    if not ids:
         return 0
-    values = ", ".join(["(%s::bigint, %s, %s::int)"] * (len(rows) // 3))
     rank_sql = "CASE r.status " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in RECIPIENT_RANK.items()) + " ELSE 99 END"
     table, messages = CampaignRecipient._meta.db_table, Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS r SET status = v.status, processed_at = %s, "  # noqa: S608 (our names; values are parameters)
             "reason = CASE WHEN v.status IN ('failed', 'skipped') THEN left(m.error_text, 300) ELSE r.reason END "
-            f"FROM (VALUES {values}) AS v(id, status, rank) JOIN {messages} m ON m.id = v.id "
+            f"FROM unnest(%s::bigint[], %s::text[], %s::int[]) AS v(id, status, rank) JOIN {messages} m ON m.id = v.id "
             "WHERE r.message_id = v.id AND ("
             "(v.status IN ('failed', 'skipped') AND r.status IN ('sending', 'unknown', 'sent')) OR "
             "(v.status NOT IN ('failed', 'skipped') AND r.status NOT IN ('failed', 'skipped') "
             f"AND {rank_sql} < v.rank))",
-            [timezone.now(), *rows],
+            [timezone.now(), ids, targets, ranks],
         )
         count = int(cursor.rowcount)
     if count:
         sends = {m for m, s, _c in changes if s in (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.UNKNOWN)}
         found = list(
-            CampaignRecipient.objects.filter(message_id__in=[m for m, _s, _c in changes]).values_list(
+            CampaignRecipient.objects.filter(message_id__any=[m for m, _s, _c in changes]).values_list(
                 "message_id", "campaign_id", "status", "reason"
             )
         )

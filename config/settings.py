@@ -195,6 +195,8 @@ DISPATCH_MAX_IN_FLIGHT = env_int("DISPATCH_MAX_IN_FLIGHT", 256)
 # provider slower, not faster).
 DISPATCH_UNLIMITED_TARGET_PER_S = env_int("DISPATCH_UNLIMITED_TARGET_PER_S", 2000)
 DISPATCH_MAX_RUNTIME_S = env_int("DISPATCH_MAX_RUNTIME_S", 300)
+# The runner process's GIL switch interval (CPython's default is 0.005 s): see inbox.dispatcher.Runner.run.
+DISPATCH_GIL_SWITCH_S = float(env_str("DISPATCH_GIL_SWITCH_S", "0.0005"))
 CELERY_BEAT_SCHEDULE = {
     "dispatch-ensure": {"task": "inbox.dispatch_ensure", "schedule": 5.0, "options": {"queue": "default"}},
     "ingest-sweep": {"task": "inbox.ingest_sweep", "schedule": 10.0, "options": {"queue": "ingest"}},

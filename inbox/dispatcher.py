@@ -32,6 +32,7 @@ import logging
 import math
 import queue
 import random
+import sys
 import threading
 import time
 import uuid
@@ -47,7 +48,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import events, ratelimit, realtime
-from core.redis import redis_client
+from core.redis import redis_async_client, redis_client
 from crm.models import ConsentStatus, ContactConsent
 from crm.services import MEDIUM_OF_KIND, consent_record
 from inbox.models import Channel, Direction, Message, MessageStatus
@@ -277,7 +278,7 @@ def claim(
     marketing_contacts = [r["contact_id"] for r in rows if r["is_marketing"]]
     refused = (
         dict(
-            ContactConsent.objects.filter(contact_id__in=marketing_contacts, medium=medium)
+            ContactConsent.objects.filter(contact_id__any=marketing_contacts, medium=medium)
             .exclude(status=ConsentStatus.OPTED_IN)
             .values_list("contact_id", "status")
         )
@@ -363,18 +364,16 @@ def record(outcomes: list[Outcome], *, runner_id: str, channel: Channel) -> None
     if not outcomes:
         return
     now = timezone.now()
-    rows = ", ".join(["(%s::bigint, %s, %s, %s, %s, %s::timestamptz, %s::int)"] * len(outcomes))
-    params: list[Any] = []
-    for o in outcomes:
-        params += [
-            o.id,
-            o.status,
-            o.provider_message_id,
-            o.error_code,
-            o.error_text,
-            o.next_attempt_at,
-            1 if o.given_back else 0,
-        ]
+    # One array per column through unnest: a statement text that is the same for every batch size.
+    columns: list[list[Any]] = [
+        [o.id for o in outcomes],
+        [o.status for o in outcomes],
+        [o.provider_message_id for o in outcomes],
+        [o.error_code for o in outcomes],
+        [o.error_text for o in outcomes],
+        [o.next_attempt_at for o in outcomes],
+        [1 if o.given_back else 0 for o in outcomes],
+    ]
     table = Message._meta.db_table
     with realtime.batched(), transaction.atomic():
         with connection.cursor() as cursor:
@@ -386,9 +385,10 @@ def record(outcomes: list[Outcome], *, runner_id: str, channel: Channel) -> None
                 "error_code = CASE WHEN v.code = '' THEN m.error_code ELSE v.code END, "
                 "error_text = CASE WHEN v.code = '' THEN m.error_text ELSE v.text END, "
                 "next_attempt_at = v.due, attempts = m.attempts - v.back, claimed_by = '' "
-                f"FROM (VALUES {rows}) AS v(id, status, pid, code, text, due, back) "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], "
+                "%s::int[]) AS v(id, status, pid, code, text, due, back) "
                 "WHERE m.id = v.id AND m.status = 'sending' AND m.claimed_by = %s RETURNING m.id",
-                [now, now, *params, runner_id],
+                [now, now, *columns, runner_id],
             )
             written = {row[0] for row in cursor.fetchall()}
         done = [o for o in outcomes if o.id in written]
@@ -716,6 +716,11 @@ class Runner:
             return self.stats
         # The kick that asked for this runner is served: a kick from now on finds this lease (and pokes).
         redis_client().delete(_kick_key(self.schema, self.channel_id))
+        if not self.inline:
+            # The event loop thread gives the GIL up at every socket call and waits to get it back while the
+            # build, claim and record threads run Python: at CPython's 5 ms switch interval, that wait is
+            # what a send costs. Measured in bench/dispatch.py (README "Dispatch engine").
+            sys.setswitchinterval(settings.DISPATCH_GIL_SWITCH_S)
         try:
             recover()
             if self.inline:
@@ -799,7 +804,10 @@ class Runner:
             rate = float(channel.rate_limit_per_s)
             connector = aiohttp.TCPConnector(limit=settings.DISPATCH_MAX_IN_FLIGHT, ttl_dns_cache=300)
             timeout = aiohttp.ClientTimeout(total=20, connect=5)
-            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            # The event loop's own Redis calls are asyncio's: a synchronous round trip per group of sends
+            # held the loop (and every answer waiting on it) for the round trip and the GIL after it.
+            self._redis = redis_async_client()
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http, self._redis:
                 self.http = http
                 tasks = [
                     asyncio.create_task(self._heartbeat()),
@@ -859,6 +867,7 @@ class Runner:
         batch = int(max(20, min(1000, rate if rate < UNLIMITED else 1000)))
         inflight_key = _inflight_key(self.runner_id)
         client = redis_client()
+        inflight = self._redis
         bucket = f"{self.schema}:channel:{self.channel_id}"
         burst = max(1.0, rate / 10)
         slot_free = asyncio.Event()
@@ -908,9 +917,14 @@ class Runner:
                 wanted = min(wanted, self._tokens)
                 self._tokens -= wanted
             group, self._buffer = self._buffer[:wanted], self._buffer[wanted:]
-            client.sadd(inflight_key, *[job.id for job in group])  # before any byte of them leaves
+            self._inflight += len(group)  # their slots, taken before the await
+            try:  # in the in-flight set before any byte of them leaves; awaited, so the loop serves the answers
+                await inflight.sadd(inflight_key, *[job.id for job in group])
+            except BaseException:
+                self._inflight -= len(group)
+                self._buffer = group + self._buffer
+                raise
             for job in group:
-                self._inflight += 1
                 task = asyncio.create_task(self._send(job))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
