@@ -14,9 +14,7 @@ def test_any_matches_as_in_does_with_one_parameter_for_any_size(in_tenant_a: Any
     made = Contact.objects.bulk_create(Contact(phone=f"+55119{i:08d}", name=f"Any {i}") for i in range(5))
     ids = [c.pk for c in made]
     assert set(Contact.objects.filter(pk__any=ids[:3]).values_list("pk", flat=True)) == set(ids[:3])
-    assert set(Contact.objects.filter(pk__in=ids).exclude(pk__any=ids[:3]).values_list("pk", flat=True)) == set(
-        ids[3:]
-    )
+    assert set(Contact.objects.filter(pk__in=ids).exclude(pk__any=ids[:3]).values_list("pk", flat=True)) == set(ids[3:])
     assert not Contact.objects.filter(pk__any=[]).exists()  # an empty list matches nothing, as `__in` does
     assert set(Contact.objects.filter(phone__any=[made[0].phone, "+0"]).values_list("pk", flat=True)) == {ids[0]}
     tag = Tag.objects.create(name="any-lookup")
