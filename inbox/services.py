@@ -474,8 +474,11 @@ def statuses_apply(*, updates: list[tuple[Channel, StatusUpdate]]) -> list[bool 
     if not updates:
         return []
     pids = list({u.provider_message_id for _c, u in updates})
+    channel_ids = list({c.pk for c, _u in updates})
     found: dict[tuple[int, str], dict[str, Any]] = {}
-    for read in Message.objects.filter(provider_message_id__in=pids).values(
+    # By channel and provider id: the order of the unique index (a provider id alone scanned every message).
+    rows = Message.objects.filter(channel_id__any=channel_ids, provider_message_id__any=pids).order_by()
+    for read in rows.values(
         "id", "channel_id", "provider_message_id", "conversation_id", "conversation__contact_id", "status"
     ):
         found[(read["channel_id"], str(read["provider_message_id"]))] = dict(read)
@@ -503,27 +506,26 @@ def statuses_apply(*, updates: list[tuple[Channel, StatusUpdate]]) -> list[bool 
     if not changed:
         return results
     cols = ["sent_at", "delivered_at", "read_at", "failed_at", "fill_sent_at", "fill_delivered_at"]
-    rows = ", ".join(
-        [
-            "(%s::bigint, %s, %s, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::timestamptz,"
-            " %s::timestamptz, %s::timestamptz, %s, %s)"
-        ]
-        * len(changed)
-    )
-    params: list[Any] = []
-    for st in changed:
-        params += [st["row"]["id"], st["from"], st["status"], *[st.get(c) for c in cols]]
-        params += [st.get("error_code"), st.get("error_text")]
-    with connection.cursor() as cursor:
+    arrays: list[list[Any]] = [
+        [st["row"]["id"] for st in changed],
+        [st["from"] for st in changed],
+        [st["status"] for st in changed],
+        *[[st.get(c) for st in changed] for c in cols],
+        [st.get("error_code") for st in changed],
+        [st.get("error_text") for st in changed],
+    ]
+    with connection.cursor() as cursor:  # one array per column: the same statement text for every batch
         cursor.execute(
             f"UPDATE {Message._meta.db_table} AS m SET status = v.status, "  # noqa: S608 (names ours, values params)
             "sent_at = COALESCE(v.sent_at, m.sent_at, v.fill_sent), "
             "delivered_at = COALESCE(v.delivered_at, m.delivered_at, v.fill_delivered), "
             "read_at = COALESCE(v.read_at, m.read_at), failed_at = COALESCE(v.failed_at, m.failed_at), "
             "error_code = COALESCE(v.code, m.error_code), error_text = COALESCE(v.text, m.error_text) "
-            f"FROM (VALUES {rows}) AS v(id, old, status, sent_at, delivered_at, read_at, failed_at, fill_sent, "
-            "fill_delivered, code, text) WHERE m.id = v.id AND m.status = v.old RETURNING m.id",
-            params,
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+            "%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[]) "
+            "AS v(id, old, status, sent_at, delivered_at, read_at, failed_at, fill_sent, fill_delivered, code, text) "
+            "WHERE m.id = v.id AND m.status = v.old RETURNING m.id",
+            arrays,
         )
         written = {r[0] for r in cursor.fetchall()}
     moved = {st["row"]["id"] for st in changed} - written
