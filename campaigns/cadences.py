@@ -38,6 +38,7 @@ from campaigns.models import (
     StepTiming,
 )
 from campaigns.services import (
+    columns_insert,
     content_spun,
     content_validate,
     quiet_until,
@@ -796,23 +797,25 @@ def _messages_build(
     return len(built)
 
 
-# the columns that differ between a tick's messages; every other column is the same for the batch
-_VARYING = {
-    "conversation_id": "bigint",
-    "idempotency_key": "text",
-    "hold_quiet_hours": "boolean",
-    "type": "text",
-    "body": "text",
-    "template_name": "text",
-    "template_language": "text",
-    "template_variables": "jsonb",
-}
+# the columns that differ between a tick's messages (the batch's unique key last); every other column is
+# the same for the batch
+_VARYING = (
+    "conversation_id",
+    "hold_quiet_hours",
+    "type",
+    "body",
+    "template_name",
+    "template_language",
+    "template_variables",
+    "idempotency_key",
+)
 
 
 def _messages_insert(channel: Channel, rows: list[dict[str, Any]], now: datetime.datetime) -> dict[str, int]:
-    """Queue these messages for the dispatcher in one INSERT ... SELECT FROM unnest(arrays) (each column
-    one parameter; the rest from a model instance, so defaults stay the model's). A key that exists
-    already (a replay) keeps its message: never two. Returns key -> message id."""
+    """Queue these messages for the dispatcher in one INSERT ... SELECT FROM unnest(arrays) (the campaign
+    build's columns_insert: each varying column one parameter, the rest from a model instance, so
+    defaults stay the model's). A key that exists already (a replay) keeps its message: never two.
+    Returns key -> message id."""
     template = Message(
         channel_id=channel.pk,
         direction=Direction.OUTBOUND,
@@ -821,31 +824,10 @@ def _messages_insert(channel: Channel, rows: list[dict[str, Any]], now: datetime
         queued_at=now,
         next_attempt_at=now,
     )
-    names: list[str] = []
-    selects: list[str] = []
-    params: list[Any] = []
-    arrays: dict[str, list[Any]] = {}
-    for field in Message._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        names.append(connection.ops.quote_name(str(field.column)))
-        if field.attname in _VARYING:
-            selects.append(f"v.{field.attname}")
-            arrays[field.attname] = [field.get_db_prep_save(row[field.attname], connection) for row in rows]
-        else:
-            value = field.pre_save(template, add=True)
-            selects.append("%s")
-            params.append(field.get_db_prep_save(value, connection))
-    unnest = ", ".join(f"%s::{kind}[]" for kind in _VARYING.values())
-    table = Message._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(selects)} "  # noqa: S608 (our names)
-            f"FROM unnest({unnest}) AS v({', '.join(_VARYING)}) "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, id",
-            [*params, *(arrays[name] for name in _VARYING)],
-        )
-        ids = {str(k): int(i) for k, i in cursor.fetchall()}
+    written = columns_insert(
+        Message, template, {name: [row[name] for row in rows] for name in _VARYING}, ignore_conflicts=True
+    )
+    ids = {str(k): int(i) for k, i in written.items()}
     missing = [row["idempotency_key"] for row in rows if row["idempotency_key"] not in ids]
     if missing:
         ids.update(Message.objects.filter(idempotency_key__in=missing).values_list("idempotency_key", "pk"))

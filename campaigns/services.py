@@ -231,7 +231,7 @@ def conversation_rows(
     result = found(contact_ids)
     missing = [i for i in contact_ids if i not in result]
     if missing:
-        opened = _columns_insert(
+        opened = columns_insert(
             Conversation,
             Conversation(contact_id=missing[0], channel=channel, last_message_at=now),
             {"contact_id": missing},
@@ -244,7 +244,7 @@ def conversation_rows(
     return result
 
 
-def _columns_insert(
+def columns_insert(
     model: Any, template: Any, columns: dict[str, list[Any]], *, ignore_conflicts: bool = False
 ) -> dict[Any, int]:
     """INSERT of rows of `model` that differ only in `columns` (attname -> one value per row), as one
@@ -588,7 +588,7 @@ def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
         }
         fresh = [p for p in pending if p.key not in existing]
         written = (
-            _columns_insert(
+            columns_insert(
                 Message,
                 template,
                 {
