@@ -385,6 +385,9 @@ FACTORIES: dict[str, Callable[[World], Any]] = {
         version=1,
         text=f"{MARK} passage",
     ),
+    "knowledge.Lexeme": lambda w: w.make(
+        "knowledge.Lexeme", knowledge_base=w.get("knowledge.KnowledgeBase"), lexeme=f"{MARK}lexeme", chunks=1
+    ),
     "ai.AISettings": lambda w: w.make("ai.AISettings", chat_model=f"{MARK}-model"),
     "ai.AIUsageDay": lambda w: w.make("ai.AIUsageDay", day=timezone.localdate(), model=f"{MARK}-model", kind="chat"),
     "ai.Assistant": lambda w: w.make("ai.Assistant", name=f"{MARK} assistant", instructions=f"{MARK} instructions"),
