@@ -722,12 +722,11 @@ def _messages_build(
             results[run_id] = (StepRunStatus.FAILED, StepRunCode.OPTED_OUT, "", None, "")
             exits[enrollment_id] = (ExitReason.OPTED_OUT, "")
             continue
-        if not contact.phone or contact.phone.startswith("erased:"):
-            try:  # no phone: reachable only by a user id of this channel's portfolio (the rare, slow path)
-                address_check(Conversation(pk=conversation_id, contact=contact, channel=channel), caps.user_ids)
-            except ValidationError as exc:
-                results[run_id] = (StepRunStatus.FAILED, StepRunCode.NO_ADDRESS, " ".join(exc.messages)[:300], None, "")
-                continue
+        try:  # no phone: reachable only by a user id of this channel's portfolio (the BSUID rule)
+            address_check(contact, channel, caps.user_ids)
+        except ValidationError as exc:
+            results[run_id] = (StepRunStatus.FAILED, StepRunCode.NO_ADDRESS, " ".join(exc.messages)[:300], None, "")
+            continue
         if step.kind == ContentKind.TEMPLATE and not caps.templates:
             results[run_id] = (StepRunStatus.FAILED, StepRunCode.UNSUPPORTED, "", None, "")
             continue

@@ -543,12 +543,11 @@ def _campaign_build_batch(campaign: Campaign, limit: int) -> int:
                     "medium": medium.label,
                 }
                 continue
-            if not contact.phone or contact.phone.startswith("erased:"):
-                try:  # no phone: reachable only by a user id of this channel's portfolio (the BSUID rule)
-                    address_check(Conversation(pk=conversation_id, contact=contact, channel=channel), caps.user_ids)
-                except ValidationError as exc:
-                    recipient.status, recipient.reason = RecipientStatus.SKIPPED, " ".join(exc.messages)[:300]
-                    continue
+            try:  # no phone: reachable only by a user id of this channel's portfolio (the BSUID rule)
+                address_check(contact, channel, caps.user_ids)
+            except ValidationError as exc:
+                recipient.status, recipient.reason = RecipientStatus.SKIPPED, " ".join(exc.messages)[:300]
+                continue
             if (
                 campaign.kind != ContentKind.TEMPLATE
                 and window is not None

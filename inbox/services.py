@@ -276,7 +276,7 @@ def message_send(
             % {"contact": conversation.contact.display_name, "medium": medium.label},
             code="opted_out",
         )
-    address_check(conversation, caps.user_ids)
+    address_check(conversation.contact, conversation.channel, caps.user_ids)
     if type == MessageType.TEMPLATE and not caps.templates:
         raise ValidationError(_("This channel does not support templates."), code="unsupported")
     if type in MEDIA_TYPES and type not in caps.media_kinds:
@@ -326,17 +326,16 @@ def message_send(
     return message
 
 
-def address_check(conversation: Conversation, user_ids: bool) -> None:
+def address_check(contact: Contact, channel: Channel, user_ids: bool) -> None:
     """A contact without a phone is reachable only where the provider takes a user id (WhatsApp Cloud,
     by the BSUID of this channel's portfolio): elsewhere (SMS, a QR-linked number) it is refused, saying why
     (ValidationError, code ``no_address``; a campaign skips that recipient with the same words)."""
-    contact = conversation.contact
     if contact.phone and not contact.phone.startswith("erased:"):
         return
     if user_ids:
         from inbox.selectors import channel_identity_scope
 
-        if contact_bsuid(contact, channel_identity_scope(conversation.channel)):
+        if contact_bsuid(contact, channel_identity_scope(channel)):
             return
         raise ValidationError(
             _("%(contact)s has no phone number and no WhatsApp user id for this number's business portfolio.")
@@ -345,7 +344,7 @@ def address_check(conversation: Conversation, user_ids: bool) -> None:
         )
     raise ValidationError(
         _("%(contact)s has no phone number: %(channel)s can only reach a phone number.")
-        % {"contact": contact.display_name, "channel": conversation.channel.get_kind_display()},
+        % {"contact": contact.display_name, "channel": channel.get_kind_display()},
         code="no_address",
     )
 
